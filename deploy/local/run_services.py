@@ -1,0 +1,86 @@
+"""Start the three services as processes, wait until each is ready, print where they listen.
+
+Ctrl-C (or SIGTERM) stops them cleanly; if one dies, the others are stopped too.
+Run by ``make run`` after ``make stack``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+SERVICES = {"ingest": 8001, "annotation": 8002, "search": 8003}
+READY_TIMEOUT_SECONDS = 90
+
+
+def _port(name: str) -> int:
+    return int(os.environ.get(f"CORPUS_{name.upper()}_PORT", SERVICES[name]))
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return json.load(response).get("status") == "ready"
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def main() -> int:
+    procs: dict[str, subprocess.Popen] = {}
+    for name in SERVICES:
+        env = {**os.environ, "CORPUS_PORT": str(_port(name))}
+        procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env)
+
+    def stop(*_: object) -> None:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        pending = set(SERVICES)
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                if procs[name].poll() is not None:
+                    print(f"{name} exited with {procs[name].returncode}; see its log above", file=sys.stderr)
+                    stop()
+                    return 1
+                if _ready(_port(name)):
+                    pending.discard(name)
+            time.sleep(0.3)
+        if pending:
+            print(f"not ready after {READY_TIMEOUT_SECONDS}s: {', '.join(sorted(pending))}", file=sys.stderr)
+            stop()
+            return 1
+        print("\nImage Corpus is up:", flush=True)
+        for name in SERVICES:
+            port = _port(name)
+            print(f"  {name:<11} http://127.0.0.1:{port}   (OpenAPI: /openapi.json, metrics: /metrics)", flush=True)
+        print("Try: curl -F file=@photo.jpg -F tags=cat http://127.0.0.1:8001/v1/images", flush=True)
+        print("     curl 'http://127.0.0.1:8003/v1/search?q=cat'", flush=True)
+        print("Ctrl-C stops the services (the stack keeps running; `make stop` stops it).\n", flush=True)
+        while all(proc.poll() is None for proc in procs.values()):
+            time.sleep(0.5)
+        dead = [name for name, proc in procs.items() if proc.poll() is not None]
+        print(f"service(s) exited: {', '.join(dead)}; stopping the others", file=sys.stderr)
+        stop()
+        return 1
+    except KeyboardInterrupt:
+        stop()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

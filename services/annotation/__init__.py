@@ -1,0 +1,1 @@
+"""Annotation: the label taxonomy, versioned annotations, users and roles."""

@@ -1,0 +1,1 @@
+"""Ingest: turns bytes into a stored, validated, de-duplicated image."""

@@ -1,0 +1,1 @@
+"""Ingest's adapters: MongoDB repository and the CPU worker pool."""

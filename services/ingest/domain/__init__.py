@@ -1,0 +1,1 @@
+"""Ingest's domain: what an image is here, and the rules it must pass."""

@@ -1,0 +1,1 @@
+"""Search: the Elasticsearch mirror of the searchable fields, and the queries on it."""

@@ -1,0 +1,1 @@
+"""Search's adapters: the Elasticsearch index and the read-only view of MongoDB."""

@@ -1,0 +1,13 @@
+"""Typed app keys for what search's handlers need."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.search.adapters.images import ImageReader
+from services.search.adapters.index import ImageIndex
+from services.search.config import SearchSettings
+
+SEARCH_SETTINGS = web.AppKey("search_settings", SearchSettings)
+INDEX = web.AppKey("image_index", ImageIndex)
+READER = web.AppKey("image_reader", ImageReader)

@@ -1,0 +1,1 @@
+"""Search's domain: the search document and query building, pure functions."""

@@ -1,0 +1,98 @@
+"""The bus as one object: a robust connection, a confirming channel, the topology."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+
+from shared.bus.consumer import Handler, MessageConsumer
+from shared.bus.publisher import publish
+from shared.bus.topology import Topology, dead_letter_queue_name, declare_topology
+from shared.events import Envelope
+from shared.settings import CorpusSettings
+
+log = logging.getLogger(__name__)
+
+
+class Bus:
+    def __init__(self, settings: CorpusSettings) -> None:
+        self.settings = settings
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._topology: Topology | None = None
+        self._consumer_channels: list[AbstractChannel] = []
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self.settings.amqp_url, client_properties={"connection_name": self.settings.service_name}
+        )
+        self._channel = await self._connection.channel(publisher_confirms=True)
+        self._topology = await declare_topology(self._channel, self.settings.amqp_exchange)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    @property
+    def topology(self) -> Topology:
+        if self._topology is None:
+            raise RuntimeError("bus is not connected")
+        return self._topology
+
+    @property
+    def is_open(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def publish(self, envelope: Envelope) -> None:
+        await publish(self.topology.exchange, envelope)
+
+    async def consume(self, handlers: Mapping[str, Handler], service: str | None = None) -> None:
+        """Start consuming this service's queue on its own channel, with prefetch as back-pressure."""
+        assert self._connection is not None, "connect() first"
+        channel = await self._connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=self.settings.amqp_prefetch)
+        topology = await declare_topology(channel, self.settings.amqp_exchange)
+        queue_name = self.settings.queue_name(service)
+        queue = await channel.get_queue(queue_name, ensure=True)
+        consumer = MessageConsumer(
+            queue_name=queue_name,
+            handlers=handlers,
+            dead_letter_exchange=topology.dead_letter_exchange,
+            attempts=self.settings.consume_attempts,
+            backoff_seconds=self.settings.consume_backoff_seconds,
+        )
+        await queue.consume(consumer)
+        self._consumer_channels.append(channel)
+        log.info("consuming", extra={"queue": queue_name, "types": sorted(handlers)})
+
+    async def replay_parked(self, service: str | None = None, limit: int = 1000) -> int:
+        """Move parked messages back onto the exchange under their original routing key."""
+        assert self._channel is not None, "connect() first"
+        queue_name = self.settings.queue_name(service)
+        dlq = await self._channel.get_queue(dead_letter_queue_name(queue_name), ensure=True)
+        replayed = 0
+        while replayed < limit:
+            message = await dlq.get(no_ack=False, fail=False)
+            if message is None:
+                break
+            headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
+            routing_key = str((message.headers or {}).get("x-original-routing-key") or message.type)
+            await self.topology.exchange.publish(
+                aio_pika.Message(
+                    body=message.body,
+                    headers=headers,
+                    content_type=message.content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=message.message_id,
+                    type=message.type,
+                    correlation_id=message.correlation_id,
+                ),
+                routing_key=routing_key,
+            )
+            await message.ack()
+            replayed += 1
+        return replayed

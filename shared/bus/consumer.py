@@ -1,0 +1,113 @@
+"""Consuming: manual acks, retries with back-off, poison messages parked.
+
+A message is acknowledged only after its handler returned, i.e. after its
+effects are durable. A payload that does not validate is parked at once (a
+retry cannot fix it); a handler that raises :class:`PermanentError` is parked
+at once too; any other failure is retried with exponential back-off and parked
+when the attempts run out. Parking publishes the message to the dead-letter
+exchange, with the error in its headers, and waits for the broker's confirm
+before acking the original: a message is never acked away.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+import aio_pika
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
+
+from shared.events import Envelope, EventData, UnknownEventError, parse_data
+from shared.logs import correlation_id
+from shared.metrics import EVENTS_CONSUMED
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope, EventData], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """A failure that retrying cannot fix: park the message now."""
+
+
+class MessageConsumer:
+    def __init__(
+        self,
+        *,
+        queue_name: str,
+        handlers: Mapping[str, Handler],
+        dead_letter_exchange: AbstractExchange,
+        attempts: int,
+        backoff_seconds: float,
+    ) -> None:
+        self.queue_name = queue_name
+        self.handlers = handlers
+        self.dlx = dead_letter_exchange
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+
+    async def __call__(self, message: AbstractIncomingMessage) -> None:
+        try:
+            envelope = Envelope.from_json(message.body)
+            data = parse_data(envelope)
+            handler = self.handlers[envelope.type]
+        except (ValidationError, UnknownEventError, KeyError) as exc:
+            await self._park(message, "invalid", f"{type(exc).__name__}: {exc}")
+            return
+        token = correlation_id.set(envelope.correlation_id)
+        extra = {"event_id": str(envelope.id), "event_type": envelope.type}
+        try:
+            await self._run_with_retries(handler, envelope, data)
+        except Exception as exc:  # noqa: BLE001 - every failure is parked, none crashes the consumer
+            log.exception("handler failed, parking", extra=extra)
+            await self._park(message, "failed", f"{type(exc).__name__}: {exc}")
+        else:
+            await message.ack()
+            EVENTS_CONSUMED.labels(type=envelope.type, outcome="ok").inc()
+            log.debug("handled", extra=extra)
+        finally:
+            correlation_id.reset(token)
+
+    async def _run_with_retries(self, handler: Handler, envelope: Envelope, data: EventData) -> None:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.backoff_seconds, max=30),
+            retry=retry_if_not_exception_type(PermanentError),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await handler(envelope, data)
+
+    async def _park(self, message: AbstractIncomingMessage, outcome: str, error: str) -> None:
+        headers = dict(message.headers or {})
+        headers.update(
+            {
+                "x-error": error[:4000],
+                "x-outcome": outcome,
+                "x-original-routing-key": message.routing_key or "",
+                "x-parked-at": datetime.now(UTC).isoformat(),
+                "x-parked-by": self.queue_name,
+            }
+        )
+        parked = aio_pika.Message(
+            body=message.body,
+            headers=headers,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            type=message.type,
+            correlation_id=message.correlation_id,
+        )
+        try:
+            await self.dlx.publish(parked, routing_key=self.queue_name)
+        except Exception:
+            log.exception("could not park message; returning it to the queue")
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+        EVENTS_CONSUMED.labels(type=message.type or "unknown", outcome=f"parked_{outcome}").inc()
+        log.warning("message parked", extra={"error": error, "routing_key": message.routing_key})

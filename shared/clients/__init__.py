@@ -1,0 +1,1 @@
+"""Clients for the three stores, built from settings (never at import time)."""

@@ -1,0 +1,100 @@
+"""Blob storage in MinIO under content-addressed keys.
+
+The ``minio`` SDK is synchronous, so every call runs in a bounded thread pool
+and never blocks the event loop. Keys are derived from the SHA-256 of the
+bytes, so putting the same blob twice is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from minio import Minio
+from minio.error import S3Error
+
+from shared.settings import CorpusSettings
+
+
+def original_key(sha256: str) -> str:
+    return f"originals/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def thumbnail_key(sha256: str) -> str:
+    return f"thumbnails/{sha256[:2]}/{sha256[2:4]}/{sha256}.jpg"
+
+
+class BlobStore:
+    def __init__(self, settings: CorpusSettings) -> None:
+        self.bucket = settings.minio_bucket
+        self._ttl = timedelta(seconds=settings.presign_ttl_seconds)
+        # The region is given so the SDK never asks the server for it.
+        self._client = Minio(
+            settings.minio_endpoint,
+            access_key=settings.minio_access_key,
+            secret_key=settings.minio_secret_key,
+            secure=settings.minio_secure,
+            region=settings.minio_region,
+        )
+        # Presigned URLs are signed for the host clients will use.
+        self._signer = Minio(
+            settings.minio_public_endpoint or settings.minio_endpoint,
+            access_key=settings.minio_access_key,
+            secret_key=settings.minio_secret_key,
+            secure=settings.minio_secure,
+            region=settings.minio_region,
+        )
+        self._pool = ThreadPoolExecutor(max_workers=settings.blob_threads, thread_name_prefix="blobs")
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args, **kwargs))
+
+    async def ensure_bucket(self) -> None:
+        if not await self._run(self._client.bucket_exists, self.bucket):
+            try:
+                await self._run(self._client.make_bucket, self.bucket)
+            except S3Error as exc:  # another replica made it first
+                if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+    async def ping(self) -> None:
+        await self._run(self._client.bucket_exists, self.bucket)
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await self._run(
+            self._client.put_object, self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
+        )
+
+    async def get(self, key: str) -> bytes:
+        def read() -> bytes:
+            response = self._client.get_object(self.bucket, key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return await self._run(read)
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self._run(self._client.stat_object, self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+                return False
+            raise
+        return True
+
+    async def delete(self, key: str) -> None:
+        await self._run(self._client.remove_object, self.bucket, key)
+
+    def presigned_url(self, key: str) -> str:
+        """A time-limited GET URL. Signing is local computation: no request is made."""
+        return self._signer.presigned_get_object(self.bucket, key, expires=self._ttl)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

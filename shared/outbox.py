@@ -1,0 +1,108 @@
+"""The transactional outbox and its relay.
+
+A service writes its business change and the event announcing it in one
+MongoDB transaction (:func:`stage`); the relay then publishes pending events
+with publisher confirms and marks them sent. A crash anywhere converges: an
+event staged but not yet confirmed is published again on the next pass, and
+consumers are idempotent, so at-least-once delivery is safe. Several replicas
+may relay at once for the same reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from pymongo import ASCENDING, UpdateMany
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.bus import Bus
+from shared.events import Envelope
+from shared.metrics import OUTBOX_RELAYED
+
+log = logging.getLogger(__name__)
+
+OUTBOX = "outbox"
+# Sent entries are kept a week for inspection, then MongoDB's TTL monitor removes them.
+SENT_RETENTION_SECONDS = 7 * 24 * 3600
+
+
+async def ensure_outbox_indexes(db: AsyncDatabase) -> None:
+    outbox = db[OUTBOX]
+    await outbox.create_index([("status", ASCENDING), ("created_at", ASCENDING)])
+    await outbox.create_index("sent_at", expireAfterSeconds=SENT_RETENTION_SECONDS)
+
+
+async def stage(db: AsyncDatabase, envelope: Envelope, session: AsyncClientSession) -> None:
+    """Write the event inside the caller's transaction."""
+    await db[OUTBOX].insert_one(
+        {
+            "_id": str(envelope.id),
+            "type": envelope.type,
+            "envelope": envelope.model_dump(mode="json", by_alias=True),
+            "status": "pending",
+            "created_at": envelope.occurred_at,
+        },
+        session=session,
+    )
+
+
+class OutboxRelay:
+    def __init__(self, db: AsyncDatabase, bus: Bus, *, poll_seconds: float, batch_size: int = 256) -> None:
+        self.db = db
+        self.bus = bus
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def nudge(self) -> None:
+        """Tell the relay there is something new (called after a commit)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                relayed = await self.relay_pending()
+            except Exception:  # noqa: BLE001 - broker or database away: try again on the next pass
+                log.exception("outbox relay pass failed; will retry")
+                relayed = 0
+            if relayed >= self.batch_size:
+                continue  # more waiting: no pause
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+
+    async def relay_pending(self) -> int:
+        """Publish one batch of pending events; return how many were confirmed."""
+        cursor = self.db[OUTBOX].find({"status": "pending"}).sort("created_at", ASCENDING).limit(self.batch_size)
+        entries = await cursor.to_list()
+        if not entries:
+            return 0
+        envelopes = [Envelope.model_validate(entry["envelope"]) for entry in entries]
+        # Confirms are pipelined: publish the whole batch, then wait for all of them.
+        results = await asyncio.gather(*(self.bus.publish(env) for env in envelopes), return_exceptions=True)
+        confirmed = [str(env.id) for env, result in zip(envelopes, results, strict=True) if result is None]
+        for env, result in zip(envelopes, results, strict=True):
+            if result is not None:
+                log.warning("publish not confirmed", extra={"event_id": str(env.id), "error": repr(result)})
+        if confirmed:
+            now = datetime.now(UTC)
+            await self.db[OUTBOX].bulk_write(
+                [UpdateMany({"_id": {"$in": confirmed}}, {"$set": {"status": "sent", "sent_at": now}})]
+            )
+            for env in envelopes:
+                OUTBOX_RELAYED.labels(type=env.type).inc()
+        return len(confirmed)

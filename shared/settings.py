@@ -1,0 +1,52 @@
+"""One settings model, read from the environment (prefix ``CORPUS_``).
+
+Every default works with the local stack that ``make stack`` starts, so a
+fresh clone runs without configuration. Each service subclasses
+:class:`CorpusSettings` to add its own knobs and its default port.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CorpusSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CORPUS_", extra="ignore")
+
+    service_name: str = "corpus"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+
+    mongo_url: str = "mongodb://127.0.0.1:27017/?replicaSet=rs0"
+    mongo_db: str = "corpus"
+
+    es_url: str = "http://127.0.0.1:9200"
+    es_index_prefix: str = "corpus"
+
+    minio_endpoint: str = "127.0.0.1:9000"
+    minio_access_key: str = "minioadmin"
+    minio_secret_key: str = "minioadmin"
+    minio_secure: bool = False
+    minio_region: str = "us-east-1"
+    minio_bucket: str = "corpus"
+    # Host:port that clients outside the stack use to reach MinIO (presigned URLs
+    # are signed for this host). Defaults to minio_endpoint.
+    minio_public_endpoint: str | None = None
+    presign_ttl_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
+    blob_threads: int = Field(default=8, ge=1)
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_exchange: str = "corpus"
+    # Unacknowledged deliveries a consumer holds at once: the back-pressure knob.
+    amqp_prefetch: int = Field(default=64, ge=1)
+    # Attempts (with exponential back-off) before a failing message is parked.
+    consume_attempts: int = Field(default=5, ge=1)
+    consume_backoff_seconds: float = Field(default=0.2, ge=0)
+
+    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+
+    def queue_name(self, service: str | None = None) -> str:
+        """The durable queue that one service consumes (competing consumers)."""
+        return f"{self.amqp_exchange}.{service or self.service_name}"

@@ -1,0 +1,50 @@
+"""The skeleton every service's app factory starts from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from shared.metrics import render_latest
+from shared.settings import CorpusSettings
+from shared.web.endpoints import Endpoint
+from shared.web.health import READINESS_CHECKS, healthz, readyz
+from shared.web.middlewares import SERVICE_NAME, observe
+from shared.web.openapi import build_openapi
+from shared.web.resources import SETTINGS
+
+OPENAPI = web.AppKey("openapi", dict)
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """What the OpenAPI document and the request size cap need to know of a service."""
+
+    title: str
+    version: str = "1.0.0"
+    client_max_size: int = 1024**2
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body, content_type = render_latest()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+def build_app(settings: CorpusSettings, info: ServiceInfo, endpoints: list[Endpoint]) -> web.Application:
+    app = web.Application(middlewares=[observe], client_max_size=info.client_max_size)
+    app[SETTINGS] = settings
+    app[SERVICE_NAME] = settings.service_name
+    app[READINESS_CHECKS] = {}
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
+    for ep in endpoints:
+        app.router.add_route(ep.method, ep.path, ep.handler)
+    app[OPENAPI] = build_openapi(info.title, info.version, endpoints)
+    return app

@@ -1,0 +1,33 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (its dependencies answer)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+READINESS_CHECKS = web.AppKey("readiness_checks", dict[str, ReadinessCheck])
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _check(fn: ReadinessCheck) -> str:
+    try:
+        await asyncio.wait_for(fn(), timeout=CHECK_TIMEOUT_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - the point is to report any failure
+        return f"failed: {type(exc).__name__}: {exc}"[:300]
+    return "ok"
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = request.app[READINESS_CHECKS]
+    names = list(checks)
+    results = await asyncio.gather(*(_check(checks[name]) for name in names))
+    report = dict(zip(names, results, strict=True))
+    ready = all(result == "ok" for result in results)
+    return web.json_response({"status": "ready" if ready else "not ready", "checks": report}, status=200 if ready else 503)

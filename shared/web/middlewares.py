@@ -1,0 +1,61 @@
+"""One middleware for every request: correlation id, problem details, metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from aiohttp import web
+
+from shared.logs import correlation_id
+from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.problems import Problem
+
+log = logging.getLogger(__name__)
+
+CORRELATION_HEADER = "X-Correlation-ID"
+SERVICE_NAME = web.AppKey("service_name", str)
+
+
+def _route_label(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _from_http_exception(exc: web.HTTPException) -> Problem:
+    detail = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else None
+    return Problem(exc.status, exc.reason, detail, headers={k: v for k, v in exc.headers.items() if k == "Allow"})
+
+
+@web.middleware
+async def observe(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    cid = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
+    token = correlation_id.set(cid)
+    started = time.perf_counter()
+    try:
+        try:
+            response = await handler(request)
+        except Problem as problem:
+            response = problem.to_response(request.path)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = _from_http_exception(exc).to_response(request.path)
+        except Exception:  # noqa: BLE001 - a bug answers 500 with details in the log, never a traceback
+            log.exception("unhandled error", extra={"path": request.path})
+            response = Problem(
+                500,
+                "Internal Server Error",
+                "An unexpected error occurred. Quote the correlation id when reporting it.",
+                correlation_id=cid,
+            ).to_response(request.path)
+        response.headers[CORRELATION_HEADER] = cid
+        return response
+    finally:
+        service = request.app[SERVICE_NAME]
+        route = _route_label(request)
+        status = str(getattr(locals().get("response"), "status", 500))
+        HTTP_REQUESTS.labels(service, request.method, route, status).inc()
+        HTTP_LATENCY.labels(service, request.method, route).observe(time.perf_counter() - started)
+        correlation_id.reset(token)

@@ -1,0 +1,86 @@
+"""Opening and closing the stores, one ``cleanup_ctx`` generator each.
+
+Each generator builds its client from the app's settings, registers a
+readiness check, yields while the app runs, and closes the client after.
+Services pick the ones they need; nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from elasticsearch import AsyncElasticsearch
+from pymongo.asynchronous.database import AsyncDatabase
+from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
+
+from shared.bus import Bus
+from shared.clients.blobs import BlobStore
+from shared.clients.elastic import elastic_client
+from shared.clients.mongo import database, mongo_client, ping
+from shared.settings import CorpusSettings
+from shared.web.health import READINESS_CHECKS
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", CorpusSettings)
+MONGO = web.AppKey("mongo", AsyncDatabase)
+ELASTIC = web.AppKey("elastic", AsyncElasticsearch)
+BLOBS = web.AppKey("blobs", BlobStore)
+BUS = web.AppKey("bus", Bus)
+
+# How long a starting service waits for a dependency that is not up yet.
+STARTUP_PATIENCE_SECONDS = 60
+
+
+def _startup_retry() -> AsyncRetrying:
+    return AsyncRetrying(stop=stop_after_delay(STARTUP_PATIENCE_SECONDS), wait=wait_exponential(0.2, max=5), reraise=True)
+
+
+async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
+    client = mongo_client(app[SETTINGS])
+    db = database(client, app[SETTINGS])
+    app[MONGO] = db
+    app[READINESS_CHECKS]["mongodb"] = lambda: ping(db)
+    yield
+    await client.close()
+
+
+async def elastic_ctx(app: web.Application) -> AsyncIterator[None]:
+    es = elastic_client(app[SETTINGS])
+    app[ELASTIC] = es
+
+    async def check() -> None:
+        await es.cluster.health()
+
+    app[READINESS_CHECKS]["elasticsearch"] = check
+    yield
+    await es.close()
+
+
+async def blobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    blobs = BlobStore(app[SETTINGS])
+    async for attempt in _startup_retry():
+        with attempt:
+            await blobs.ensure_bucket()
+    app[BLOBS] = blobs
+    app[READINESS_CHECKS]["minio"] = blobs.ping
+    yield
+    blobs.close()
+
+
+async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
+    bus = Bus(app[SETTINGS])
+    async for attempt in _startup_retry():
+        with attempt:
+            await bus.connect()
+    app[BUS] = bus
+
+    async def check() -> None:
+        if not bus.is_open:
+            raise ConnectionError("AMQP connection is closed")
+
+    app[READINESS_CHECKS]["rabbitmq"] = check
+    yield
+    await bus.close()

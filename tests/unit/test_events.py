@@ -1,0 +1,58 @@
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from shared.events import CATALOG, Envelope, ImageIngested, UnknownEventError, parse_data
+from shared.logs import correlation_id
+
+
+def _ingested() -> ImageIngested:
+    return ImageIngested(
+        image_id="ab" * 32,
+        version=1,
+        sha256="ab" * 32,
+        width=640,
+        height=480,
+        format="JPEG",
+        bytes=1234,
+        tags=["cat"],
+        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+
+
+def test_envelope_round_trips_through_json_with_schema_alias():
+    token = correlation_id.set("corr-1")
+    try:
+        env = Envelope.wrap(_ingested(), producer="ingest")
+    finally:
+        correlation_id.reset(token)
+    raw = env.to_json()
+    assert b'"schema":1' in raw and b'"type":"image.ingested"' in raw
+    back = Envelope.from_json(raw)
+    assert back == env
+    assert back.correlation_id == "corr-1"
+    assert parse_data(back) == _ingested()
+
+
+def test_every_catalog_entry_is_keyed_by_its_own_type_and_schema():
+    for (event_type, schema), model in CATALOG.items():
+        assert (model.event_type, model.event_schema) == (event_type, schema)
+
+
+def test_unknown_type_or_schema_is_refused():
+    env = Envelope(type="image.ingested", schema=99, producer="x", correlation_id="c", data={})
+    with pytest.raises(UnknownEventError):
+        parse_data(env)
+
+
+def test_payload_that_does_not_match_its_model_is_refused():
+    env = Envelope(type="image.ingested", schema=1, producer="x", correlation_id="c", data={"image_id": "x"})
+    with pytest.raises(ValidationError):
+        parse_data(env)
+
+
+def test_envelope_requires_every_field():
+    with pytest.raises(ValidationError):
+        Envelope.from_json(b'{"id": "%s", "type": "image.ingested"}' % str(uuid.uuid4()).encode())

@@ -1,0 +1,19 @@
+from shared.naming import normalize_name, normalize_names, split_csv_names
+
+
+def test_separators_case_and_width_collapse_to_one_form():
+    forms = ["  Traffic_Light ", "traffic-light", "TRAFFIC  LIGHT", "ｔｒａｆｆｉｃ light", "traffic__-__light"]
+    assert {normalize_name(f) for f in forms} == {"traffic light"}
+
+
+def test_casefold_is_stronger_than_lower():
+    assert normalize_name("Straße") == "strasse"
+
+
+def test_empty_and_duplicates_are_dropped_in_first_seen_order():
+    assert normalize_names(["Dog", " ", "cat", "DOG", "_"]) == ["dog", "cat"]
+
+
+def test_csv_split():
+    assert split_csv_names("cat, Dog,,cat,  hot_dog ") == ["cat", "dog", "hot dog"]
+    assert split_csv_names(None) == []
