@@ -7,7 +7,7 @@ fresh clone runs without configuration. Each service subclasses
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +46,12 @@ class CorpusSettings(BaseSettings):
     consume_backoff_seconds: float = Field(default=0.2, ge=0)
 
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
+
+    # The bootstrap admin's API key. Unset: the annotation service creates an
+    # admin with a random key on first start and prints it once.
+    admin_key: SecretStr | None = None
+    # Let requests without a key read (search, fetch). Off: every request needs a key.
+    anonymous_read: bool = False
 
     def queue_name(self, service: str | None = None) -> str:
         """The durable queue that one service consumes (competing consumers)."""

@@ -14,7 +14,7 @@ from services.ingest.deps import DEPS, INGEST_SETTINGS
 from services.ingest.service import IngestDeps
 from shared.outbox import OutboxRelay
 from shared.web import ServiceInfo, build_app
-from shared.web.resources import BLOBS, BUS, MONGO, blobs_ctx, bus_ctx, mongo_ctx
+from shared.web.resources import BLOBS, BUS, MONGO, blobs_ctx, bus_ctx
 
 # Multipart uploads are streamed with their own cap; this bounds other bodies.
 OTHER_BODY_LIMIT = 1024**2
@@ -45,5 +45,5 @@ async def init_app(settings: IngestSettings) -> web.Application:
         settings, ServiceInfo(title="Image Corpus — ingest", client_max_size=OTHER_BODY_LIMIT), routes.endpoints()
     )
     app[INGEST_SETTINGS] = settings
-    app.cleanup_ctx.extend([mongo_ctx, blobs_ctx, bus_ctx, ingest_ctx])
+    app.cleanup_ctx.extend([blobs_ctx, bus_ctx, ingest_ctx])
     return app

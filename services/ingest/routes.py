@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.ingest import views
 from services.ingest.domain.model import ImageOut
+from shared.auth import Permission
 from shared.web import Endpoint
 from shared.web.endpoints import path_param
 
@@ -32,6 +33,7 @@ def endpoints() -> list[Endpoint]:
             "/v1/images",
             views.upload_image,
             "Upload one image",
+            permission=Permission.INGEST,
             tag="images",
             request_body=UPLOAD_BODY,
             responses={
@@ -48,6 +50,7 @@ def endpoints() -> list[Endpoint]:
             "/v1/images/{image_id}",
             views.get_image,
             "An image document as ingest stored it",
+            permission=Permission.READ,
             tag="images",
             parameters=[path_param("image_id", "The image id (SHA-256 of its bytes)")],
             responses={200: ImageOut, 404: "No such image"},

@@ -87,4 +87,4 @@ async def record_rejection(deps: IngestDeps, submission: Submission, refused: Im
     record = {"_id": event.rejection_id, **event.model_dump(exclude={"rejection_id"}), "bytes": len(submission.data)}
     await deps.repository.add_rejection(record, Envelope.wrap(event, producer=deps.producer))
     deps.relay.nudge()
-    log.info("image rejected", extra={"reason": refused.reason, "filename": submission.filename})
+    log.info("image rejected", extra={"reason": refused.reason, "file_name": submission.filename})

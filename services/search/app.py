@@ -13,7 +13,7 @@ from services.search.config import SearchSettings
 from services.search.deps import INDEX, READER, SEARCH_SETTINGS
 from services.search.handlers import handlers
 from shared.web import ServiceInfo, build_app
-from shared.web.resources import BUS, ELASTIC, MONGO, blobs_ctx, bus_ctx, elastic_ctx, mongo_ctx
+from shared.web.resources import BUS, ELASTIC, MONGO, blobs_ctx, bus_ctx, elastic_ctx
 
 
 async def search_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -30,5 +30,5 @@ async def search_ctx(app: web.Application) -> AsyncIterator[None]:
 async def init_app(settings: SearchSettings) -> web.Application:
     app = build_app(settings, ServiceInfo(title="Image Corpus — search"), routes.endpoints())
     app[SEARCH_SETTINGS] = settings
-    app.cleanup_ctx.extend([mongo_ctx, elastic_ctx, blobs_ctx, bus_ctx, search_ctx])
+    app.cleanup_ctx.extend([elastic_ctx, blobs_ctx, bus_ctx, search_ctx])
     return app

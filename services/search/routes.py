@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.search import views
 from services.search.models import ImageDetail, SearchPage
+from shared.auth import Permission
 from shared.web import Endpoint
 from shared.web.endpoints import path_param, query_param
 
@@ -15,6 +16,7 @@ def endpoints() -> list[Endpoint]:
             "/v1/search",
             views.search,
             "Search images: free text, newest first, cursor pagination",
+            permission=Permission.READ,
             tag="search",
             parameters=[
                 query_param("q", "Free text over tags, file names and sources (simple query syntax)", {"type": "string"}),
@@ -28,6 +30,7 @@ def endpoints() -> list[Endpoint]:
             "/v1/images/{image_id}",
             views.get_image,
             "One image document with a time-limited URL to its original",
+            permission=Permission.READ,
             tag="images",
             parameters=[path_param("image_id", "The image id (SHA-256 of its bytes)")],
             responses={200: ImageDetail, 404: "No such image"},

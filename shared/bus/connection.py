@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from shared.bus.consumer import Handler, MessageConsumer
 from shared.bus.publisher import publish
-from shared.bus.topology import Topology, dead_letter_queue_name, declare_topology
+from shared.bus.topology import Topology, dead_letter_queue_name, declare_service_queue, declare_topology
 from shared.events import Envelope
 from shared.settings import CorpusSettings
 
@@ -57,7 +57,9 @@ class Bus:
         await channel.set_qos(prefetch_count=self.settings.amqp_prefetch)
         topology = await declare_topology(channel, self.settings.amqp_exchange)
         queue_name = self.settings.queue_name(service)
-        queue = await channel.get_queue(queue_name, ensure=True)
+        queue = await declare_service_queue(
+            channel, topology.exchange, topology.dead_letter_exchange, queue_name, tuple(handlers)
+        )
         consumer = MessageConsumer(
             queue_name=queue_name,
             handlers=handlers,

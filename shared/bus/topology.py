@@ -23,7 +23,9 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 # Which event types each service consumes. A contract between services,
 # so it lives here and not in any one of them.
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "search": ("image.ingested",),
+    "ingest": ("image.submitted",),
+    "annotation": ("annotations.imported",),
+    "search": ("image.ingested", "annotation.created", "annotation.updated", "annotation.deleted", "label.changed"),
 }
 
 # Redeliveries after which the broker itself dead-letters a message (a handler

@@ -6,12 +6,26 @@ old one until every consumer has moved; new optional fields keep the number.
 
 from __future__ import annotations
 
+from shared.events.annotation_changed import AnnotationCreated, AnnotationDeleted, AnnotationUpdated
+from shared.events.annotations_imported import AnnotationsImported
 from shared.events.envelope import Envelope, EventData
 from shared.events.image_ingested import ImageIngested
 from shared.events.image_rejected import ImageRejected
+from shared.events.image_submitted import ImageSubmitted
+from shared.events.label_changed import LabelChanged
 
 CATALOG: dict[tuple[str, int], type[EventData]] = {
-    (model.event_type, model.event_schema): model for model in (ImageIngested, ImageRejected)
+    (model.event_type, model.event_schema): model
+    for model in (
+        ImageSubmitted,
+        ImageIngested,
+        ImageRejected,
+        AnnotationsImported,
+        AnnotationCreated,
+        AnnotationUpdated,
+        AnnotationDeleted,
+        LabelChanged,
+    )
 }
 
 

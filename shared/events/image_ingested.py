@@ -28,3 +28,15 @@ class ImageIngested(EventData):
     phash: str | None = None
     dhash: str | None = None
     created_at: datetime
+    # Optional since schema 1 (absent in the first events): filled by the full pipeline.
+    source_kind: str | None = None  # upload | url | upstream | dataset | folder
+    dataset: str | None = None
+    licence: str | None = None
+    author: str | None = None
+    uploader: str | None = None  # the user id that sent it
+    captured_at: datetime | None = None  # EXIF DateTimeOriginal
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens: str | None = None
+    thumbnail: bool = False  # a 256 px JPEG exists under shared.clients.blobs.thumbnail_key(sha256)
+    near_duplicate_of: str | None = None  # image id of the original this one nearly duplicates

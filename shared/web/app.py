@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from shared.auth import require
 from shared.metrics import render_latest
 from shared.settings import CorpusSettings
 from shared.web.endpoints import Endpoint
 from shared.web.health import READINESS_CHECKS, healthz, readyz
 from shared.web.middlewares import SERVICE_NAME, observe
 from shared.web.openapi import build_openapi
-from shared.web.resources import SETTINGS
+from shared.web.resources import SETTINGS, auth_ctx, mongo_ctx
 
 OPENAPI = web.AppKey("openapi", dict)
 
@@ -45,6 +46,8 @@ def build_app(settings: CorpusSettings, info: ServiceInfo, endpoints: list[Endpo
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
     for ep in endpoints:
-        app.router.add_route(ep.method, ep.path, ep.handler)
+        app.router.add_route(ep.method, ep.path, require(ep.permission, ep.handler) if ep.permission else ep.handler)
     app[OPENAPI] = build_openapi(info.title, info.version, endpoints)
+    # Every service needs MongoDB, if only to check API keys; services append their other stores.
+    app.cleanup_ctx.extend([mongo_ctx, auth_ctx])
     return app

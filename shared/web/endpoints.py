@@ -9,6 +9,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from shared.auth import Permission
+
 ViewHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -18,6 +20,8 @@ class Endpoint:
     path: str
     handler: ViewHandler
     summary: str
+    # Who may call it (shared/auth/rules.py); None: public (health, metrics, OpenAPI only).
+    permission: Permission | None
     tag: str = "default"
     # OpenAPI parameter objects (query and path parameters).
     parameters: list[dict[str, Any]] = field(default_factory=list)

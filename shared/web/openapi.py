@@ -47,6 +47,11 @@ def build_openapi(title: str, version: str, endpoints: list[Endpoint]) -> dict[s
             "responses": {str(code): _response(spec, code, components) for code, spec in ep.responses.items()}
             or {"200": {"description": "OK"}},
         }
+        if ep.permission is not None:
+            operation["security"] = [{"apiKey": []}]
+            operation["x-permission"] = ep.permission.value
+            operation["responses"].setdefault("401", _response("No key, or an unknown or revoked key", 401, components))
+            operation["responses"].setdefault("403", _response("The key's role lacks the permission", 403, components))
         if ep.parameters:
             operation["parameters"] = ep.parameters
         if ep.request_body:
@@ -56,5 +61,8 @@ def build_openapi(title: str, version: str, endpoints: list[Endpoint]) -> dict[s
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "An Image Corpus API key"}},
+        },
     }

@@ -15,6 +15,8 @@ from elasticsearch import AsyncElasticsearch
 from pymongo.asynchronous.database import AsyncDatabase
 from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
 
+from shared.auth import AUTHENTICATOR, Authenticator
+from shared.auth.bootstrap import ensure_admin_key
 from shared.bus import Bus
 from shared.clients.blobs import BlobStore
 from shared.clients.elastic import elastic_client
@@ -45,6 +47,16 @@ async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
     app[READINESS_CHECKS]["mongodb"] = lambda: ping(db)
     yield
     await client.close()
+
+
+async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.admin_key is not None:
+        async for attempt in _startup_retry():
+            with attempt:
+                await ensure_admin_key(app[MONGO], settings.admin_key.get_secret_value())
+    app[AUTHENTICATOR] = Authenticator(app[MONGO], anonymous_read=settings.anonymous_read)
+    yield
 
 
 async def elastic_ctx(app: web.Application) -> AsyncIterator[None]:

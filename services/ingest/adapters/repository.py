@@ -13,7 +13,7 @@ from services.ingest.domain.model import ImageDocument
 from shared.events import Envelope
 from shared.outbox import ensure_outbox_indexes, stage
 
-IMAGES = "images"
+from shared.readmodels import IMAGES
 REJECTIONS = "rejections"
 
 

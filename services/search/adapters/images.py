@@ -6,7 +6,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-IMAGES = "images"
+from shared.readmodels import IMAGES
 
 
 class ImageReader:

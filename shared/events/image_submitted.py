@@ -1,0 +1,53 @@
+"""``image.submitted`` — an upstream system asks ingest to take an image in.
+
+Published by producers outside this project (scrapers, photo APIs) to the
+``corpus`` exchange with routing key ``image.submitted``. The image is given by
+URL *or* by an S3 object reference. ``source_event_id`` is the producer's own id
+for the submission: ingest keys on it, so a redelivered or re-sent submission
+is taken once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.events.envelope import EventData
+
+
+class S3Object(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+
+
+class SubmittedSource(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: str = "upstream"  # upload | url | upstream | dataset | folder
+    uri: str | None = None
+    dataset: str | None = None
+    licence: str | None = None
+    author: str | None = None
+
+
+class ImageSubmitted(EventData):
+    event_type = "image.submitted"
+    event_schema = 1
+
+    source_event_id: str = Field(min_length=1, max_length=200)
+    url: str | None = None
+    s3: S3Object | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="expected checksum, if known")
+    source: SubmittedSource = SubmittedSource()
+    tags: list[str] = []
+    labels: list[str] = []  # image-level classes
+    metadata: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _exactly_one_location(self) -> ImageSubmitted:
+        if (self.url is None) == (self.s3 is None):
+            raise ValueError("give exactly one of 'url' and 's3'")
+        return self

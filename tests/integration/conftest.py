@@ -1,0 +1,83 @@
+"""Integration fixtures: real clients against the local stack, cleaned up afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from shared.clients.blobs import BlobStore
+from shared.clients.elastic import elastic_client
+from shared.clients.mongo import database, mongo_client
+from shared.settings import CorpusSettings
+from tests.stack import remove_test_data, require_stack
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def stack_is_up(base_settings: CorpusSettings) -> AsyncIterator[None]:
+    """Fail fast, and say how to fix it, when the local stack is not running; clean up after."""
+    await require_stack(base_settings)
+    yield
+    await remove_test_data(base_settings)
+
+
+@pytest.fixture
+async def mongo_db(base_settings):
+    client = mongo_client(base_settings)
+    yield database(client, base_settings)
+    await client.close()
+
+
+@pytest.fixture
+async def es(base_settings):
+    client = elastic_client(base_settings)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def blob_store(base_settings):
+    store = BlobStore(base_settings)
+    await store.ensure_bucket()
+    yield store
+    store.close()
+
+
+async def _serve(app):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from tests.conftest import ADMIN
+
+    client = TestClient(TestServer(app), headers=ADMIN)
+    await client.start_server()
+    return client
+
+
+@pytest.fixture(scope="session")
+async def ingest_client(names):
+    from services.ingest.app import init_app
+    from services.ingest.config import IngestSettings
+
+    client = await _serve(await init_app(IngestSettings(**names, max_upload_bytes=2 * 1024**2)))
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="session")
+async def search_client(names):
+    from services.search.app import init_app
+    from services.search.config import SearchSettings
+
+    client = await _serve(await init_app(SearchSettings(**names)))
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="session")
+async def annotation_client(names):
+    from services.annotation.app import init_app
+    from services.annotation.config import AnnotationSettings
+
+    client = await _serve(await init_app(AnnotationSettings(**names)))
+    yield client
+    await client.close()

@@ -1,0 +1,100 @@
+"""Ingest's HTTP API against the real stack."""
+
+import hashlib
+
+from services.ingest.adapters.repository import IMAGES, REJECTIONS
+from shared.clients.blobs import original_key
+from shared.outbox import OUTBOX
+from tests.photos import skimage_photo
+from tests.uploads import image_form
+
+
+async def test_upload_stores_blob_document_and_event_then_same_bytes_answer_200(ingest_client, mongo_db, blob_store):
+    data = skimage_photo("astronaut.png")
+    sha = hashlib.sha256(data).hexdigest()
+    response = await ingest_client.post(
+        "/v1/images", data=image_form(data, "astronaut.png", tags="Space, NASA ,space", source="skimage")
+    )
+    assert response.status == 201, await response.text()
+    body = await response.json()
+    assert body["id"] == body["sha256"] == sha
+    assert (body["width"], body["height"], body["format"], body["bytes"]) == (512, 512, "PNG", len(data))
+    assert body["tags"] == ["space", "nasa"]
+    assert body["source"] == "skimage"
+    assert response.headers["Location"] == f"/v1/images/{sha}"
+
+    assert await blob_store.get(original_key(sha)) == data
+    stored = await mongo_db[IMAGES].find_one({"_id": sha})
+    assert stored["created_at"] is not None and stored["version"] == 1
+    event = await mongo_db[OUTBOX].find_one({"type": "image.ingested", "envelope.data.image_id": sha})
+    assert event is not None
+
+    again = await ingest_client.post("/v1/images", data=image_form(data, "copy.png"))
+    assert again.status == 200
+    assert (await again.json())["id"] == sha
+    assert await mongo_db[IMAGES].count_documents({"_id": sha}) == 1
+    assert await mongo_db[OUTBOX].count_documents({"envelope.data.image_id": sha}) == 1
+
+    fetched = await ingest_client.get(f"/v1/images/{sha}")
+    assert (await fetched.json())["filename"] == "astronaut.png"
+
+
+async def test_bytes_that_are_not_an_image_answer_422_and_are_recorded(ingest_client, mongo_db):
+    response = await ingest_client.post("/v1/images", data=image_form(b"just some text\n" * 20, "notes.jpg"))
+    assert response.status == 422
+    assert response.content_type == "application/problem+json"
+    problem = await response.json()
+    assert problem["reason"] == "not_an_image"
+    assert problem["status"] == 422
+    assert "JPEG, PNG" in problem["detail"]
+    rejection = await mongo_db[REJECTIONS].find_one({"filename": "notes.jpg"})
+    assert rejection["reason"] == "not_an_image"
+    assert await mongo_db[OUTBOX].find_one({"type": "image.rejected", "envelope.data.filename": "notes.jpg"})
+
+
+async def test_truncated_photo_is_refused_as_corrupt(ingest_client):
+    data = skimage_photo("retina.jpg")
+    response = await ingest_client.post("/v1/images", data=image_form(data[: len(data) // 3], "cut.jpg"))
+    assert response.status == 422
+    assert (await response.json())["reason"] == "corrupt"
+
+
+async def test_upload_over_the_cap_answers_413(ingest_client):
+    response = await ingest_client.post("/v1/images", data=image_form(b"\xff" * (2 * 1024**2 + 1), "big.jpg"))
+    assert response.status == 413
+    assert "2,097,152" in (await response.json())["detail"]
+
+
+async def test_malformed_requests_answer_problem_details(ingest_client):
+    no_file = await ingest_client.post("/v1/images", data={"tags": "x"})
+    assert no_file.status in (400, 415)
+    unknown = await ingest_client.post("/v1/images", data=image_form(b"x", colour="red"))
+    assert unknown.status == 400
+    assert "colour" in (await unknown.json())["detail"]
+    json_body = await ingest_client.post("/v1/images", json={"file": "x"})
+    assert json_body.status == 415
+    missing = await ingest_client.get("/v1/images/" + "0" * 64)
+    assert missing.status == 404
+    assert (await missing.json())["title"] == "Not Found"
+    wrong_method = await ingest_client.delete("/v1/images")
+    assert wrong_method.status == 405
+    assert wrong_method.content_type == "application/problem+json"
+
+
+async def test_health_readiness_metrics_and_openapi(ingest_client):
+    assert (await ingest_client.get("/healthz")).status == 200
+    ready = await ingest_client.get("/readyz")
+    body = await ready.json()
+    assert ready.status == 200, body
+    assert body["checks"] == {"mongodb": "ok", "minio": "ok", "rabbitmq": "ok"}
+    metrics = await (await ingest_client.get("/metrics")).text()
+    assert 'corpus_http_requests_total{method="GET",route="/healthz",service="ingest",status="200"}' in metrics
+    spec = await (await ingest_client.get("/openapi.json")).json()
+    assert spec["openapi"].startswith("3.")
+    assert "post" in spec["paths"]["/v1/images"]
+    assert "ImageOut" in spec["components"]["schemas"]
+
+
+async def test_correlation_id_is_echoed(ingest_client):
+    response = await ingest_client.get("/healthz", headers={"X-Correlation-ID": "abc-123"})
+    assert response.headers["X-Correlation-ID"] == "abc-123"
