@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv stack stop stack-status run test test-unit bench up down clean
+.PHONY: help venv stack stop stack-status run test test-unit bench bench-ingest bench-search bench-annotation up down clean
 
 help:
 	@echo "make run           install, start the local stack and the three services (Ctrl-C stops the services)"
@@ -16,6 +16,7 @@ help:
 	@echo "make stack         start MongoDB, Elasticsearch, MinIO and RabbitMQ on 127.0.0.1 (idempotent)"
 	@echo "make stop          stop the local stack;  make stack-status: what runs where"
 	@echo "make test-unit     unit tests only (no servers needed)"
+	@echo "make bench         every benchmark (bench-ingest, bench-search, bench-annotation)"
 	@echo "make up / down     the same topology with Docker Compose (needs a Docker engine)"
 
 $(STAMP): pyproject.toml
@@ -43,6 +44,18 @@ test: stack
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# Benchmarks print numbers beside a baseline measured in the same run; none asserts a time.
+bench: bench-ingest bench-search bench-annotation
+
+bench-ingest: stack
+	$(PY) -m benchmarks.ingest
+
+bench-search: stack
+	$(PY) -m benchmarks.search
+
+bench-annotation: stack
+	$(PY) -m benchmarks.annotation
 
 up:
 	docker compose up --build -d

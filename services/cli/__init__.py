@@ -1,0 +1,22 @@
+"""The ``corpus`` command line: one typer app, one sub-command group per area.
+
+Each group lives in its own module and talks to the services over HTTP (or,
+for operations such as reindex, to the stores directly), so the CLI works
+against a local stack or a remote deployment alike.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(name="corpus", help="Image Corpus command line.", no_args_is_help=True)
+
+
+def _register() -> None:
+    # Imported here so that each area's module stays independent of the others.
+    from services.cli import stack_ops
+
+    app.add_typer(stack_ops.app, name="bus", help="Dead-letter queues: list and replay parked messages.")
+
+
+_register()

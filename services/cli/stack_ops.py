@@ -1,0 +1,55 @@
+"""``corpus bus``: inspect and replay parked (dead-lettered) messages."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.bus import SUBSCRIPTIONS, Bus, dead_letter_queue_name
+from shared.settings import CorpusSettings
+
+app = typer.Typer(no_args_is_help=True)
+console = Console()
+
+
+async def _counts(settings: CorpusSettings) -> list[tuple[str, int, int]]:
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        rows = []
+        for service in SUBSCRIPTIONS:
+            queue = settings.queue_name(service)
+            main = await channel.declare_queue(queue, passive=True)
+            parked = await channel.declare_queue(dead_letter_queue_name(queue), passive=True)
+            rows.append((queue, main.declaration_result.message_count, parked.declaration_result.message_count))
+        return rows
+
+
+@app.command("status")
+def status() -> None:
+    """Messages waiting and parked, per service queue."""
+    table = Table("queue", "ready", "parked")
+    for queue, ready, parked in asyncio.run(_counts(CorpusSettings())):
+        table.add_row(queue, str(ready), f"[red]{parked}[/red]" if parked else "0")
+    console.print(table)
+
+
+@app.command("replay")
+def replay(service: str = typer.Argument(..., help=f"one of {', '.join(SUBSCRIPTIONS)}"), limit: int = 1000) -> None:
+    """Move parked messages of a service back onto the exchange (after fixing the cause)."""
+    if service not in SUBSCRIPTIONS:
+        raise typer.BadParameter(f"unknown service {service!r}")
+
+    async def run() -> int:
+        bus = Bus(CorpusSettings(service_name="cli"))
+        await bus.connect()
+        try:
+            return await bus.replay_parked(service, limit)
+        finally:
+            await bus.close()
+
+    console.print(f"replayed {asyncio.run(run())} message(s) to {service}")
