@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.bus import SUBSCRIPTIONS, Bus, dead_letter_queue_name
+from shared.bus.topology import declare_topology
 from shared.settings import CorpusSettings
 
 app = typer.Typer(no_args_is_help=True)
@@ -20,6 +21,7 @@ async def _counts(settings: CorpusSettings) -> list[tuple[str, int, int]]:
     connection = await aio_pika.connect(settings.amqp_url)
     async with connection:
         channel = await connection.channel()
+        await declare_topology(channel, settings.amqp_exchange)  # idempotent; a fresh broker has none yet
         rows = []
         for service in SUBSCRIPTIONS:
             queue = settings.queue_name(service)
