@@ -8,9 +8,16 @@ from aiohttp import web
 
 from services.ingest import routes
 from services.ingest.adapters.cpu import CpuPool
+from services.ingest.adapters.fetcher import SafeFetcher
+from services.ingest.adapters.idempotency import IdempotencyStore
+from services.ingest.adapters.jobs import JobRepository
 from services.ingest.adapters.repository import ImageRepository
+from services.ingest.adapters.s3 import S3Reader
 from services.ingest.config import IngestSettings
-from services.ingest.deps import DEPS, INGEST_SETTINGS
+from services.ingest.deps import DEPS, FETCHER, IDEMPOTENCY, IMPORT_WORKER, INGEST_SETTINGS, JOBS
+from services.ingest.domain.addresses import parse_networks
+from services.ingest.handlers import SubmissionHandler, record_invalid
+from services.ingest.importer import ImportWorker
 from services.ingest.service import IngestDeps
 from shared.outbox import OutboxRelay
 from shared.web import ServiceInfo, build_app
@@ -20,23 +27,42 @@ from shared.web.resources import BLOBS, BUS, MONGO, blobs_ctx, bus_ctx
 OTHER_BODY_LIMIT = 1024**2
 
 
-async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[INGEST_SETTINGS]
-    repository = ImageRepository(app[MONGO])
-    await repository.ensure_indexes()
-    relay = OutboxRelay(app[MONGO], app[BUS], poll_seconds=settings.outbox_poll_seconds)
-    cpu = CpuPool(settings.cpu_workers)
-    app[DEPS] = IngestDeps(
-        repository=repository,
-        blobs=app[BLOBS],
-        cpu=cpu,
-        relay=relay,
-        producer=settings.service_name,
-        max_pixels=settings.max_pixels,
+def fetcher_for(settings: IngestSettings) -> SafeFetcher:
+    return SafeFetcher(
+        max_bytes=settings.fetch_max_bytes,
+        timeout=settings.fetch_timeout_seconds,
+        max_redirects=settings.fetch_max_redirects,
+        allow=parse_networks(settings.fetch_allow_networks),
     )
+
+
+async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, db = app[INGEST_SETTINGS], app[MONGO]
+    repository = ImageRepository(db)
+    await repository.ensure_indexes()
+    idempotency = IdempotencyStore(db, settings.idempotency_ttl_seconds)
+    await idempotency.ensure_indexes()
+    jobs = JobRepository(db)
+    await jobs.ensure_indexes()
+    relay = OutboxRelay(db, app[BUS], poll_seconds=settings.outbox_poll_seconds)
+    cpu = CpuPool(settings.cpu_workers, memory_bytes=settings.worker_memory_bytes)
+    deps = IngestDeps(repository=repository, blobs=app[BLOBS], cpu=cpu, relay=relay, producer=settings.service_name, settings=settings)
+    fetcher, s3 = fetcher_for(settings), S3Reader(settings)
+    worker = ImportWorker(deps, jobs)
+    app[DEPS], app[FETCHER], app[IDEMPOTENCY], app[JOBS], app[IMPORT_WORKER] = deps, fetcher, idempotency, jobs, worker
     relay.start()
+    worker.start()
+    if settings.consume_submissions:
+        handler = SubmissionHandler(deps, fetcher, s3, db)
+
+        async def on_invalid(body: bytes, error: str) -> None:
+            await record_invalid(deps, body, error)
+
+        await app[BUS].consume(handler.handlers(), on_invalid=on_invalid)
     yield
+    await worker.stop()
     await relay.stop()
+    s3.close()
     cpu.close()
 
 

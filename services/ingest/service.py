@@ -1,21 +1,37 @@
-"""The ingest use cases: entry points call these, these call the domain and the adapters."""
+"""The ingest pipeline: every way in (upload, URL, upstream event, dataset import) ends here.
+
+Order of work for one image: byte budget → probe in a worker (type sniffed,
+pixel budget, full decode, SHA-256 and the sender's checksum, EXIF, pHash and
+dHash, thumbnail) → policy → exact duplicate by SHA-256 → near duplicate by
+pHash Hamming distance → blobs (original, thumbnail, standard copy) → the
+document, its source record and its ``image.ingested`` event in one MongoDB
+transaction. Every refusal is recorded (``rejections`` + ``image.rejected``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from services.ingest.adapters.cpu import CpuPool
-from services.ingest.adapters.repository import ImageRepository
+from services.ingest.adapters.cpu import CpuPool, WorkerCrashed, WorkerTimeout
+from services.ingest.adapters.repository import ImageRepository, source_id
+from services.ingest.config import IngestSettings
+from services.ingest.domain.derivatives import STANDARD_MIME, standard_key
 from services.ingest.domain.errors import ImageRefused
-from services.ingest.domain.model import ImageDocument, ImageFacts
+from services.ingest.domain.hashes import bands, hamming
+from services.ingest.domain.model import Exif, ImageDocument, ImageFacts, Origin
+from services.ingest.domain.policy import Policy, check_facts, check_size
 from services.ingest.domain.probe import probe_image
-from shared.clients.blobs import BlobStore, original_key
+from shared.clients.blobs import BlobStore, original_key, thumbnail_key
 from shared.events import Envelope, ImageRejected, utcnow
 from shared.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
+
+Status = Literal["created", "duplicate"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +41,19 @@ class IngestDeps:
     cpu: CpuPool
     relay: OutboxRelay
     producer: str
-    max_pixels: int
+    settings: IngestSettings
+
+    @property
+    def policy(self) -> Policy:
+        s = self.settings
+        return Policy(
+            min_width=s.min_width,
+            min_height=s.min_height,
+            max_width=s.max_width,
+            max_height=s.max_height,
+            max_bytes=s.max_upload_bytes,
+            allowed_formats=frozenset(f.upper() for f in s.allowed_formats),
+        )
 
 
 @dataclass(frozen=True)
@@ -34,57 +62,177 @@ class Submission:
     filename: str | None = None
     tags: tuple[str, ...] = ()
     source: str | None = None
+    origin: Origin = field(default_factory=Origin)
+    uploader: str | None = None
+    expected_sha256: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
-async def ingest(deps: IngestDeps, submission: Submission) -> tuple[ImageDocument, bool]:
-    """Store one image. Returns the document and whether it is new.
+@dataclass(frozen=True)
+class Outcome:
+    doc: ImageDocument
+    status: Status
 
-    Raises :class:`ImageRefused` (after recording the rejection) for bytes we do not accept.
-    Order of writes: blob first (content-addressed, so a repeat is harmless), then the
-    document and its event in one transaction. A crash between the two leaves an orphan
-    blob that a retry reuses, never a document without its blob.
-    """
+    @property
+    def created(self) -> bool:
+        return self.status == "created"
+
+
+async def ingest(deps: IngestDeps, submission: Submission) -> Outcome:
+    """Store one image, or raise :class:`ImageRefused` after recording why."""
     try:
-        facts = ImageFacts.model_validate(await deps.cpu.run(probe_image, submission.data, deps.max_pixels))
+        return await _ingest(deps, submission)
     except ImageRefused as refused:
         await record_rejection(deps, submission, refused)
         raise
 
+
+async def _ingest(deps: IngestDeps, submission: Submission) -> Outcome:
+    settings, policy = deps.settings, deps.policy
+    check_size(len(submission.data), policy)
+    probed = await _probe(deps, submission)
+    check_facts(probed, policy)
+    facts = ImageFacts.model_validate(probed)
+    source = _source_record(facts.sha256, submission)
+
     existing = await deps.repository.get(facts.sha256)
     if existing is not None:
-        return existing, False
+        await deps.repository.add_source(source)
+        return Outcome(existing, "duplicate")
 
-    await deps.blobs.put(original_key(facts.sha256), submission.data, facts.mime)
+    phash_bands = bands(facts.phash, settings.near_duplicate_radius) if settings.near_duplicate_radius else []
+    near_id, near_distance = await _nearest(deps, facts, phash_bands)
+    if near_id is not None and settings.near_duplicate_policy == "reject":
+        raise ImageRefused(
+            "near_duplicate",
+            f"The image is a near-duplicate of image {near_id} (pHash distance {near_distance}).",
+            sha256=facts.sha256,
+        )
+
+    standard = probed.get("standard")
+    puts = [
+        deps.blobs.put(original_key(facts.sha256), submission.data, facts.mime),
+        deps.blobs.put(thumbnail_key(facts.sha256), probed["thumbnail"], "image/jpeg"),
+    ]
+    if standard is not None:
+        puts.append(deps.blobs.put(standard_key(facts.sha256, settings.standard_copy), standard, STANDARD_MIME[settings.standard_copy]))
+    await asyncio.gather(*puts)
+
     doc = ImageDocument(
         _id=facts.sha256,
         **facts.model_dump(),
+        phash_bands=phash_bands,
         tags=list(submission.tags),
         source=submission.source,
         filename=submission.filename,
+        origin=submission.origin,
+        uploader=submission.uploader,
+        exif=Exif.model_validate(probed.get("exif") or {}),
+        metadata=submission.metadata,
+        thumbnail=True,
+        standard_key=standard_key(facts.sha256, settings.standard_copy) if standard is not None else None,
+        near_duplicate_of=near_id,
+        near_duplicate_distance=near_distance,
         created_at=utcnow(),
     )
-    created = await deps.repository.add(doc, Envelope.wrap(doc.to_event(), producer=deps.producer))
+    created = await deps.repository.add(doc, Envelope.wrap(doc.to_event(), producer=deps.producer), source)
     if not created:  # a concurrent upload of the same bytes won the race
         existing = await deps.repository.get(facts.sha256)
         assert existing is not None
-        return existing, False
+        await deps.repository.add_source(source)
+        return Outcome(existing, "duplicate")
     deps.relay.nudge()
     log.info("image ingested", extra={"image_id": doc.id, "bytes": doc.bytes, "format": doc.format})
-    return doc, True
+    return Outcome(doc, "created")
 
 
-async def record_rejection(deps: IngestDeps, submission: Submission, refused: ImageRefused) -> None:
-    """Keep every rejection, with its reason, and announce it."""
+async def _probe(deps: IngestDeps, submission: Submission) -> dict[str, Any]:
+    settings = deps.settings
+    try:
+        return await deps.cpu.run(
+            probe_image,
+            submission.data,
+            settings.max_pixels,
+            expected_sha256=submission.expected_sha256,
+            thumbnail_side=settings.thumbnail_side,
+            standard_copy=settings.standard_copy,
+            max_frames=settings.max_frames,
+            timeout=settings.probe_timeout_seconds,
+        )
+    except WorkerTimeout:
+        raise ImageRefused(
+            "timeout", f"Decoding took longer than {settings.probe_timeout_seconds:g} s; the image was abandoned."
+        ) from None
+    except WorkerCrashed:
+        raise ImageRefused("undecodable", "The decoder crashed on these bytes; the image was abandoned.") from None
+
+
+async def _nearest(deps: IngestDeps, facts: ImageFacts, phash_bands: list[str]) -> tuple[str | None, int | None]:
+    if not phash_bands:
+        return None, None
+    radius = deps.settings.near_duplicate_radius
+    best: tuple[int, str] | None = None
+    for candidate in await deps.repository.near_candidates(phash_bands):
+        distance = hamming(candidate["phash"], facts.phash)
+        # dHash must agree too: two flat or blank images share a pHash without being the same picture.
+        if distance <= radius and hamming(candidate["dhash"], facts.dhash) <= 2 * radius + 4:
+            if best is None or (distance, candidate["_id"]) < best:
+                best = (distance, candidate["_id"])
+    return (best[1], best[0]) if best else (None, None)
+
+
+def _source_record(image_id: str, submission: Submission) -> dict[str, Any]:
+    origin = submission.origin
+    return {
+        "_id": source_id(image_id, origin),
+        "image_id": image_id,
+        **origin.model_dump(),
+        "filename": submission.filename,
+        "uploader": submission.uploader,
+        "recorded_at": utcnow(),
+    }
+
+
+async def record_rejection(deps: IngestDeps, submission: Submission, refused: ImageRefused) -> str:
+    """Keep every rejection, with its reason, and announce it. Returns the rejection id."""
+    return await reject(
+        deps,
+        refused,
+        source=submission.source or submission.origin.uri,
+        filename=submission.filename,
+        origin=submission.origin,
+        uploader=submission.uploader,
+        size=len(submission.data),
+    )
+
+
+async def reject(
+    deps: IngestDeps,
+    refused: ImageRefused,
+    *,
+    source: str | None,
+    filename: str | None,
+    origin: Origin,
+    uploader: str | None = None,
+    size: int | None = None,
+) -> str:
     event = ImageRejected(
         rejection_id=str(uuid.uuid4()),
         reason=refused.reason,
         message=refused.message,
-        source=submission.source,
-        filename=submission.filename,
+        source=source,
+        filename=filename,
         sha256=refused.sha256,
         rejected_at=utcnow(),
     )
-    record = {"_id": event.rejection_id, **event.model_dump(exclude={"rejection_id"}), "bytes": len(submission.data)}
+    record = {
+        "_id": event.rejection_id,
+        **event.model_dump(exclude={"rejection_id"}),
+        "bytes": size,
+        "origin": origin.model_dump(),
+        "uploader": uploader,
+    }
     await deps.repository.add_rejection(record, Envelope.wrap(event, producer=deps.producer))
     deps.relay.nudge()
-    log.info("image rejected", extra={"reason": refused.reason, "file_name": submission.filename})
+    log.info("image rejected", extra={"reason": refused.reason, "file_name": filename})
+    return event.rejection_id

@@ -1,6 +1,9 @@
-"""Reading a multipart upload as a stream, with a byte cap, into a Submission."""
+"""Reading multipart uploads as streams, with byte caps, into Submissions."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, web
 
@@ -10,6 +13,13 @@ from shared.problems import Problem, problem_type
 
 FIELD_LIMIT = 64 * 1024
 CHUNK = 256 * 1024
+TEXT_FIELDS = ("tags", "source", "sha256", "licence", "author", "dataset")
+
+
+def too_large(what: str, limit: int) -> Problem:
+    return Problem(
+        413, "Payload Too Large", f"{what} is larger than the limit of {limit:,} bytes.", type_=problem_type("too-large"), limit=limit
+    )
 
 
 async def _read_capped(part: BodyPartReader, limit: int, what: str) -> bytes:
@@ -17,17 +27,16 @@ async def _read_capped(part: BodyPartReader, limit: int, what: str) -> bytes:
     while chunk := await part.read_chunk(CHUNK):
         buf += chunk
         if len(buf) > limit:
-            raise Problem(
-                413,
-                "Payload Too Large",
-                f"{what} is larger than the limit of {limit:,} bytes.",
-                type_=problem_type("too-large"),
-                limit=limit,
-            )
+            raise too_large(what, limit)
     return bytes(buf)
 
 
-async def read_submission(request: web.Request, max_bytes: int) -> Submission:
+async def _drain(part: BodyPartReader) -> None:
+    while await part.read_chunk(CHUNK):
+        pass
+
+
+def _require_multipart(request: web.Request) -> None:
     if not request.content_type.startswith("multipart/form-data"):
         raise Problem(
             415,
@@ -35,6 +44,43 @@ async def read_submission(request: web.Request, max_bytes: int) -> Submission:
             "Send multipart/form-data with the image in a part named 'file'.",
             type_=problem_type("unsupported-media-type"),
         )
+
+
+async def _text(part: BodyPartReader) -> str:
+    return (await _read_capped(part, FIELD_LIMIT, f"The field '{part.name}'")).decode("utf-8", errors="replace").strip()
+
+
+def _unknown(name: str | None, file_field: str) -> Problem:
+    fields = ", ".join(repr(f) for f in (file_field, *TEXT_FIELDS))
+    return Problem(400, "Bad Request", f"Unknown form field {name!r}; the fields are {fields}.", type_=problem_type("unknown-field"))
+
+
+def _submission(data: bytes, filename: str | None, fields: dict[str, str], uploader: str | None) -> Submission:
+    from services.ingest.domain.model import Origin
+
+    sha = fields.get("sha256", "").lower() or None
+    source = fields.get("source", "")[:500] or None
+    origin = Origin(
+        kind="upload",
+        uri=source,
+        dataset=fields.get("dataset") or None,
+        licence=fields.get("licence") or None,
+        author=fields.get("author") or None,
+    )
+    return Submission(
+        data=data,
+        filename=filename,
+        tags=tuple(split_csv_names(fields.get("tags"))),
+        source=source,
+        origin=origin,
+        uploader=uploader,
+        expected_sha256=sha,
+    )
+
+
+async def read_submission(request: web.Request, max_bytes: int, uploader: str | None = None) -> Submission:
+    """One image: a part named 'file' and optional text fields."""
+    _require_multipart(request)
     reader = await request.multipart()
     data: bytes | None = None
     filename: str | None = None
@@ -44,21 +90,62 @@ async def read_submission(request: web.Request, max_bytes: int) -> Submission:
             raise Problem(400, "Bad Request", "Nested multipart bodies are not accepted.")
         if part.name == "file":
             if data is not None:
-                raise Problem(400, "Bad Request", "Send one part named 'file' per request.")
+                raise Problem(400, "Bad Request", "Send one part named 'file' per request (or use /v1/images:batch).")
             filename = part.filename
             data = await _read_capped(part, max_bytes, f"The file {filename or ''}".strip())
-        elif part.name in ("tags", "source"):
-            fields[part.name] = (await _read_capped(part, FIELD_LIMIT, f"The field '{part.name}'")).decode(
-                "utf-8", errors="replace"
-            )
+        elif part.name in TEXT_FIELDS:
+            fields[part.name] = await _text(part)
         else:
-            raise Problem(
-                400,
-                "Bad Request",
-                f"Unknown form field {part.name!r}; the fields are 'file', 'tags' and 'source'.",
-                type_=problem_type("unknown-field"),
-            )
+            raise _unknown(part.name, "file")
     if data is None:
         raise Problem(400, "Bad Request", "The request has no part named 'file'.", type_=problem_type("missing-file"))
-    source = fields.get("source", "").strip()[:500] or None
-    return Submission(data=data, filename=filename, tags=tuple(split_csv_names(fields.get("tags"))), source=source)
+    return _submission(data, filename, fields, uploader)
+
+
+@dataclass(frozen=True)
+class BatchPart:
+    index: int
+    filename: str | None
+    submission: Submission | None = None
+    too_large: int | None = None  # the limit, when this file was over it
+
+
+async def read_batch(
+    request: web.Request, *, max_file_bytes: int, max_total_bytes: int, uploader: str | None = None
+) -> AsyncIterator[BatchPart]:
+    """Files (parts named 'files' or 'file') in order, as they arrive.
+
+    Text fields apply to the files after them, so send them first. A file over
+    the per-file cap is reported for itself and skipped; the whole request is
+    refused only past the total cap.
+    """
+    _require_multipart(request)
+    reader = await request.multipart()
+    fields: dict[str, str] = {}
+    index = total = 0
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise Problem(400, "Bad Request", "Nested multipart bodies are not accepted.")
+        if part.name in ("files", "file"):
+            buf = bytearray()
+            over = False
+            while chunk := await part.read_chunk(CHUNK):
+                total += len(chunk)
+                if total > max_total_bytes:
+                    raise too_large("The batch", max_total_bytes)
+                if not over:
+                    buf += chunk
+                    if len(buf) > max_file_bytes:
+                        over, buf = True, bytearray()
+            if over:
+                yield BatchPart(index, part.filename, too_large=max_file_bytes)
+            else:
+                yield BatchPart(index, part.filename, _submission(bytes(buf), part.filename, fields, uploader))
+            index += 1
+        elif part.name in TEXT_FIELDS:
+            fields[part.name] = await _text(part)
+        else:
+            await _drain(part)
+            raise _unknown(part.name, "files")
+    if index == 0:
+        raise Problem(400, "Bad Request", "The batch has no part named 'files'.", type_=problem_type("missing-file"))

@@ -1,34 +1,117 @@
-"""Thin HTTP handlers: parse, call the service layer, shape the answer."""
+"""Thin HTTP handlers for images: parse, call the pipeline, shape the answer."""
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
 
-from services.ingest.deps import DEPS, INGEST_SETTINGS
+from aiohttp import web
+from pydantic import BaseModel, Field, ValidationError
+
+from services.ingest import idempotent, results
+from services.ingest.deps import DEPS, FETCHER, INGEST_SETTINGS
 from services.ingest.domain.errors import ImageRefused
-from services.ingest.domain.model import ImageOut
-from services.ingest.service import ingest
-from services.ingest.uploads import read_submission
+from services.ingest.domain.model import ImageOut, Origin
+from services.ingest.fetching import ingest_url
+from services.ingest.service import Submission, ingest, record_rejection
+from services.ingest.uploads import read_batch, read_submission
+from shared.auth import PRINCIPAL
+from shared.naming import normalize_names
 from shared.problems import Problem, problem_type
 
 
+def refusal_problem(refused: ImageRefused) -> Problem:
+    return Problem(422, "Image refused", refused.message, type_=problem_type(refused.reason.replace("_", "-")), reason=refused.reason)
+
+
 async def upload_image(request: web.Request) -> web.Response:
-    submission = await read_submission(request, request.app[INGEST_SETTINGS].max_upload_bytes)
-    try:
-        doc, created = await ingest(request.app[DEPS], submission)
-    except ImageRefused as refused:
-        raise Problem(
-            422,
-            "Image refused",
-            refused.message,
-            type_=problem_type(refused.reason.replace("_", "-")),
-            reason=refused.reason,
-        ) from None
-    return web.json_response(
-        ImageOut.of(doc).model_dump(mode="json"),
-        status=201 if created else 200,
-        headers={"Location": f"/v1/images/{doc.id}"},
-    )
+    async def produce():
+        settings = request.app[INGEST_SETTINGS]
+        submission = await read_submission(request, settings.max_upload_bytes, request[PRINCIPAL].user_id)
+        try:
+            outcome = await ingest(request.app[DEPS], submission)
+        except ImageRefused as refused:
+            raise refusal_problem(refused) from None
+        body = ImageOut.of(outcome.doc).model_dump(mode="json")
+        return (201 if outcome.created else 200), body, {"Location": f"/v1/images/{outcome.doc.id}"}
+
+    return await idempotent.respond(request, "upload", produce)
+
+
+async def upload_batch(request: web.Request) -> web.Response:
+    async def produce():
+        settings, deps = request.app[INGEST_SETTINGS], request.app[DEPS]
+        slots = asyncio.Semaphore(settings.concurrency)
+        tasks: list[asyncio.Task[results.ItemResult]] = []
+
+        async def one(part) -> results.ItemResult:
+            try:
+                if part.too_large is not None:
+                    refused = ImageRefused("too_large", f"The file is larger than the limit of {part.too_large:,} bytes.")
+                    await record_rejection(deps, Submission(b"", part.filename, uploader=request[PRINCIPAL].user_id), refused)
+                    return results.refused(part.index, refused, status=413, filename=part.filename)
+                try:
+                    return results.stored(part.index, await ingest(deps, part.submission), filename=part.filename)
+                except ImageRefused as refused:
+                    return results.refused(part.index, refused, filename=part.filename)
+            finally:
+                slots.release()
+
+        try:
+            async for part in read_batch(
+                request,
+                max_file_bytes=settings.max_upload_bytes,
+                max_total_bytes=settings.max_batch_bytes,
+                uploader=request[PRINCIPAL].user_id,
+            ):
+                await slots.acquire()  # back-pressure: stop reading while the pipeline is full
+                tasks.append(asyncio.create_task(one(part)))
+        except BaseException:
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return 200, results.summary(list(await asyncio.gather(*tasks))), {}
+
+    return await idempotent.respond(request, "batch", produce)
+
+
+class FetchRequest(BaseModel):
+    urls: list[str] = Field(min_length=1, max_length=100)
+    tags: list[str] = []
+    sha256: list[str | None] | None = Field(default=None, description="expected checksums, one per URL")
+    dataset: str | None = None
+    licence: str | None = None
+    author: str | None = None
+
+
+async def fetch_images(request: web.Request) -> web.Response:
+    async def produce():
+        try:
+            body = FetchRequest.model_validate(await request.json())
+        except (ValueError, ValidationError) as exc:
+            raise Problem(400, "Bad Request", f"Send JSON like {{\"urls\": [\"https://...\"]}}: {exc}", type_=problem_type("invalid-body")) from None
+        if body.sha256 is not None and len(body.sha256) != len(body.urls):
+            raise Problem(400, "Bad Request", "Give one sha256 per URL (null where unknown).")
+        deps, fetcher = request.app[DEPS], request.app[FETCHER]
+        slots = asyncio.Semaphore(request.app[INGEST_SETTINGS].concurrency)
+        origin = Origin(kind="url", dataset=body.dataset, licence=body.licence, author=body.author)
+
+        async def one(index: int, url: str) -> results.ItemResult:
+            template = Submission(
+                b"",
+                tags=tuple(normalize_names(body.tags)),
+                origin=origin,
+                uploader=request[PRINCIPAL].user_id,
+                expected_sha256=(body.sha256[index] if body.sha256 else None),
+            )
+            async with slots:
+                try:
+                    return results.stored(index, await ingest_url(deps, fetcher, url, template), url=url)
+                except ImageRefused as refused:
+                    return results.refused(index, refused, url=url)
+
+        items = await asyncio.gather(*(one(i, url) for i, url in enumerate(body.urls)))
+        return 200, results.summary(list(items)), {}
+
+    return await idempotent.respond(request, "fetch", produce)
 
 
 async def get_image(request: web.Request) -> web.Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
@@ -50,7 +50,12 @@ class Bus:
     async def publish(self, envelope: Envelope) -> None:
         await publish(self.topology.exchange, envelope)
 
-    async def consume(self, handlers: Mapping[str, Handler], service: str | None = None) -> None:
+    async def consume(
+        self,
+        handlers: Mapping[str, Handler],
+        service: str | None = None,
+        on_invalid: Callable[[bytes, str], Awaitable[None]] | None = None,
+    ) -> None:
         """Start consuming this service's queue on its own channel, with prefetch as back-pressure."""
         assert self._connection is not None, "connect() first"
         channel = await self._connection.channel(publisher_confirms=True)
@@ -66,6 +71,7 @@ class Bus:
             dead_letter_exchange=topology.dead_letter_exchange,
             attempts=self.settings.consume_attempts,
             backoff_seconds=self.settings.consume_backoff_seconds,
+            on_invalid=on_invalid,
         )
         await queue.consume(consumer)
         self._consumer_channels.append(channel)

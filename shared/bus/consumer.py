@@ -42,8 +42,11 @@ class MessageConsumer:
         dead_letter_exchange: AbstractExchange,
         attempts: int,
         backoff_seconds: float,
+        on_invalid: Callable[[bytes, str], Awaitable[None]] | None = None,
     ) -> None:
         self.queue_name = queue_name
+        # Optional: told about a message that does not validate, before it is parked (e.g. to record a rejection).
+        self.on_invalid = on_invalid
         self.handlers = handlers
         self.dlx = dead_letter_exchange
         self.attempts = attempts
@@ -55,7 +58,13 @@ class MessageConsumer:
             data = parse_data(envelope)
             handler = self.handlers[envelope.type]
         except (ValidationError, UnknownEventError, KeyError) as exc:
-            await self._park(message, "invalid", f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            if self.on_invalid is not None:
+                try:
+                    await self.on_invalid(message.body, error)
+                except Exception:  # noqa: BLE001 - the message is parked all the same
+                    log.exception("on_invalid callback failed")
+            await self._park(message, "invalid", error)
             return
         token = correlation_id.set(envelope.correlation_id)
         extra = {"event_id": str(envelope.id), "event_type": envelope.type}

@@ -1,12 +1,15 @@
-"""The image document (MongoDB's source of truth) and what probing an image yields."""
+"""The image document (MongoDB's source of truth), where it came from, and what probing yields."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events import ImageIngested
+
+SOURCE_KINDS = ("upload", "url", "upstream", "dataset", "folder")
 
 
 class ImageFacts(BaseModel):
@@ -25,6 +28,26 @@ class ImageFacts(BaseModel):
     dhash: str
 
 
+class Exif(BaseModel):
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens: str | None = None
+    captured_at: datetime | None = None
+    gps: dict[str, float] | None = None  # {"lat", "lon"}: in the document only, never in a derivative
+
+
+class Origin(BaseModel):
+    """Where an image came from: kept on the document (first arrival) and in ``sources`` (every arrival)."""
+
+    kind: str = "upload"
+    uri: str | None = None
+    dataset: str | None = None
+    licence: str | None = None
+    author: str | None = None
+    fetched_at: datetime | None = None
+    import_id: str | None = None
+
+
 class ImageDocument(BaseModel):
     """An image as stored: the id is the SHA-256 of its bytes."""
 
@@ -41,9 +64,18 @@ class ImageDocument(BaseModel):
     mode: str
     phash: str
     dhash: str
+    phash_bands: list[str] = []
     tags: list[str] = []
     source: str | None = None
     filename: str | None = None
+    origin: Origin = Origin()
+    uploader: str | None = None
+    exif: Exif = Exif()
+    metadata: dict[str, Any] = {}
+    thumbnail: bool = False
+    standard_key: str | None = None
+    near_duplicate_of: str | None = None
+    near_duplicate_distance: int | None = None
     created_at: datetime
 
     def to_mongo(self) -> dict:
@@ -64,6 +96,17 @@ class ImageDocument(BaseModel):
             phash=self.phash,
             dhash=self.dhash,
             created_at=self.created_at,
+            source_kind=self.origin.kind,
+            dataset=self.origin.dataset,
+            licence=self.origin.licence,
+            author=self.origin.author,
+            uploader=self.uploader,
+            captured_at=self.exif.captured_at,
+            camera_make=self.exif.camera_make,
+            camera_model=self.exif.camera_model,
+            lens=self.exif.lens,
+            thumbnail=self.thumbnail,
+            near_duplicate_of=self.near_duplicate_of,
         )
 
 
@@ -83,6 +126,13 @@ class ImageOut(BaseModel):
     filename: str | None
     phash: str
     dhash: str
+    origin: Origin
+    uploader: str | None
+    exif: Exif
+    metadata: dict[str, Any]
+    thumbnail: bool
+    near_duplicate_of: str | None
+    near_duplicate_distance: int | None
     created_at: datetime
 
     @classmethod

@@ -1,0 +1,108 @@
+"""Import jobs and their per-item outcomes in MongoDB, claimed by workers under a lease.
+
+A job is processed by whichever ingest process holds its lease; the holder
+renews it after every chunk. A process that dies stops renewing, the lease
+runs out, and another (or the restarted) process claims the job and skips the
+items already recorded in ``import_items``: nothing is lost or done twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from shared.events import utcnow
+
+IMPORTS = "imports"
+IMPORT_ITEMS = "import_items"
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+OUTCOMES = ("ingested", "duplicates", "near_duplicates", "rejected")
+
+
+class JobRepository:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.jobs = db[IMPORTS]
+        self.items = db[IMPORT_ITEMS]
+
+    async def ensure_indexes(self) -> None:
+        await self.jobs.create_index([("status", ASCENDING), ("lease_until", ASCENDING), ("created_at", ASCENDING)])
+        await self.items.create_index([("import_id", ASCENDING), ("index", ASCENDING)])
+
+    async def create(self, job: dict[str, Any]) -> dict[str, Any]:
+        now = utcnow()
+        doc = {
+            **job,
+            "status": "queued",
+            "total": None,
+            "processed": 0,
+            "counts": {key: 0 for key in (*OUTCOMES, "annotations_sent", "annotation_events")},
+            "warnings": [],
+            "error": None,
+            "lease_owner": None,
+            "lease_until": NEVER,
+            "created_at": now,
+            "updated_at": now,
+            "finished_at": None,
+        }
+        await self.jobs.insert_one(doc)
+        return doc
+
+    async def get(self, job_id: str) -> dict[str, Any] | None:
+        return await self.jobs.find_one({"_id": job_id})
+
+    async def page(self, limit: int, before: datetime | None) -> list[dict[str, Any]]:
+        query = {"created_at": {"$lt": before}} if before else {}
+        return await self.jobs.find(query).sort("created_at", -1).limit(limit).to_list()
+
+    async def claim(self, owner: str, lease_seconds: float) -> dict[str, Any] | None:
+        now = utcnow()
+        return await self.jobs.find_one_and_update(
+            {"status": {"$in": ["queued", "running"]}, "lease_until": {"$lt": now}},
+            {"$set": {"status": "running", "lease_owner": owner, "lease_until": now + timedelta(seconds=lease_seconds), "updated_at": now}},
+            sort=[("created_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def renew(self, job_id: str, owner: str, lease_seconds: float, **fields: Any) -> bool:
+        """Extend the lease (and set progress fields); False if another worker holds it now."""
+        now = utcnow()
+        result = await self.jobs.update_one(
+            {"_id": job_id, "lease_owner": owner},
+            {"$set": {"lease_until": now + timedelta(seconds=lease_seconds), "updated_at": now, **fields}},
+        )
+        return result.matched_count == 1
+
+    async def finish(self, job_id: str, owner: str, status: str, **fields: Any) -> None:
+        now = utcnow()
+        await self.jobs.update_one(
+            {"_id": job_id, "lease_owner": owner},
+            {"$set": {"status": status, "lease_until": NEVER, "lease_owner": None, "updated_at": now, "finished_at": now, **fields}},
+        )
+
+    async def done_indexes(self, job_id: str) -> set[int]:
+        cursor = self.items.find({"import_id": job_id}, {"index": 1, "_id": 0})
+        return {doc["index"] async for doc in cursor}
+
+    async def record_item(self, job_id: str, index: int, outcome: dict[str, Any]) -> None:
+        try:
+            await self.items.insert_one({"_id": f"{job_id}:{index}", "import_id": job_id, "index": index, **outcome})
+        except DuplicateKeyError:
+            pass  # recorded by a previous holder of the lease
+
+    async def counts(self, job_id: str) -> tuple[int, dict[str, int]]:
+        pipeline = [
+            {"$match": {"import_id": job_id}},
+            {"$group": {"_id": "$outcome", "n": {"$sum": 1}, "annotations": {"$sum": "$annotations"}, "events": {"$sum": "$events"}}},
+        ]
+        counts = {key: 0 for key in (*OUTCOMES, "annotations_sent", "annotation_events")}
+        processed = 0
+        async for row in await self.items.aggregate(pipeline):
+            counts[row["_id"]] = row["n"]
+            counts["annotations_sent"] += row["annotations"]
+            counts["annotation_events"] += row["events"]
+            processed += row["n"]
+        return processed, counts

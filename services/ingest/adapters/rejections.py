@@ -1,0 +1,54 @@
+"""Listing rejections, newest first, with an opaque cursor."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.ingest.adapters.repository import REJECTIONS
+
+
+class BadCursor(ValueError):
+    """The cursor was not one this API handed out."""
+
+
+def encode_cursor(rejected_at: datetime, rejection_id: str) -> str:
+    raw = json.dumps([rejected_at.isoformat(), rejection_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        when, rid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(when), str(rid)
+    except (ValueError, TypeError) as exc:
+        raise BadCursor(str(exc)) from None
+
+
+async def list_rejections(
+    db: AsyncDatabase,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    reason: str | None = None,
+    source_kind: str | None = None,
+    import_id: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    query: dict[str, Any] = {}
+    if reason:
+        query["reason"] = reason
+    if source_kind:
+        query["origin.kind"] = source_kind
+    if import_id:
+        query["origin.import_id"] = import_id
+    if cursor:
+        when, rid = decode_cursor(cursor)
+        query["$or"] = [{"rejected_at": {"$lt": when}}, {"rejected_at": when, "_id": {"$lt": rid}}]
+    found = await db[REJECTIONS].find(query).sort([("rejected_at", -1), ("_id", -1)]).limit(limit + 1).to_list()
+    page = found[:limit]
+    next_cursor = encode_cursor(page[-1]["rejected_at"], page[-1]["_id"]) if len(found) > limit else None
+    return page, next_cursor

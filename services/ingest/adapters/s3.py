@@ -1,0 +1,60 @@
+"""Reading an upstream producer's S3 object (in the project's object store) with a byte cap."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+import urllib3
+from minio import Minio
+from minio.error import S3Error
+
+from shared.settings import CorpusSettings
+
+MISSING = ("NoSuchKey", "NoSuchObject", "NoSuchBucket", "ResourceNotFound", "AccessDenied")
+
+
+class ObjectUnavailable(Exception):
+    def __init__(self, reason: str, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.transient = transient
+
+
+class S3Reader:
+    def __init__(self, settings: CorpusSettings, threads: int = 4) -> None:
+        self._client = Minio(
+            settings.minio_endpoint,
+            access_key=settings.minio_access_key,
+            secret_key=settings.minio_secret_key,
+            secure=settings.minio_secure,
+            region=settings.minio_region,
+        )
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="s3-reader")
+
+    async def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        where = f"s3://{bucket}/{key}"
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, partial(self._read, bucket, key, max_bytes))
+        except S3Error as exc:
+            if exc.code in MISSING:
+                raise ObjectUnavailable("not_found", f"{where} does not exist or is not readable ({exc.code}).", transient=False) from None
+            raise ObjectUnavailable("storage_error", f"Reading {where} failed: {exc.code}.", transient=True) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ObjectUnavailable("storage_error", f"Reading {where} failed: {exc}.", transient=True) from None
+
+    def _read(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        size = self._client.stat_object(bucket, key).size or 0
+        if size > max_bytes:
+            raise ObjectUnavailable("too_large", f"s3://{bucket}/{key} has {size:,} bytes, over the limit of {max_bytes:,}.", transient=False)
+        response = self._client.get_object(bucket, key)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

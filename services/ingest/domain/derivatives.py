@@ -1,0 +1,62 @@
+"""Derivatives of an image: the thumbnail and the optional standard-format copy.
+
+Both are encoded from pixels only, with no EXIF, ICC or XMP block, so
+nothing the original carried (a GPS position above all) leaks into them.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """A grey 8-bit copy of a 16-bit or float image, stretched to its own range."""
+    pixels = np.asarray(image, dtype=np.float32)
+    low, high = float(pixels.min()), float(pixels.max())
+    scaled = (pixels - low) * (255.0 / (high - low)) if high > low else np.zeros_like(pixels)
+    return Image.fromarray(scaled.astype(np.uint8), "L")
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """RGB (or L) pixels; transparency composited on white; high bit depths scaled down."""
+    if image.mode in ("RGB", "L"):
+        return image
+    if image.mode in HIGH_DEPTH_MODES:
+        return to_8bit(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def encode_thumbnail(image: Image.Image, side: int) -> bytes:
+    thumb = _flatten(image)
+    thumb = thumb.copy() if thumb is image else thumb
+    thumb.thumbnail((side, side), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    out = io.BytesIO()
+    thumb.save(out, "JPEG", quality=82)
+    return out.getvalue()
+
+
+def encode_standard(image: Image.Image, kind: str) -> bytes:
+    flat = _flatten(image)
+    out = io.BytesIO()
+    if kind == "jpeg":
+        flat.save(out, "JPEG", quality=92)
+    else:
+        flat.save(out, "PNG")
+    return out.getvalue()
+
+
+STANDARD_MIME = {"jpeg": "image/jpeg", "png": "image/png"}
+
+
+def standard_key(sha256: str, kind: str) -> str:
+    return f"standard/{sha256[:2]}/{sha256[2:4]}/{sha256}.{'jpg' if kind == 'jpeg' else 'png'}"

@@ -1,0 +1,120 @@
+"""Message handlers: ``image.submitted`` from upstream producers.
+
+Idempotent on the producer's ``source_event_id`` (a ``submissions`` record):
+a redelivered or re-sent submission is taken once. A transient failure
+(network, 5xx, storage unavailable) raises, so the bus retries it with
+back-off and parks it after the last attempt; a permanent one (blocked or
+missing URL, 404, undecodable bytes) is rejected with a reason and acked.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, replace
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.ingest.adapters.fetcher import SafeFetcher
+from services.ingest.adapters.s3 import ObjectUnavailable, S3Reader
+from services.ingest.domain.errors import ImageRefused
+from services.ingest.domain.model import Origin
+from services.ingest.fetching import ingest_url
+from services.ingest.service import IngestDeps, Outcome, Submission, ingest, reject
+from shared.bus import Handler
+from shared.events import AnnotationsImported, Envelope, EventData, ImageSubmitted, ImportedAnnotation, ImportedCategory, utcnow
+from shared.naming import normalize_names
+
+log = logging.getLogger(__name__)
+
+SUBMISSIONS = "submissions"
+LABELS_NAMESPACE = uuid.UUID("0b8f4f7e-3f5d-4a4e-8f53-5b8e2d1c9a10")
+
+
+@dataclass(frozen=True)
+class SubmissionHandler:
+    deps: IngestDeps
+    fetcher: SafeFetcher
+    s3: S3Reader
+    db: AsyncDatabase
+
+    def handlers(self) -> dict[str, Handler]:
+        return {ImageSubmitted.event_type: self.handle}
+
+    async def handle(self, envelope: Envelope, data: EventData) -> None:
+        assert isinstance(data, ImageSubmitted)
+        if await self.db[SUBMISSIONS].find_one({"_id": data.source_event_id}, {"_id": 1}):
+            log.info("submission seen before", extra={"source_event_id": data.source_event_id})
+            return
+        where = data.url or (f"s3://{data.s3.bucket}/{data.s3.key}" if data.s3 else None)
+        origin = Origin(
+            kind=data.source.kind or "upstream",
+            uri=data.source.uri or where,
+            dataset=data.source.dataset,
+            licence=data.source.licence,
+            author=data.source.author,
+        )
+        template = Submission(
+            b"",
+            tags=tuple(normalize_names(data.tags)),
+            source=data.source.uri or where,
+            origin=origin,
+            uploader=f"producer:{envelope.producer}",
+            expected_sha256=data.sha256,
+            metadata=data.metadata,
+        )
+        try:
+            outcome = await self._ingest(data, template)
+        except ImageRefused as refused:
+            await self._record(data, {"status": "rejected", "reason": refused.reason, "message": refused.message})
+            return
+        if data.labels:
+            await self._send_labels(envelope, data, outcome)
+        await self._record(data, {"status": outcome.status, "image_id": outcome.doc.id})
+
+    async def _ingest(self, data: ImageSubmitted, template: Submission) -> Outcome:
+        if data.url is not None:
+            return await ingest_url(self.deps, self.fetcher, data.url, template, retryable=True)
+        assert data.s3 is not None
+        try:
+            raw = await self.s3.read(data.s3.bucket, data.s3.key, self.deps.settings.max_upload_bytes)
+        except ObjectUnavailable as missing:
+            if missing.transient:
+                raise
+            refused = ImageRefused(missing.reason, missing.message)
+            await reject(self.deps, refused, source=template.source, filename=data.s3.key.rsplit("/", 1)[-1], origin=template.origin, uploader=template.uploader)
+            raise refused from None
+        fetched = template.origin.model_copy(update={"fetched_at": utcnow()})
+        return await ingest(self.deps, replace(template, data=raw, filename=data.s3.key.rsplit("/", 1)[-1], origin=fetched))
+
+    async def _send_labels(self, envelope: Envelope, data: ImageSubmitted, outcome: Outcome) -> None:
+        labels = normalize_names(data.labels)
+        event = AnnotationsImported(
+            import_id=f"submission:{data.source_event_id}",
+            dataset=data.source.dataset or f"upstream:{envelope.producer}",
+            image_id=outcome.doc.id,
+            image_width=outcome.doc.width,
+            image_height=outcome.doc.height,
+            categories=[ImportedCategory(name=label) for label in labels],
+            annotations=[
+                ImportedAnnotation(source_id=f"{data.source_event_id}#{label}", type="classification", label=label) for label in labels
+            ],
+        )
+        staged = Envelope.wrap(event, producer=self.deps.producer).model_copy(
+            update={"id": uuid.uuid5(LABELS_NAMESPACE, data.source_event_id)}
+        )
+        if await self.deps.repository.stage_once(staged):
+            self.deps.relay.nudge()
+
+    async def _record(self, data: ImageSubmitted, fields: dict) -> None:
+        try:
+            await self.db[SUBMISSIONS].insert_one({"_id": data.source_event_id, **fields, "at": utcnow()})
+        except DuplicateKeyError:
+            pass
+
+
+async def record_invalid(deps: IngestDeps, body: bytes, error: str) -> None:
+    """A message that is not a valid ``image.submitted``: keep a rejection saying why (then the bus parks it)."""
+    refused = ImageRefused("invalid_message", f"The message is not a valid image.submitted event: {error[:1000]}")
+    await reject(deps, refused, source=None, filename=None, origin=Origin(kind="upstream"), size=len(body))

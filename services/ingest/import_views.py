@@ -1,0 +1,146 @@
+"""HTTP handlers for dataset imports and for listing rejections."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field, ValidationError
+
+from services.ingest import idempotent
+from services.ingest.adapters.rejections import BadCursor, list_rejections
+from services.ingest.deps import IMPORT_WORKER, INGEST_SETTINGS, JOBS
+from services.ingest.domain.datasets import KINDS
+from shared.auth import PRINCIPAL
+from shared.naming import normalize_names
+from shared.problems import Problem, problem_type
+from shared.web.resources import MONGO
+
+
+class ImportRequest(BaseModel):
+    kind: str = Field(description="folder | coco | yolo | voc")
+    path: str = Field(description="Path on the ingest server, under one of CORPUS_IMPORT_ROOTS")
+    dataset: str | None = Field(default=None, description="Dataset name (default: the folder's name)")
+    tags: list[str] = []
+    licence: str | None = None
+    author: str | None = None
+
+
+class ImportOut(BaseModel):
+    id: str
+    kind: str
+    path: str
+    dataset: str
+    status: str  # queued | running | done | failed
+    total: int | None
+    processed: int
+    counts: dict[str, int]
+    warnings: list[str]
+    error: str | None
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: dict[str, Any]) -> dict[str, Any]:
+        return cls.model_validate({**job, "id": job["_id"]}).model_dump(mode="json")
+
+
+def _allowed_path(raw: str, roots: list[Path]) -> Path:
+    if not roots:
+        raise Problem(
+            403, "Forbidden", "No folder is open to imports on this server: set CORPUS_IMPORT_ROOTS.", type_=problem_type("import-root")
+        )
+    path = Path(raw).expanduser().resolve()
+    if not any(path.is_relative_to(root.resolve()) for root in roots):
+        shown = ", ".join(str(r) for r in roots)
+        raise Problem(403, "Forbidden", f"{path} is outside the import roots ({shown}).", type_=problem_type("import-root"))
+    if not path.exists():
+        raise Problem(422, "Unprocessable Content", f"{path} does not exist on the ingest server.", type_=problem_type("import-path"))
+    return path
+
+
+async def create_import(request: web.Request) -> web.Response:
+    async def produce():
+        try:
+            body = ImportRequest.model_validate(await request.json())
+        except (ValueError, ValidationError) as exc:
+            raise Problem(400, "Bad Request", f"Send JSON like {{\"kind\": \"coco\", \"path\": \"/data/coco\"}}: {exc}", type_=problem_type("invalid-body")) from None
+        if body.kind not in KINDS:
+            raise Problem(422, "Unprocessable Content", f"Unknown kind {body.kind!r}; use one of {', '.join(KINDS)}.", type_=problem_type("import-kind"))
+        path = _allowed_path(body.path, request.app[INGEST_SETTINGS].import_roots)
+        default_name = path.parent.parent.name if body.kind == "coco" and path.is_file() else path.name
+        job = await request.app[JOBS].create(
+            {
+                "_id": uuid.uuid4().hex,
+                "kind": body.kind,
+                "path": str(path),
+                "dataset": (body.dataset or default_name).strip()[:200],
+                "tags": normalize_names(body.tags),
+                "licence": body.licence,
+                "author": body.author,
+                "created_by": request[PRINCIPAL].user_id,
+            }
+        )
+        request.app[IMPORT_WORKER].nudge()
+        return 202, ImportOut.of(job), {"Location": f"/v1/imports/{job['_id']}"}
+
+    return await idempotent.respond(request, "import", produce)
+
+
+async def get_import(request: web.Request) -> web.Response:
+    job = await request.app[JOBS].get(request.match_info["import_id"])
+    if job is None:
+        raise Problem(404, "Not Found", f"No import has id {request.match_info['import_id']!r}.", type_=problem_type("not-found"))
+    return web.json_response(ImportOut.of(job))
+
+
+def _limit(request: web.Request) -> int:
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 500:
+        raise Problem(400, "Bad Request", "limit must be a whole number from 1 to 500.", type_=problem_type("invalid-parameter"))
+    return limit
+
+
+async def list_imports(request: web.Request) -> web.Response:
+    jobs = await request.app[JOBS].page(_limit(request), None)
+    return web.json_response({"items": [ImportOut.of(job) for job in jobs]})
+
+
+async def get_rejections(request: web.Request) -> web.Response:
+    query = request.query
+    try:
+        page, next_cursor = await list_rejections(
+            request.app[MONGO],
+            limit=_limit(request),
+            cursor=query.get("cursor") or None,
+            reason=query.get("reason") or None,
+            source_kind=query.get("source_kind") or None,
+            import_id=query.get("import_id") or None,
+        )
+    except BadCursor:
+        raise Problem(400, "Bad Request", "The cursor is not one this API handed out; start again without it.", type_=problem_type("invalid-cursor")) from None
+    items = [
+        {
+            "id": r["_id"],
+            "reason": r["reason"],
+            "message": r["message"],
+            "source": r.get("source"),
+            "filename": r.get("filename"),
+            "sha256": r.get("sha256"),
+            "bytes": r.get("bytes"),
+            "origin": r.get("origin"),
+            "uploader": r.get("uploader"),
+            "rejected_at": r["rejected_at"].isoformat(),
+        }
+        for r in page
+    ]
+    return web.json_response({"items": items, "next": next_cursor})
+

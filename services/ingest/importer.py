@@ -1,0 +1,154 @@
+"""Dataset imports: a background worker that claims jobs, ingests their images and hands their
+annotations to the annotation service (``annotations.imported``).
+
+Each item goes through the same pipeline as an upload. Its annotations are
+staged in the outbox under an id derived from (job, item), so a resumed job
+stages nothing twice; the annotation service keys on (dataset, source_id), so
+a re-run import creates no duplicates there either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from services.ingest.adapters.jobs import JobRepository
+from services.ingest.domain.datasets import Dataset, DatasetError, ImportItem, in_pixels, read_dataset
+from services.ingest.domain.errors import ImageRefused
+from services.ingest.domain.model import Origin
+from services.ingest.service import IngestDeps, Submission, ingest, reject
+from shared.events import AnnotationsImported, Envelope
+
+log = logging.getLogger(__name__)
+
+EVENT_NAMESPACE = uuid.UUID("6f0f3c52-7a0e-4c43-9d0b-1c0de5a1e0f1")
+
+
+@dataclass
+class ImportWorker:
+    deps: IngestDeps
+    jobs: JobRepository
+    owner: str = ""
+
+    def __post_init__(self) -> None:
+        self.owner = self.owner or f"ingest-{uuid.uuid4().hex[:12]}"
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="import-worker")
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        settings = self.deps.settings
+        while True:
+            self._wake.clear()
+            try:
+                job = await self.jobs.claim(self.owner, settings.import_lease_seconds)
+                if job is not None:
+                    await self.process(job)
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a database hiccup: the lease lets it resume later
+                log.exception("import worker pass failed; will retry")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=settings.import_poll_seconds)
+
+    async def process(self, job: dict[str, Any]) -> None:
+        job_id, settings = job["_id"], self.deps.settings
+        try:
+            dataset = await asyncio.to_thread(read_dataset, job["kind"], Path(job["path"]), job["dataset"])
+        except (DatasetError, OSError) as exc:
+            await self.jobs.finish(job_id, self.owner, "failed", error=str(exc))
+            return
+        done = await self.jobs.done_indexes(job_id)
+        await self.jobs.renew(job_id, self.owner, settings.import_lease_seconds, total=len(dataset.items), warnings=dataset.warnings[:100])
+        todo = [i for i in range(len(dataset.items)) if i not in done]
+        log.info("import running", extra={"import_id": job_id, "total": len(dataset.items), "remaining": len(todo)})
+        slots = asyncio.Semaphore(settings.concurrency)
+
+        async def one(index: int) -> None:
+            async with slots:
+                await self.jobs.record_item(job_id, index, await self._item(job, dataset, index))
+
+        for start in range(0, len(todo), settings.import_chunk):
+            await asyncio.gather(*(one(i) for i in todo[start : start + settings.import_chunk]))
+            processed, counts = await self.jobs.counts(job_id)
+            if not await self.jobs.renew(job_id, self.owner, settings.import_lease_seconds, processed=processed, counts=counts):
+                log.warning("import lease lost; another worker continues", extra={"import_id": job_id})
+                return
+        processed, counts = await self.jobs.counts(job_id)
+        await self.jobs.finish(job_id, self.owner, "done", processed=processed, counts=counts)
+        log.info("import done", extra={"import_id": job_id, **counts})
+
+    async def _item(self, job: dict[str, Any], dataset: Dataset, index: int) -> dict[str, Any]:
+        item = dataset.items[index]
+        rel = item.path.relative_to(dataset.root).as_posix() if item.path.is_relative_to(dataset.root) else item.source_id
+        origin = Origin(
+            kind="folder" if job["kind"] == "folder" else "dataset",
+            uri=item.uri or rel,
+            dataset=dataset.name,
+            licence=item.licence or job.get("licence"),
+            author=job.get("author"),
+            import_id=job["_id"],
+        )
+        record: dict[str, Any] = {"source_id": item.source_id, "path": str(item.path), "annotations": 0, "events": 0}
+        try:
+            data = await asyncio.to_thread(item.path.read_bytes)
+        except OSError as exc:
+            refused = ImageRefused("unreadable", f"{item.path.name} cannot be read: {exc.strerror or exc}.")
+            await reject(self.deps, refused, source=origin.uri, filename=item.path.name, origin=origin, uploader=job.get("created_by"))
+            return {**record, "outcome": "rejected", "reason": refused.reason, "detail": refused.message}
+        submission = Submission(
+            data=data,
+            filename=item.path.name,
+            tags=tuple(job.get("tags", [])),
+            source=origin.uri,
+            origin=origin,
+            uploader=job.get("created_by"),
+        )
+        try:
+            outcome = await ingest(self.deps, submission)
+        except ImageRefused as refused:
+            return {**record, "outcome": "rejected", "reason": refused.reason, "detail": refused.message}
+        doc = outcome.doc
+        if outcome.created:
+            kind = "near_duplicates" if doc.near_duplicate_of else "ingested"
+        else:  # stored before; by this very job if it is being resumed
+            kind = "ingested" if doc.origin.import_id == job["_id"] else "duplicates"
+        await self._send_annotations(job, dataset, index, item, doc.id, doc.width, doc.height)
+        return {**record, "outcome": kind, "image_id": doc.id, "annotations": len(item.annotations), "events": 1}
+
+    async def _send_annotations(
+        self, job: dict[str, Any], dataset: Dataset, index: int, item: ImportItem, image_id: str, width: int, height: int
+    ) -> None:
+        """Stage the item's annotations once (a resumed job finds them staged already)."""
+        annotations = [in_pixels(a, width, height) if item.normalised else a for a in item.annotations]
+        event = AnnotationsImported(
+            import_id=job["_id"],
+            dataset=dataset.name,
+            image_id=image_id,
+            image_width=width,
+            image_height=height,
+            categories=dataset.categories_for(item.annotations),
+            annotations=annotations,
+        )
+        envelope = Envelope.wrap(event, producer=self.deps.producer).model_copy(
+            update={"id": uuid.uuid5(EVENT_NAMESPACE, f"{job['_id']}:{index}")}
+        )
+        if await self.deps.repository.stage_once(envelope):
+            self.deps.relay.nudge()

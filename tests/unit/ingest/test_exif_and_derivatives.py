@@ -1,0 +1,75 @@
+"""EXIF is read into the document; derivatives are oriented and carry no metadata (no GPS)."""
+
+import io
+
+from PIL import Image
+
+from services.ingest.domain.probe import probe_image
+from tests.photos import skimage_photo
+
+LIMIT = 100_000_000
+
+
+def photo_with_exif(orientation: int = 6) -> bytes:
+    """A real photo (skimage's chelsea, 451 × 300) re-saved as JPEG with camera, time, lens and GPS tags."""
+    image = Image.open(io.BytesIO(skimage_photo("chelsea.png"))).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "Canon"
+    exif[0x0110] = "Canon EOS 5D Mark IV"
+    ifd = exif.get_ifd(0x8769)
+    ifd[0x9003] = "2021:05:06 07:08:09"
+    ifd[0xA434] = "EF50mm f/1.8 STM"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "S", (33.0, 51.0, 36.0), "E", (151.0, 12.0, 36.0)
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=90, exif=exif)
+    return buf.getvalue()
+
+
+def test_exif_fields_are_extracted():
+    facts = probe_image(photo_with_exif(), LIMIT)
+    exif = facts["exif"]
+    assert exif["camera_make"] == "Canon"
+    assert exif["camera_model"] == "Canon EOS 5D Mark IV"
+    assert exif["lens"] == "EF50mm f/1.8 STM"
+    assert exif["captured_at"] == "2021-05-06T07:08:09"
+    assert exif["gps"] == {"lat": -33.86, "lon": 151.21}
+
+
+def test_thumbnail_is_oriented_small_and_carries_no_metadata():
+    facts = probe_image(photo_with_exif(orientation=6), LIMIT)
+    assert (facts["width"], facts["height"]) == (451, 300)  # as stored
+    thumb = Image.open(io.BytesIO(facts["thumbnail"]))
+    assert thumb.format == "JPEG"
+    assert max(thumb.size) == 256
+    assert thumb.size[1] > thumb.size[0]  # orientation 6 turns the landscape photo upright
+    assert not thumb.getexif()
+    assert b"Exif" not in facts["thumbnail"][:4096]
+
+
+def test_standard_copy_is_metadata_free_and_oriented():
+    facts = probe_image(photo_with_exif(orientation=6), LIMIT, standard_copy="png")
+    copy = Image.open(io.BytesIO(facts["standard"]))
+    assert (copy.format, copy.size) == ("PNG", (300, 451))
+    assert not copy.getexif()
+
+
+def test_photo_without_exif_has_empty_exif_and_a_thumbnail():
+    facts = probe_image(skimage_photo("astronaut.png"), LIMIT)
+    assert facts["exif"] == {}
+    assert Image.open(io.BytesIO(facts["thumbnail"])).size == (256, 256)
+
+
+def test_jpeg_reduced_decode_gives_the_same_hashes_for_a_reencoded_copy():
+    """pHash on the reduced decode is stable: the same photo at another JPEG quality hashes within a few bits."""
+    from services.ingest.domain.hashes import hamming
+
+    image = Image.open(io.BytesIO(skimage_photo("chelsea.png"))).convert("RGB")
+    copies = []
+    for quality in (95, 70):
+        buf = io.BytesIO()
+        image.save(buf, "JPEG", quality=quality)
+        copies.append(probe_image(buf.getvalue(), LIMIT))
+    assert copies[0]["sha256"] != copies[1]["sha256"]
+    assert hamming(copies[0]["phash"], copies[1]["phash"]) <= 4
