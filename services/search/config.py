@@ -15,3 +15,21 @@ class SearchSettings(CorpusSettings):
     es_shards: int = Field(default=1, ge=1)
     page_size_default: int = Field(default=20, ge=1)
     page_size_max: int = Field(default=100, ge=1)
+    # Totals are exact up to this many hits, then reported as a lower bound ("total_relation": "gte").
+    total_hits_cap: int = Field(default=10_000, ge=1)
+    facet_size: int = Field(default=20, ge=1, le=1000)
+    # How long a cursor's snapshot (point in time) lives between two pages.
+    cursor_keep_alive: str = "5m"
+    # Similarity: Hamming radius (bits of 64) by default and at most; results per answer at most.
+    similar_radius_default: int = Field(default=10, ge=0, le=64)
+    similar_radius_max: int = Field(default=24, ge=0, le=64)
+    similar_limit_max: int = Field(default=1000, ge=1)
+    # Seconds between catch-ups of the in-memory hash index with what other replicas indexed.
+    similarity_refresh_seconds: float = Field(default=5.0, gt=0)
+    hash_workers: int = Field(default=1, ge=1)
+    # Events are projected in bulk: up to this many images, waiting at most this long to fill a batch.
+    projection_batch: int = Field(default=500, ge=1)
+    projection_wait_seconds: float = Field(default=0.02, ge=0)
+    annotations_in_detail: int = Field(default=1000, ge=0)
+    # Largest query image POST /v1/search/similar accepts.
+    max_query_image_bytes: int = Field(default=20 * 1024**2, ge=1024)

@@ -1,43 +1,95 @@
-"""Thin HTTP handlers for search."""
+"""Thin HTTP handlers for searching and fetching images."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiohttp import web
+from elasticsearch import NotFoundError
 
 from services.search.deps import INDEX, READER, SEARCH_SETTINGS
-from services.search.domain.query import build_search, encode_cursor, parse_params
+from services.search.domain.cursor import Cursor, decode_cursor, encode_cursor
+from services.search.domain.errors import cursor_expired, index_missing
+from services.search.domain.facets import facet_buckets
+from services.search.domain.params import parse_params
+from services.search.domain.query import build_search, sort_clause
 from services.search.models import ImageDetail, SearchPage
-from shared.clients.blobs import original_key
+from shared.clients.blobs import original_key, thumbnail_key
 from shared.problems import Problem, problem_type
 from shared.web.resources import BLOBS
 
 
+@contextlib.asynccontextmanager
+async def index_errors() -> AsyncIterator[None]:
+    """Elasticsearch's 404s, as problems: an expired cursor snapshot, or a lost index."""
+    try:
+        yield
+    except NotFoundError as exc:
+        if "search_context_missing" in str(exc) or "point in time" in str(exc).lower():
+            raise cursor_expired() from None
+        raise index_missing() from None
+
+
 async def search(request: web.Request) -> web.Response:
     settings = request.app[SEARCH_SETTINGS]
-    params = parse_params(
-        dict(request.query), default_limit=settings.page_size_default, max_limit=settings.page_size_max
+    index = request.app[INDEX]
+    params = parse_params(dict(request.query), default_limit=settings.page_size_default, max_limit=settings.page_size_max)
+    cursor = decode_cursor(params.cursor, sort=params.sort, sort_fields=len(sort_clause(params.sort))) if params.cursor else None
+    body = build_search(
+        params, after=cursor.after if cursor else None, total_hits_cap=settings.total_hits_cap, facet_size=settings.facet_size
     )
-    result = await request.app[INDEX].search(build_search(params))
-    hits = result["hits"]["hits"]
-    next_cursor = encode_cursor(hits[-1]["sort"]) if len(hits) == params.limit else None
-    page = SearchPage(total=result["hits"]["total"]["value"], items=[hit["_source"] for hit in hits], next=next_cursor)
-    return web.json_response(page.model_dump(mode="json"))
+    async with index_errors():
+        if cursor and cursor.pit:
+            result = await index.search(body, pit=cursor.pit, keep_alive=settings.cursor_keep_alive)
+        else:
+            result = await index.search(body)
+        hits = result["hits"]["hits"]
+        next_cursor = None
+        if len(hits) == params.limit:
+            # Later pages read one snapshot (a point in time), opened when a second page exists.
+            pit = result.get("pit_id") or (cursor.pit if cursor else None) or await index.open_pit(settings.cursor_keep_alive)
+            next_cursor = encode_cursor(Cursor(sort=params.sort, after=hits[-1]["sort"], pit=pit))
+    total = result["hits"]["total"]
+    page = SearchPage(
+        total=total["value"],
+        total_relation=total["relation"],
+        items=[hit["_source"] for hit in hits],
+        next=next_cursor,
+        facets=facet_buckets(result["aggregations"]) if "aggregations" in result else None,
+    )
+    return web.json_response(page.model_dump(mode="json", exclude={"facets"} if page.facets is None else set()))
+
+
+def _counts(summary: dict[str, Any] | None) -> dict[str, Any]:
+    summary = summary or {}
+    return {
+        "labels": summary.get("labels") or {},
+        "annotation_types": summary.get("types") or {},
+        "annotation_count": summary.get("count", 0),
+    }
 
 
 async def get_image(request: web.Request) -> web.Response:
     image_id = request.match_info["image_id"]
-    raw = await request.app[READER].get(image_id)
+    reader = request.app[READER]
+    raw = await reader.get(image_id)
     if raw is None:
         raise Problem(404, "Not Found", f"No image has id {image_id!r}.", type_=problem_type("not-found"))
     settings = request.app[SEARCH_SETTINGS]
+    blobs = request.app[BLOBS]
+    annotations = await reader.annotations(image_id, settings.annotations_in_detail)
     detail = ImageDetail.model_validate(
         {
-            **raw,
+            **{k: v for k, v in raw.items() if k != "_id"},
+            **_counts(await reader.summary(image_id)),
             "id": raw["_id"],
-            "original_url": request.app[BLOBS].presigned_url(original_key(raw["sha256"])),
+            "annotations": [{"id": a.pop("_id"), **a} for a in annotations],
+            "original_url": blobs.presigned_url(original_key(raw["sha256"])),
+            "thumbnail_url": blobs.presigned_url(thumbnail_key(raw["sha256"])) if raw.get("thumbnail") else None,
             "urls_expire_at": datetime.now(UTC) + timedelta(seconds=settings.presign_ttl_seconds),
         }
     )
-    return web.json_response(detail.model_dump(mode="json"))
+    return web.json_response(detail.model_dump(mode="json", fallback=str))

@@ -1,26 +1,43 @@
 from datetime import UTC, datetime
 
-from services.search.domain.documents import image_document
-from shared.events import ImageIngested
+import pytest
+
+from services.search.domain.documents import external_version, project, split_version
+
+
+def image(**extra):
+    return {
+        "_id": "ab" * 32, "version": 3, "sha256": "ab" * 32, "width": 640, "height": 480, "format": "JPEG",
+        "bytes": 1000, "tags": ["Tabby_Cat", "indoor"], "source": "flickr", "filename": "photos/My_Cat-2024.jpg",
+        "phash": "f" * 16, "dhash": "0" * 16, "created_at": datetime(2026, 1, 1, tzinfo=UTC), **extra,
+    }
 
 
 def test_search_document_derives_shape_fields_and_free_text():
-    event = ImageIngested(
-        image_id="ab" * 32,
-        version=3,
-        sha256="ab" * 32,
-        width=640,
-        height=480,
-        format="JPEG",
-        bytes=1000,
-        tags=["tabby cat", "indoor"],
-        source="flickr",
-        filename="photos/My_Cat-2024.jpg",
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
-    doc = image_document(event)
+    doc, version = project(image(), None)
     assert doc["megapixels"] == 0.3072
     assert doc["aspect_ratio"] == 1.3333
     assert doc["format"] == "jpeg"
-    assert doc["version"] == 3
+    assert doc["tags"] == ["tabby cat", "indoor"]
+    assert doc["version"] == 3 and doc["summary_version"] == 0
+    assert version == 3 << 32
+    assert doc["labels"] == [] and doc["annotation_count"] == 0
     assert doc["text"] == "tabby cat indoor My Cat 2024 jpg flickr"
+
+
+def test_labels_come_from_the_annotation_summary_and_raise_the_version():
+    summary = {"_id": "ab" * 32, "version": 5, "count": 4, "labels": {"Person": 3, "dog": 1}, "types": {"bbox": 3, "polygon": 1, "mask": 0}}
+    doc, version = project(image(caption="a man walking his dog", captured_at=datetime(2020, 5, 1, tzinfo=UTC)), summary)
+    assert doc["labels"] == ["dog", "person"]
+    assert doc["label_counts"] == {"person": 3, "dog": 1}
+    assert doc["annotation_types"] == ["bbox", "polygon"]
+    assert doc["annotation_count"] == 4
+    assert doc["captured_at"] == "2020-05-01T00:00:00+00:00"
+    assert "person" in doc["text"] and "walking" in doc["text"]
+    assert version == external_version(3, 5) and split_version(version) == (3, 5)
+    assert version > external_version(3, 4) and version < external_version(4, 0)
+
+
+def test_versions_out_of_range_are_refused():
+    with pytest.raises(ValueError):
+        external_version(1, 1 << 32)

@@ -1,6 +1,8 @@
 import pytest
 
-from services.search.domain.query import SORT, build_search, decode_cursor, encode_cursor, parse_params
+from services.search.domain.cursor import Cursor, decode_cursor, encode_cursor
+from services.search.domain.params import parse_params
+from services.search.domain.query import build_search, sort_clause
 from shared.problems import Problem
 
 
@@ -11,25 +13,33 @@ def parse(**query):
 def test_defaults_match_all_newest_first():
     body = build_search(parse())
     assert body["query"] == {"match_all": {}}
-    assert body["sort"] == SORT
+    assert body["sort"] == [{"created_at": {"order": "desc"}}, {"image_id": {"order": "asc"}}]
     assert body["size"] == 20
-    assert "search_after" not in body
+    assert "search_after" not in body and "aggs" not in body
 
 
 def test_free_text_uses_simple_query_string_on_fixed_fields():
     body = build_search(parse(q='cat OR "hot dog"'))
-    sqs = body["query"]["simple_query_string"]
+    (clause,) = body["query"]["bool"]["must"]
+    sqs = clause["simple_query_string"]
     assert sqs["query"] == 'cat OR "hot dog"'
-    assert sqs["fields"] == ["text", "tags^2"]
-    assert "query_string" not in body["query"]
+    assert sqs["fields"] == ["text", "tags^2", "labels^2"]
+    assert "query_string" not in str(body["query"]).replace("simple_query_string", "")
 
 
 def test_cursor_round_trip_feeds_search_after():
-    cursor = encode_cursor([1767225600000, "ab" * 32])
+    cursor = encode_cursor(Cursor(sort="-created_at", after=[1767225600000, "ab" * 32], pit="pit-id"))
     params = parse(cursor=cursor, limit="5")
-    assert params.limit == 5
-    assert build_search(params)["search_after"] == [1767225600000, "ab" * 32]
-    assert decode_cursor(cursor) == [1767225600000, "ab" * 32]
+    decoded = decode_cursor(params.cursor, sort=params.sort, sort_fields=len(sort_clause(params.sort)))
+    assert decoded.after == [1767225600000, "ab" * 32] and decoded.pit == "pit-id"
+    assert build_search(params, after=decoded.after)["search_after"] == [1767225600000, "ab" * 32]
+
+
+def test_a_cursor_from_another_sort_is_refused():
+    cursor = encode_cursor(Cursor(sort="-created_at", after=[1, "a"]))
+    with pytest.raises(Problem) as caught:
+        decode_cursor(cursor, sort="bytes", sort_fields=2)
+    assert caught.value.status == 400 and "sorted by '-created_at'" in caught.value.detail
 
 
 @pytest.mark.parametrize(
@@ -38,9 +48,15 @@ def test_cursor_round_trip_feeds_search_after():
         ({"limit": "0"}, "between 1 and 100"),
         ({"limit": "101"}, "between 1 and 100"),
         ({"limit": "ten"}, "integer"),
-        ({"cursor": "not-a-cursor!"}, "cursor"),
-        ({"cursor": encode_cursor([1])}, "cursor"),
         ({"color": "red"}, "Unknown parameter(s) color"),
+        ({"sort": "colour"}, "sort must be one of"),
+        ({"sort": "relevance"}, "needs a q"),
+        ({"facets": "labels,moods"}, "Unknown facet(s) moods"),
+        ({"min_width": "100", "max_width": "10"}, "width range is inverted"),
+        ({"created_from": "2025-01-02", "created_to": "2025-01-01"}, "created range is inverted"),
+        ({"min_megapixels": "big"}, "min_megapixels must be a number"),
+        ({"captured_from": "yesterday"}, "ISO 8601"),
+        ({"has_annotations": "maybe"}, "true or false"),
     ],
 )
 def test_bad_parameters_are_400_problems_that_say_why(query, fragment):
@@ -48,3 +64,10 @@ def test_bad_parameters_are_400_problems_that_say_why(query, fragment):
         parse(**query)
     assert caught.value.status == 400
     assert fragment in caught.value.detail
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor!", encode_cursor(Cursor(sort="-created_at", after=[1]))])
+def test_foreign_cursors_are_400(cursor):
+    with pytest.raises(Problem) as caught:
+        decode_cursor(cursor, sort="-created_at", sort_fields=2)
+    assert caught.value.status == 400 and "cursor" in caught.value.detail

@@ -1,41 +1,31 @@
 """The images index: an explicit, versioned mapping behind an alias.
 
-Writes use external versioning with the image document's version, so a
-replayed or late event never overwrites a newer state: Elasticsearch answers
-409 and that counts as done.
+Writes use external versioning (see ``domain.documents.external_version``), so
+a replayed or late event never overwrites a newer state: Elasticsearch answers
+409 and that counts as done. Writes go through the alias with
+``require_alias``: if the index was lost, nothing is ever auto-created with a
+guessed mapping; the alias is re-created empty and ``reconcile`` refills it.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, ConflictError
 
-MAPPING_VERSION = 1
+from services.search.adapters.mapping import MAPPING, MAPPING_VERSION, index_settings
 
-MAPPING: dict[str, Any] = {
-    "dynamic": "strict",
-    "properties": {
-        "image_id": {"type": "keyword"},
-        "version": {"type": "long"},
-        "sha256": {"type": "keyword"},
-        "width": {"type": "integer"},
-        "height": {"type": "integer"},
-        "megapixels": {"type": "float"},
-        "aspect_ratio": {"type": "float"},
-        "format": {"type": "keyword"},
-        "bytes": {"type": "long"},
-        "tags": {"type": "keyword"},
-        "source": {"type": "keyword"},
-        "filename": {"type": "keyword", "ignore_above": 1024},
-        "phash": {"type": "keyword"},
-        "dhash": {"type": "keyword"},
-        "created_at": {"type": "date"},
-        "indexed_at": {"type": "date"},
-        # Free text: tags, file-name words, source; the standard analyzer is in every distribution.
-        "text": {"type": "text", "analyzer": "standard"},
-    },
-}
+log = logging.getLogger(__name__)
+
+# (document id, document, external version)
+IndexAction = tuple[str, dict[str, Any], int]
+
+
+class BulkWriteError(Exception):
+    """Some documents could not be written for a reason other than a newer version in the index."""
 
 
 class ImageIndex:
@@ -43,7 +33,7 @@ class ImageIndex:
         self.es = es
         self.alias = f"{prefix}-images"
         self.index = f"{self.alias}-v{MAPPING_VERSION}"
-        self.settings = {"number_of_shards": shards, "number_of_replicas": replicas}
+        self.settings = index_settings(shards, replicas)
 
     async def ensure(self) -> None:
         """Create the current index and point the alias at it, unless the alias exists."""
@@ -65,6 +55,111 @@ class ImageIndex:
             return False
         return True
 
-    async def search(self, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self.es.search(index=self.alias, **body)
+    async def bulk_upsert(self, actions: Sequence[IndexAction], *, target: str | None = None) -> dict[str, str]:
+        """Index many documents at their external versions: id → ``written`` | ``stale``."""
+        if not actions:
+            return {}
+        operations: list[dict[str, Any]] = []
+        for doc_id, document, version in actions:
+            operations += [{"index": {"_id": doc_id, "version": version, "version_type": "external"}}, document]
+        index = target or self.alias
+        response = await self.es.bulk(index=index, operations=operations, require_alias=target is None)
+        outcome: dict[str, str] = {}
+        failures: list[str] = []
+        for item in response["items"]:
+            result = item["index"]
+            status, doc_id = result["status"], result["_id"]
+            if status < 300:
+                outcome[doc_id] = "written"
+            elif status == 409:
+                outcome[doc_id] = "stale"
+            else:
+                failures.append(f"{doc_id}: {result.get('error', {}).get('type')}: {result.get('error', {}).get('reason')}")
+        if failures and target is None and any("index_not_found" in f for f in failures):
+            log.warning("the index behind %s is gone; re-creating it empty (run reconcile to refill)", self.alias)
+            await self.ensure()
+            return await self.bulk_upsert(actions)
+        if failures:
+            raise BulkWriteError(f"{len(failures)} document(s) not written: {'; '.join(failures[:3])}")
+        return outcome
+
+    async def delete_many(self, ids: Sequence[str]) -> None:
+        if ids:
+            operations = [{"delete": {"_id": doc_id}} for doc_id in ids]
+            await self.es.bulk(index=self.alias, operations=operations)
+
+    async def search(self, body: dict[str, Any], *, pit: str | None = None, keep_alive: str = "5m") -> dict[str, Any]:
+        if pit:
+            response = await self.es.search(**body, pit={"id": pit, "keep_alive": keep_alive})
+        else:
+            response = await self.es.search(index=self.alias, **body)
         return response.body
+
+    async def open_pit(self, keep_alive: str) -> str:
+        response = await self.es.open_point_in_time(index=self.alias, keep_alive=keep_alive)
+        return response["id"]
+
+    async def get_many(self, ids: Sequence[str], fields: list[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        response = await self.es.mget(index=self.alias, ids=list(ids), source_includes=fields)
+        return {doc["_id"]: doc["_source"] for doc in response["docs"] if doc.get("found")}
+
+    async def scan(
+        self, *, query: dict[str, Any] | None = None, fields: Sequence[str] = (), page: int = 5000
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every hit (with ``_version`` and the doc values of ``fields``), over a point in time."""
+        pit = await self.open_pit("2m")
+        after: list[Any] | None = None
+        try:
+            while True:
+                body: dict[str, Any] = {
+                    "query": query or {"match_all": {}},
+                    "size": page,
+                    "sort": ["_shard_doc"],
+                    "_source": False,
+                    "version": True,
+                    "track_total_hits": False,
+                }
+                if fields:
+                    body["docvalue_fields"] = list(fields)
+                if after is not None:
+                    body["search_after"] = after
+                response = await self.es.search(**body, pit={"id": pit, "keep_alive": "2m"})
+                pit = response.get("pit_id", pit)
+                hits = response["hits"]["hits"]
+                for hit in hits:
+                    yield hit
+                if len(hits) < page:
+                    return
+                after = hits[-1]["sort"]
+        finally:
+            await self.es.options(ignore_status=404).close_point_in_time(id=pit)
+
+    async def count(self) -> int:
+        return (await self.es.count(index=self.alias))["count"]
+
+    # Rebuilding: a fresh index filled from MongoDB, then one atomic alias switch.
+
+    async def create_build_index(self) -> str:
+        name = f"{self.index}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
+        settings = {**self.settings, "refresh_interval": "-1"}
+        await self.es.indices.create(index=name, mappings=MAPPING, settings=settings)
+        return name
+
+    async def finish_build(self, name: str) -> None:
+        await self.es.indices.put_settings(index=name, settings={"index": {"refresh_interval": None}})
+        await self.es.indices.refresh(index=name)
+
+    async def switch_alias(self, name: str) -> list[str]:
+        """Point the alias at ``name`` in one atomic call; returns the indices it left."""
+        current = await self.es.options(ignore_status=404).indices.get_alias(name=self.alias)
+        previous = [idx for idx in (current.body if current.meta.status == 200 else {}) if idx != name]
+        actions: list[dict[str, Any]] = [{"remove": {"index": idx, "alias": self.alias}} for idx in previous]
+        actions.append({"add": {"index": name, "alias": self.alias}})
+        await self.es.indices.update_aliases(actions=actions)
+        return previous
+
+    async def drop(self, names: Sequence[str]) -> None:
+        if names:
+            await self.es.options(ignore_status=404).indices.delete(index=",".join(names))

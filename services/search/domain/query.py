@@ -1,88 +1,90 @@
-"""Search parameters → an Elasticsearch request body, and the opaque cursor."""
+"""Search parameters → an Elasticsearch request body.
+
+Free text goes through ``simple_query_string`` on a fixed field list: its
+syntax errors never fail a request and it cannot reach other fields. Filters
+are ``filter`` clauses (cached, unscored); facets are aggregations on request.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any
 
-from pydantic import BaseModel, Field
+from services.search.domain.facets import aggregations
+from services.search.domain.params import SearchParams
 
-from shared.problems import Problem, problem_type
-
-# The stable order pages are cut in: newest first, the id breaking ties.
-SORT = [{"created_at": {"order": "desc"}}, {"image_id": {"order": "asc"}}]
-TEXT_FIELDS = ["text", "tags^2"]
+TEXT_FIELDS = ["text", "tags^2", "labels^2"]
 HIDDEN_FIELDS = ["text"]
+TIE_BREAKER = {"image_id": {"order": "asc"}}
+# list parameter → (field, clause): any of the values, all of them, or none.
+LIST_FILTERS = {
+    "labels": ("labels", "any"),
+    "labels_all": ("labels", "all"),
+    "labels_none": ("labels", "none"),
+    "tags": ("tags", "any"),
+    "formats": ("format", "any"),
+    "sources": ("source", "any"),
+    "uploaders": ("uploader", "any"),
+    "annotation_types": ("annotation_types", "any"),
+}
 
 
-class SearchParams(BaseModel):
-    q: str | None = None
-    limit: int = Field(default=20, ge=1)
-    cursor: list[Any] | None = None
+def sort_clause(sort: str) -> list[dict[str, Any]]:
+    """The stable order pages are cut in; the image id breaks ties."""
+    if sort == "relevance":
+        return [{"_score": {"order": "desc"}}, TIE_BREAKER]
+    field = sort.lstrip("-")
+    return [{field: {"order": "desc" if sort.startswith("-") else "asc"}}, TIE_BREAKER]
 
 
-def encode_cursor(sort_values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(sort_values, separators=(",", ":")).encode()).decode().rstrip("=")
+def _filters(params: SearchParams) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    must: list[dict[str, Any]] = []
+    must_not: list[dict[str, Any]] = []
+    for name, values in params.lists.items():
+        field, mode = LIST_FILTERS[name]
+        if mode == "any":
+            must.append({"terms": {field: values}})
+        elif mode == "all":
+            must += [{"term": {field: value}} for value in values]
+        else:
+            must_not.append({"terms": {field: values}})
+    for field, (low, high) in params.ranges.items():
+        bounds = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in (("gte", low), ("lte", high)) if v is not None}
+        must.append({"range": {field: bounds}})
+    if "has_annotations" in params.flags:
+        clause = {"range": {"annotation_count": {"gt": 0}}}
+        (must if params.flags["has_annotations"] else must_not).append(clause)
+    if "near_duplicate" in params.flags:
+        must.append({"term": {"is_near_duplicate": params.flags["near_duplicate"]}})
+    return must, must_not
 
 
-def decode_cursor(cursor: str) -> list[Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        values = None
-    if not isinstance(values, list) or len(values) != len(SORT):
-        raise Problem(
-            400,
-            "Bad Request",
-            "The cursor is not one this service issued; pass the 'next' value of a previous page unchanged.",
-            type_=problem_type("bad-cursor"),
-        )
-    return values
-
-
-def parse_params(query: dict[str, str], *, default_limit: int, max_limit: int) -> SearchParams:
-    known = {"q", "limit", "cursor"}
-    unknown = sorted(set(query) - known)
-    if unknown:
-        raise Problem(
-            400,
-            "Bad Request",
-            f"Unknown parameter(s) {', '.join(unknown)}; the parameters are {', '.join(sorted(known))}.",
-            type_=problem_type("unknown-parameter"),
-        )
-    limit_raw = query.get("limit")
-    try:
-        limit = int(limit_raw) if limit_raw is not None else default_limit
-    except ValueError:
-        raise Problem(400, "Bad Request", f"limit must be an integer, not {limit_raw!r}.") from None
-    if not 1 <= limit <= max_limit:
-        raise Problem(
-            400, "Bad Request", f"limit must be between 1 and {max_limit}, not {limit}.", type_=problem_type("bad-limit")
-        )
-    cursor = decode_cursor(query["cursor"]) if query.get("cursor") else None
-    q = (query.get("q") or "").strip() or None
-    return SearchParams(q=q, limit=limit, cursor=cursor)
-
-
-def build_search(params: SearchParams) -> dict[str, Any]:
-    """The request body. Free text goes through simple_query_string on a fixed field list:
-    its syntax errors never fail a request and it cannot reach other fields."""
+def build_query(params: SearchParams) -> dict[str, Any]:
+    must, must_not = _filters(params)
+    if not params.q and not must and not must_not:
+        return {"match_all": {}}
+    query: dict[str, Any] = {"bool": {"filter": must}}
+    if must_not:
+        query["bool"]["must_not"] = must_not
     if params.q:
-        query: dict[str, Any] = {
-            "simple_query_string": {"query": params.q, "fields": TEXT_FIELDS, "default_operator": "and"}
-        }
-    else:
-        query = {"match_all": {}}
+        query["bool"]["must"] = [
+            {"simple_query_string": {"query": params.q, "fields": TEXT_FIELDS, "default_operator": "and"}}
+        ]
+    return query
+
+
+def build_search(
+    params: SearchParams, *, after: list[Any] | None = None, total_hits_cap: int | bool = True, facet_size: int = 20
+) -> dict[str, Any]:
+    """The request body of one page."""
     body: dict[str, Any] = {
-        "query": query,
-        "sort": SORT,
+        "query": build_query(params),
+        "sort": sort_clause(params.sort),
         "size": params.limit,
-        "track_total_hits": True,
+        "track_total_hits": total_hits_cap,
         "_source": {"excludes": HIDDEN_FIELDS},
     }
-    if params.cursor:
-        body["search_after"] = params.cursor
+    if after is not None:
+        body["search_after"] = after
+    if params.facets and after is None:
+        body["aggs"] = aggregations(params.facets, facet_size)
     return body

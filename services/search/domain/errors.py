@@ -1,0 +1,36 @@
+"""Search's domain errors, as problem details a person can act on."""
+
+from __future__ import annotations
+
+from shared.problems import Problem, problem_type
+
+
+def bad_parameter(detail: str, slug: str = "bad-parameter") -> Problem:
+    return Problem(400, "Bad Request", detail, type_=problem_type(slug))
+
+
+def bad_cursor(detail: str | None = None) -> Problem:
+    return Problem(
+        400,
+        "Bad Request",
+        detail or "The cursor is not one this service issued; pass the 'next' value of a previous page unchanged.",
+        type_=problem_type("bad-cursor"),
+    )
+
+
+def cursor_expired() -> Problem:
+    return Problem(
+        410,
+        "Gone",
+        "The cursor's snapshot has expired (cursors live a few minutes between pages); run the search again from the first page.",
+        type_=problem_type("cursor-expired"),
+    )
+
+
+def index_missing() -> Problem:
+    return Problem(
+        503,
+        "Service Unavailable",
+        "The search index is missing; an operator must run `corpus search reindex` (or POST /v1/admin/reindex).",
+        type_=problem_type("index-missing"),
+    )

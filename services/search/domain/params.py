@@ -1,0 +1,142 @@
+"""Search parameters: parsed and checked from the query string, or a 400 that says why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.search.domain.errors import bad_parameter
+from shared.naming import split_csv_names
+
+SORTS = {
+    "-created_at", "created_at", "-captured_at", "captured_at", "-megapixels", "megapixels",
+    "-bytes", "bytes", "-width", "width", "-height", "height", "relevance",
+}
+FACETS = ("labels", "tags", "formats", "sources", "resolution", "created")
+# name → (field, kind): the range filters, each as min_<name> / max_<name>.
+RANGES = {
+    "width": ("width", "int"),
+    "height": ("height", "int"),
+    "megapixels": ("megapixels", "float"),
+    "aspect": ("aspect_ratio", "float"),
+    "bytes": ("bytes", "int"),
+}
+DATE_RANGES = {"captured": "captured_at", "created": "created_at"}
+LISTS = ("labels", "labels_all", "labels_none", "tags", "formats", "sources", "uploaders", "annotation_types")
+FLAGS = ("has_annotations", "near_duplicate")
+KNOWN = {
+    "q", "limit", "cursor", "sort", "facets", *LISTS, *FLAGS,
+    *(f"{side}_{name}" for name in RANGES for side in ("min", "max")),
+    *(f"{name}_{side}" for name in DATE_RANGES for side in ("from", "to")),
+}
+
+
+class SearchParams(BaseModel):
+    q: str | None = None
+    limit: int = 20
+    cursor: str | None = None
+    sort: str = "-created_at"
+    facets: list[str] = []
+    lists: dict[str, list[str]] = {}  # labels, labels_all, ... → values (normalised)
+    flags: dict[str, bool] = {}
+    ranges: dict[str, tuple[Any, Any]] = {}  # ES field → (gte, lte), either may be None
+
+
+def _csv(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _number(name: str, raw: str, kind: str) -> float | int:
+    try:
+        return int(raw) if kind == "int" else float(raw)
+    except ValueError:
+        raise bad_parameter(f"{name} must be a{'n integer' if kind == 'int' else ' number'}, not {raw!r}.") from None
+
+
+def _date(name: str, raw: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_parameter(f"{name} must be an ISO 8601 date or time such as 2024-05-01, not {raw!r}.") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _flag(name: str, raw: str) -> bool:
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise bad_parameter(f"{name} must be true or false, not {raw!r}.")
+
+
+def _checked_range(name: str, low: Any, high: Any) -> tuple[Any, Any]:
+    if low is not None and high is not None and low > high:
+        raise bad_parameter(f"The {name} range is inverted: its lower bound {low} is above its upper bound {high}.", "inverted-range")
+    return low, high
+
+
+def _lists(query: dict[str, str]) -> dict[str, list[str]]:
+    lists: dict[str, list[str]] = {}
+    for name in LISTS:
+        if query.get(name):
+            raw = query[name]
+            if name in ("labels", "labels_all", "labels_none", "tags", "annotation_types"):
+                lists[name] = split_csv_names(raw)
+            elif name == "formats":
+                lists[name] = [value.lower() for value in _csv(raw)]
+            else:
+                lists[name] = _csv(raw)
+    return lists
+
+
+def _ranges(query: dict[str, str]) -> dict[str, tuple[Any, Any]]:
+    ranges: dict[str, tuple[Any, Any]] = {}
+    for name, (field, kind) in RANGES.items():
+        low, high = (query.get(f"{side}_{name}") for side in ("min", "max"))
+        if low is not None or high is not None:
+            ranges[field] = _checked_range(
+                name,
+                _number(f"min_{name}", low, kind) if low is not None else None,
+                _number(f"max_{name}", high, kind) if high is not None else None,
+            )
+    for name, field in DATE_RANGES.items():
+        low, high = (query.get(f"{name}_{side}") for side in ("from", "to"))
+        if low is not None or high is not None:
+            ranges[field] = _checked_range(
+                name,
+                _date(f"{name}_from", low) if low is not None else None,
+                _date(f"{name}_to", high) if high is not None else None,
+            )
+    return ranges
+
+
+def parse_params(query: dict[str, str], *, default_limit: int, max_limit: int) -> SearchParams:
+    unknown = sorted(set(query) - KNOWN)
+    if unknown:
+        raise bad_parameter(
+            f"Unknown parameter(s) {', '.join(unknown)}; the parameters are {', '.join(sorted(KNOWN))}.",
+            "unknown-parameter",
+        )
+    limit_raw = query.get("limit")
+    try:
+        limit = int(limit_raw) if limit_raw is not None else default_limit
+    except ValueError:
+        raise bad_parameter(f"limit must be an integer, not {limit_raw!r}.") from None
+    if not 1 <= limit <= max_limit:
+        raise bad_parameter(f"limit must be between 1 and {max_limit}, not {limit}.", "bad-limit")
+    sort = query.get("sort") or "-created_at"
+    if sort not in SORTS:
+        raise bad_parameter(f"sort must be one of {', '.join(sorted(SORTS))}, not {sort!r}.")
+    q = (query.get("q") or "").strip() or None
+    if sort == "relevance" and not q:
+        raise bad_parameter("sort=relevance needs a q to rank by.")
+    facets = _csv(query.get("facets") or "")
+    if bad := [f for f in facets if f not in FACETS]:
+        raise bad_parameter(f"Unknown facet(s) {', '.join(bad)}; the facets are {', '.join(FACETS)}.")
+    flags = {name: _flag(name, query[name]) for name in FLAGS if query.get(name)}
+    return SearchParams(
+        q=q, limit=limit, cursor=query.get("cursor") or None, sort=sort, facets=facets,
+        lists=_lists(query), flags=flags, ranges=_ranges(query),
+    )
