@@ -1,0 +1,120 @@
+"""``image.submitted`` from upstream: by S3 reference or URL, idempotent, rejected with reasons, parked when transient."""
+
+import hashlib
+import uuid
+
+import aio_pika
+import pytest
+
+from services.ingest.adapters.repository import IMAGES, REJECTIONS
+from services.ingest.config import IngestSettings
+from services.ingest.deps import INGEST_SETTINGS
+from services.ingest.handlers import SUBMISSIONS
+from shared.bus import Bus, dead_letter_queue_name
+from shared.events import Envelope, ImageSubmitted
+from shared.outbox import OUTBOX
+from tests.conftest import eventually
+from tests.photos import skimage_photo
+
+
+@pytest.fixture
+async def bus(names):
+    bus = Bus(IngestSettings(**names, service_name="upstream-test"))
+    await bus.connect()
+    yield bus
+    await bus.close()
+
+
+def submitted(**data) -> Envelope:
+    return Envelope.wrap(ImageSubmitted(**data), producer="scraper-test")
+
+
+async def _record(mongo_db, event_id):
+    return await mongo_db[SUBMISSIONS].find_one({"_id": event_id})
+
+
+async def test_s3_submission_is_ingested_once_with_its_labels(ingest_client, bus, blob_store, mongo_db):
+    data = skimage_photo("moon.png")
+    sha = hashlib.sha256(data).hexdigest()
+    await blob_store.put("upstream/moon.png", data, "image/png")
+    event_id = f"scraper-{uuid.uuid4().hex}"
+    envelope = submitted(
+        source_event_id=event_id,
+        s3={"bucket": blob_store.bucket, "key": "upstream/moon.png"},
+        sha256=sha,
+        source={"kind": "upstream", "uri": "https://example.org/moon", "licence": "CC-BY-4.0", "author": "NASA"},
+        tags=["Moon", "space"],
+        labels=["Moon", "night sky"],
+        metadata={"crawl": 7},
+    )
+    await bus.publish(envelope)
+    record = await eventually(lambda: _record(mongo_db, event_id))
+    assert record["status"] in ("created", "duplicate") and record["image_id"] == sha
+    doc = await mongo_db[IMAGES].find_one({"_id": sha})
+    if record["status"] == "created":
+        assert doc["origin"] == {**doc["origin"], "kind": "upstream", "licence": "CC-BY-4.0", "author": "NASA"}
+        assert doc["metadata"] == {"crawl": 7} and doc["uploader"] == "producer:scraper-test"
+    labels = await mongo_db[OUTBOX].find_one({"type": "annotations.imported", "envelope.data.import_id": f"submission:{event_id}"})
+    assert [a["label"] for a in labels["envelope"]["data"]["annotations"]] == ["moon", "night sky"]
+
+    await bus.publish(submitted(source_event_id=event_id, s3={"bucket": blob_store.bucket, "key": "upstream/moon.png"}, labels=["moon"]))
+    marker = f"marker-{uuid.uuid4().hex}"
+    await bus.publish(submitted(source_event_id=marker, s3={"bucket": blob_store.bucket, "key": "upstream/missing.png"}))
+    await eventually(lambda: _record(mongo_db, marker))  # handled after the repeat: the repeat is done too
+    assert await mongo_db[OUTBOX].count_documents({"envelope.data.import_id": f"submission:{event_id}"}) == 1
+    assert (await _record(mongo_db, marker))["reason"] == "not_found"
+
+
+async def test_blocked_url_and_invalid_messages_are_rejected_with_reasons(ingest_client, bus, mongo_db, names):
+    event_id = f"scraper-{uuid.uuid4().hex}"
+    await bus.publish(submitted(source_event_id=event_id, url="http://127.0.0.1:9/secret.png"))
+    record = await eventually(lambda: _record(mongo_db, event_id))
+    assert (record["status"], record["reason"]) == ("rejected", "blocked_address")
+
+    # Neither url nor s3: not a valid image.submitted. Recorded as a rejection, then parked.
+    bad = Envelope(type="image.submitted", schema=1, producer="scraper-test", correlation_id="c-1", data={"source_event_id": "x"})
+    connection = await aio_pika.connect(IngestSettings(**names).amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(names["amqp_exchange"])
+        await exchange.publish(aio_pika.Message(bad.to_json()), routing_key="image.submitted")
+        rejection = await eventually(lambda: mongo_db[REJECTIONS].find_one({"reason": "invalid_message"}))
+        assert "url" in rejection["message"] and "s3" in rejection["message"]
+        dlq = await channel.get_queue(dead_letter_queue_name(f"{names['amqp_exchange']}.ingest"))
+
+        async def parked():
+            message = await dlq.get(no_ack=False, fail=False)
+            if message is not None:
+                await message.ack()
+            return message
+
+        message = await eventually(parked)
+        assert message.headers["x-outcome"] == "invalid"
+
+
+async def test_transient_failures_are_retried_then_parked(make_ingest, listen, names):
+    server = await listen("127.0.0.2")
+    server.routes["/busy.png"] = (503, {}, b"try later")
+    client = await make_ingest(own_exchange=True, fetch_allow_networks=["127.0.0.2/32"], consume_attempts=3)
+    exchange_name = client.server.app[INGEST_SETTINGS].amqp_exchange
+    upstream = Bus(IngestSettings(**{**names, "amqp_exchange": exchange_name}, service_name="upstream-test"))
+    await upstream.connect()
+    try:
+        await upstream.publish(submitted(source_event_id=f"busy-{uuid.uuid4().hex}", url=server.url("/busy.png")))
+        connection = await aio_pika.connect(IngestSettings(**names).amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            dlq = await channel.get_queue(dead_letter_queue_name(f"{exchange_name}.ingest"))
+
+            async def parked():
+                message = await dlq.get(no_ack=False, fail=False)
+                if message is not None:
+                    await message.ack()
+                return message
+
+            message = await eventually(parked)
+            assert message.headers["x-outcome"] == "failed"
+            assert "503" in message.headers["x-error"]
+        assert server.connections == 3  # every attempt reached the server; then it was parked, not rejected
+    finally:
+        await upstream.close()
