@@ -36,18 +36,25 @@ async def ensure_outbox_indexes(db: AsyncDatabase) -> None:
     await outbox.create_index("sent_at", expireAfterSeconds=SENT_RETENTION_SECONDS)
 
 
+def _entry(envelope: Envelope) -> dict:
+    return {
+        "_id": str(envelope.id),
+        "type": envelope.type,
+        "envelope": envelope.model_dump(mode="json", by_alias=True),
+        "status": "pending",
+        "created_at": envelope.occurred_at,
+    }
+
+
 async def stage(db: AsyncDatabase, envelope: Envelope, session: AsyncClientSession) -> None:
     """Write the event inside the caller's transaction."""
-    await db[OUTBOX].insert_one(
-        {
-            "_id": str(envelope.id),
-            "type": envelope.type,
-            "envelope": envelope.model_dump(mode="json", by_alias=True),
-            "status": "pending",
-            "created_at": envelope.occurred_at,
-        },
-        session=session,
-    )
+    await db[OUTBOX].insert_one(_entry(envelope), session=session)
+
+
+async def stage_many(db: AsyncDatabase, envelopes: list[Envelope], session: AsyncClientSession) -> None:
+    """Write many events inside the caller's transaction in one round trip (bulk writes)."""
+    if envelopes:
+        await db[OUTBOX].insert_many([_entry(envelope) for envelope in envelopes], ordered=True, session=session)
 
 
 class OutboxRelay:

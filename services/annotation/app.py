@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 
 from aiohttp import web
 
 from services.annotation import routes
+from services.annotation.adapters.annotations import AnnotationRepository
+from services.annotation.adapters.labels import LabelRepository
+from services.annotation.adapters.store import ensure_indexes
+from services.annotation.adapters.users import UserRepository
 from services.annotation.config import AnnotationSettings
+from services.annotation.deps import ANNOTATION_SETTINGS, DEPS, USERS_REPO
+from services.annotation.handlers import handlers
+from services.annotation.service import AnnotationDeps
 from shared.auth.bootstrap import create_first_admin
+from shared.outbox import OutboxRelay
 from shared.web import ServiceInfo, build_app
-from shared.web.resources import MONGO, SETTINGS, bus_ctx
+from shared.web.resources import BUS, MONGO, SETTINGS, blobs_ctx, bus_ctx
 
 
 async def bootstrap_admin_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -23,7 +33,32 @@ async def bootstrap_admin_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def annotation_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[ANNOTATION_SETTINGS]
+    db = app[MONGO]
+    await ensure_indexes(db)
+    relay = OutboxRelay(db, app[BUS], poll_seconds=settings.outbox_poll_seconds)
+    # forkserver: never fork the event-loop process with its threads and sockets.
+    cpu = ProcessPoolExecutor(settings.cpu_workers, mp_context=multiprocessing.get_context("forkserver"))
+    deps = AnnotationDeps(
+        annotations=AnnotationRepository(db),
+        labels=LabelRepository(db, settings.service_name),
+        relay=relay,
+        cpu=cpu,
+        producer=settings.service_name,
+    )
+    app[DEPS] = deps
+    app[USERS_REPO] = UserRepository(db)
+    relay.start()
+    await app[BUS].consume(handlers(deps))
+    yield
+    await relay.stop()
+    cpu.shutdown(wait=True, cancel_futures=True)
+
+
 async def init_app(settings: AnnotationSettings) -> web.Application:
-    app = build_app(settings, ServiceInfo(title="Image Corpus — annotation"), routes.endpoints())
-    app.cleanup_ctx.extend([bus_ctx, bootstrap_admin_ctx])
+    info = ServiceInfo(title="Image Corpus — annotation", client_max_size=settings.max_body_bytes)
+    app = build_app(settings, info, routes.endpoints())
+    app[ANNOTATION_SETTINGS] = settings
+    app.cleanup_ctx.extend([blobs_ctx, bus_ctx, bootstrap_admin_ctx, annotation_ctx])
     return app

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from shared.settings import CorpusSettings
 
 
 class AnnotationSettings(CorpusSettings):
     service_name: str = "annotation"
     port: int = 8002
+    # Largest request body: bulk requests carry thousands of annotations with polygons and masks.
+    max_body_bytes: int = Field(default=64 * 1024**2, ge=1024)
+    # Most annotations in one bulk request.
+    bulk_max_items: int = Field(default=10_000, ge=1)
+    # Worker processes for RLE arithmetic and export archives; None means one per core.
+    cpu_workers: int | None = Field(default=None, ge=1)
+    # Most images in one export archive.
+    export_max_images: int = Field(default=5_000, ge=1)

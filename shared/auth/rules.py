@@ -33,3 +33,9 @@ RULES: dict[Role, frozenset[Permission]] = {
 
 def allowed(role: Role | str, permission: Permission) -> bool:
     return permission in RULES.get(Role(role), frozenset())
+
+
+def may_delete_annotation(role: Role | str, user_id: str, created_by: str) -> bool:
+    """Annotators edit any annotation but delete only their own; admins delete any."""
+    role = Role(role)
+    return role is Role.ADMIN or (role is Role.ANNOTATOR and user_id == created_by)

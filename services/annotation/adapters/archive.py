@@ -1,0 +1,37 @@
+"""Export archives: a zip in a temporary file with the images and the annotation files.
+
+Blobs are read from MinIO (thread pool, inside BlobStore); the zip is
+written in a worker thread, so compression never blocks the event loop.
+Photos are stored as they are (already compressed); text files are deflated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+from shared.clients.blobs import BlobStore, original_key
+
+
+async def build_zip(blobs: BlobStore, images: list[dict], folder: str, files: dict[str, str]) -> Path:
+    """Write ``files`` and every image (under ``folder/<file_name>``) to a new temporary zip; return its path."""
+    handle, name = tempfile.mkstemp(prefix="corpus-export-", suffix=".zip")
+    os.close(handle)
+    path = Path(name)
+    try:
+        archive = await asyncio.to_thread(zipfile.ZipFile, path, "w", zipfile.ZIP_DEFLATED)
+        try:
+            for image in images:
+                data = await blobs.get(original_key(image["sha256"]))
+                await asyncio.to_thread(archive.writestr, f"{folder}/{image['file_name']}", data, zipfile.ZIP_STORED)
+            for member, text in files.items():
+                await asyncio.to_thread(archive.writestr, member, text)
+        finally:
+            await asyncio.to_thread(archive.close)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,53 @@
+"""Collection names, indexes and the transaction helper of the annotation service."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.auth.guard import API_KEYS, USERS
+from shared.outbox import ensure_outbox_indexes
+from shared.readmodels import ANNOTATION_SUMMARIES
+
+LABELS = "labels"
+LABEL_NAMES = "label_names"  # _id: a normalised name or alias → label_id: one name, one label
+ANNOTATIONS = "annotations"  # current state, deleted ones kept as tombstones (their history goes on)
+HISTORY = "annotation_history"  # one document per version: full state, who, when, what changed
+IMPORT_ERRORS = "annotation_import_errors"
+
+T = TypeVar("T")
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    await db[LABELS].create_index([("parent_id", ASCENDING)])
+    await db[LABEL_NAMES].create_index([("label_id", ASCENDING)])
+    annotations = db[ANNOTATIONS]
+    await annotations.create_index([("image_id", ASCENDING), ("deleted", ASCENDING)])
+    await annotations.create_index([("label_id", ASCENDING)])
+    # Imports are idempotent: one annotation per (dataset, source_id).
+    await annotations.create_index(
+        [("dataset", ASCENDING), ("source_id", ASCENDING)],
+        unique=True,
+        partialFilterExpression={"source_id": {"$type": "string"}},
+    )
+    await db[HISTORY].create_index([("annotation_id", ASCENDING), ("version", ASCENDING)], unique=True)
+    await db[HISTORY].create_index([("image_id", ASCENDING), ("changed_at", DESCENDING)])
+    await db[IMPORT_ERRORS].create_index([("import_id", ASCENDING)])
+    await db[API_KEYS].create_index([("user_id", ASCENDING)])
+    await db[USERS].create_index([("role", ASCENDING)])
+    await db[ANNOTATION_SUMMARIES].create_index([("updated_at", DESCENDING)])
+    await ensure_outbox_indexes(db)
+
+
+async def in_transaction(db: AsyncDatabase, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one transaction; transient errors (write conflicts) re-run it from the start."""
+    async with db.client.start_session() as session:
+        return await session.with_transaction(work)
+
+
+def without_none(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if v is not None}

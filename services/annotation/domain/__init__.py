@@ -1,0 +1,1 @@
+"""Pure annotation logic: geometry rules, history, export formats, and their errors."""

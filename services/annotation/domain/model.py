@@ -1,0 +1,110 @@
+"""Request and response shapes of annotations, kept apart from storage and events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events import utcnow
+
+AnnotationType = Literal["bbox", "polygon", "mask", "keypoints", "classification"]
+
+# The fields that make up an annotation's state: what history keeps and diffs.
+STATE_FIELDS = (
+    "image_id", "type", "label_id", "bbox", "polygon", "rle", "keypoints",
+    "area", "score", "attributes", "dataset", "source_id", "deleted", "created_at", "created_by",
+)  # fmt: skip
+GEOMETRY_KEYS = ("bbox", "polygon", "rle", "keypoints", "area")
+
+
+class AnnotationIn(BaseModel):
+    """A new annotation. Geometry follows the type (see the README's geometry conventions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_id: str = Field(min_length=1)
+    type: AnnotationType
+    label: str = Field(min_length=1, description="A label name or alias; normalised, created if new")
+    bbox: Any = Field(default=None, description="[x, y, width, height] in pixels")
+    polygon: Any = Field(default=None, description="rings, each [x1, y1, x2, y2, ...]")
+    rle: Any = Field(default=None, description='COCO RLE {"size": [h, w], "counts": "..."}')
+    keypoints: Any = Field(default=None, description="[[x, y, visibility], ...]")
+    score: float | None = Field(default=None, ge=0, le=1)
+    attributes: dict[str, Any] = {}
+
+
+class AnnotationPatch(BaseModel):
+    """Fields to change; absent fields stay. Changing the type or any geometry re-validates the geometry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: AnnotationType | None = None
+    label: str | None = Field(default=None, min_length=1)
+    bbox: Any = None
+    polygon: Any = None
+    rle: Any = None
+    keypoints: Any = None
+    score: float | None = Field(default=None, ge=0, le=1)
+    attributes: dict[str, Any] | None = None
+
+
+class AnnotationOut(BaseModel):
+    """An annotation as the API shows it; ``version`` is also its ETag."""
+
+    id: str
+    image_id: str
+    type: AnnotationType
+    label: str
+    label_id: str
+    bbox: list[float] | None = None
+    polygon: list[list[float]] | None = None
+    rle: dict[str, Any] | None = None
+    keypoints: list[list[float]] | None = None
+    area: float | None = None
+    score: float | None = None
+    attributes: dict[str, Any] = {}
+    dataset: str | None = None
+    source_id: str | None = None
+    deleted: bool = False
+    version: int
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    updated_by: str
+
+    @classmethod
+    def of(cls, doc: dict[str, Any], label_name: str) -> AnnotationOut:
+        return cls(id=doc["_id"], label=label_name, **{k: v for k, v in doc.items() if k != "_id"})
+
+
+class HistoryEntryOut(BaseModel):
+    """One version of an annotation: the full state then, who made it, when, and what changed."""
+
+    annotation_id: str
+    version: int
+    action: Literal["created", "updated", "deleted", "reverted"]
+    changed_by: str
+    changed_at: datetime
+    changes: dict[str, dict[str, Any]]
+    state: dict[str, Any]
+    reverted_to: int | None = None
+
+
+def state_of(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: doc.get(k) for k in STATE_FIELDS}
+
+
+def changes_between(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Field-level diff: ``{field: {"from": old, "to": new}}`` for every field that differs."""
+    before = before or {}
+    return {
+        k: {"from": before.get(k), "to": after.get(k)} for k in STATE_FIELDS if before.get(k) != after.get(k)
+    }
+
+
+def now_ms() -> datetime:
+    """Now, to the millisecond MongoDB keeps, so what a write returns equals what a read gives back."""
+    t = utcnow()
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)

@@ -1,0 +1,66 @@
+"""The export use case: pick images, gather their annotations and labels, write the archive."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from services.annotation.adapters.archive import build_zip
+from services.annotation.domain import export_formats
+from services.annotation.domain.errors import InvalidAnnotation, NotFound
+from services.annotation.service import AnnotationDeps
+from shared.clients.blobs import BlobStore
+from shared.readmodels import IMAGES
+
+Format = Literal["coco", "yolo", "voc"]
+FOLDERS = {"coco": "images", "yolo": "images", "voc": "JPEGImages"}
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "TIFF": "tif", "WEBP": "webp", "BMP": "bmp"}
+
+
+def _file_names(docs: list[dict]) -> list[dict]:
+    """Each image under its original file name, made unique (and given one if it has none)."""
+    seen: set[str] = set()
+    out = []
+    for doc in docs:
+        name = doc.get("filename") or f"{doc['_id']}.{EXTENSIONS.get(doc.get('format', ''), 'bin')}"
+        if name in seen:
+            name = f"{doc['_id'][:12]}_{name}"
+        seen.add(name)
+        out.append({"id": doc["_id"], "sha256": doc["sha256"], "file_name": name, "width": doc["width"], "height": doc["height"]})
+    return out
+
+
+async def select_images(deps: AnnotationDeps, image_ids: list[str] | None, dataset: str | None, limit: int) -> list[str]:
+    if image_ids:
+        return list(dict.fromkeys(image_ids))
+    if dataset:
+        ids = await deps.annotations.annotations.distinct("image_id", {"dataset": dataset, "deleted": False})
+        if len(ids) > limit:
+            raise InvalidAnnotation("too_many_images", f"The dataset has {len(ids)} images; export at most {limit} at once.")
+        return sorted(ids)
+    raise InvalidAnnotation("no_selection", "Give 'image_ids' or 'dataset' to say which images to export.")
+
+
+async def export_archive(
+    deps: AnnotationDeps, blobs: BlobStore, fmt: Format, image_ids: list[str], id_scheme: str | None
+) -> Path:
+    docs = {d["_id"]: d async for d in deps.annotations.db[IMAGES].find({"_id": {"$in": image_ids}})}
+    missing = [i for i in image_ids if i not in docs]
+    if missing:
+        raise NotFound(f"{len(missing)} image id(s) are unknown, e.g. {missing[0]!r}.", missing=missing[:20])
+    images = _file_names([docs[i] for i in image_ids])
+    annotations = await deps.annotations.for_images(image_ids)
+    labels = {}
+    for label_id in {a["label_id"] for a in annotations}:
+        label = await deps.labels.get(label_id)
+        parent = (await deps.labels.get(label["parent_id"]))["name"] if label.get("parent_id") else None
+        labels[label_id] = {**label, "parent": parent}
+    if fmt == "coco":
+        document = export_formats.coco(images, annotations, labels, id_scheme)
+        files = {"annotations/instances.json": json.dumps(document)}
+    elif fmt == "yolo":
+        files = export_formats.yolo(images, annotations, labels)
+    else:
+        files = export_formats.voc(images, annotations, labels)
+    return await build_zip(blobs, images, FOLDERS[fmt], files)

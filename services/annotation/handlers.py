@@ -1,0 +1,65 @@
+"""Message handlers: ``annotations.imported`` from ingest's dataset imports.
+
+Labels come from the categories (normalised names, the dataset's category id
+as an external id, the supercategory as parent); annotations are keyed on
+``(dataset, source_id)`` so a redelivered or re-run import creates nothing
+twice. Each annotation is validated like one sent over HTTP; a bad one is
+recorded in ``annotation_import_errors`` with its reason and does not stop
+the good ones beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from services.annotation.domain.errors import InvalidAnnotation
+from services.annotation.service import AnnotationDeps, create_many
+from shared.bus import Handler
+from shared.events import AnnotationsImported, Envelope, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class ImageNotYetKnown(Exception):
+    """The image document is not there (yet): retried with back-off, then parked, never dropped."""
+
+
+def handlers(deps: AnnotationDeps) -> dict[str, Handler]:
+    async def on_annotations_imported(envelope: Envelope, data: AnnotationsImported) -> None:
+        actor = f"import:{data.dataset}"
+        for category in data.categories:
+            external = {data.dataset: category.external_id} if category.external_id else {}
+            try:
+                await deps.labels.ensure(category.name, actor, parent=category.parent, external_ids=external)
+            except InvalidAnnotation as exc:
+                log.warning("category skipped", extra={"category": category.name, "reason": exc.detail})
+        if not await deps.annotations.images([data.image_id]):
+            raise ImageNotYetKnown(f"image {data.image_id} is not in the images collection")
+        source_ids = [a.source_id for a in data.annotations]
+        done = await deps.annotations.existing_sources(data.dataset, source_ids)
+        unique: dict[str, object] = {}
+        for a in data.annotations:
+            unique.setdefault(a.source_id, a)  # a source id twice in one event: the first one counts
+        todo = [a for a in unique.values() if a.source_id not in done]
+        items = [
+            {**a.model_dump(), "image_id": data.image_id, "dataset": data.dataset} for a in todo
+        ]
+        results = await create_many(deps, actor, items) if items else []
+        failures = [(todo[r["index"]], r) for r in results if r["status"] != 201]
+        now = utcnow()
+        for item, result in failures:
+            await deps.annotations.record_import_error(
+                f"{data.dataset}:{item.source_id}",
+                {
+                    "import_id": data.import_id, "dataset": data.dataset, "image_id": data.image_id,
+                    "source_id": item.source_id, "reason": result["reason"], "detail": result["detail"],
+                    "event_id": str(envelope.id), "recorded_at": now,
+                },  # fmt: skip
+            )
+        log.info(
+            "annotations imported",
+            extra={"image_id": data.image_id, "created": len(results) - len(failures), "failed": len(failures),
+                   "already_there": len(done)},  # fmt: skip
+        )
+
+    return {AnnotationsImported.event_type: on_annotations_imported}

@@ -1,0 +1,165 @@
+"""Annotation use cases: create (one, bulk, import), update, delete, revert.
+
+Views and the import handler call these; these call the domain rules and the
+repositories. Every write is conditional on the version the caller saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from services.annotation.adapters.annotations import AnnotationRepository, history_entry
+from services.annotation.adapters.labels import LabelRepository
+from services.annotation.domain.errors import InvalidAnnotation, NotAllowed, NotFound, VersionConflict
+from services.annotation.domain.geometry import GEOMETRY_FIELDS, check_all
+from services.annotation.domain.model import GEOMETRY_KEYS, AnnotationPatch, changes_between, now_ms, state_of
+from shared.auth import Principal, Role
+from shared.auth.rules import may_delete_annotation
+from shared.events import AnnotationCreated, AnnotationDeleted, AnnotationUpdated, Envelope
+from shared.outbox import OutboxRelay
+
+CHUNK = 500  # annotations per transaction in bulk paths
+
+
+@dataclass(frozen=True)
+class AnnotationDeps:
+    annotations: AnnotationRepository
+    labels: LabelRepository
+    relay: OutboxRelay
+    cpu: Executor
+    producer: str
+
+
+async def check_geometries(deps: AnnotationDeps, items: list[tuple[str, dict, int, int]]) -> list[tuple[str, Any, str]]:
+    """Masks are RLE arithmetic over whole images: that runs in the worker pool, the rest inline."""
+    if any(kind == "mask" for kind, *_ in items):
+        return await asyncio.get_running_loop().run_in_executor(deps.cpu, check_all, items)
+    return check_all(items)
+
+
+def _event(cls: type, doc: dict, label: str, **extra: Any) -> AnnotationCreated:
+    return cls(
+        annotation_id=doc["_id"], image_id=doc["image_id"], version=doc["version"], type=doc["type"], label=label,
+        changed_by=doc["updated_by"], changed_at=doc["updated_at"], **extra,
+    )  # fmt: skip
+
+
+async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Create annotations; one result per item: ``{"index", "status": 201, "id", "version"}`` or a 422 with reason."""
+    results: list[dict[str, Any]] = [{"index": i} for i in range(len(items))]
+    images = await deps.annotations.images([item["image_id"] for item in items])
+    labels: dict[str, dict | InvalidAnnotation] = {}
+    for item in items:
+        if item["label"] not in labels:
+            try:
+                labels[item["label"]] = (await deps.labels.ensure(item["label"], actor))[0]
+            except InvalidAnnotation as exc:
+                labels[item["label"]] = exc
+    pending: list[tuple[int, tuple[str, dict, int, int]]] = []
+    for i, item in enumerate(items):
+        image, label = images.get(item["image_id"]), labels[item["label"]]
+        if image is None:
+            results[i].update(status=422, reason="unknown_image", detail=f"No image has id {item['image_id']!r}.")
+        elif isinstance(label, InvalidAnnotation):
+            results[i].update(status=422, reason=label.reason, detail=label.detail)
+        else:
+            pending.append((i, (item["type"], item, image["height"], image["width"])))
+    checked = await check_geometries(deps, [geometry for _, geometry in pending])
+    now = now_ms()
+    docs, events = [], []
+    for (i, _), (outcome, fields, detail) in zip(pending, checked, strict=True):
+        if outcome == "error":
+            results[i].update(status=422, reason=fields, detail=detail)
+            continue
+        item, label = items[i], labels[items[i]["label"]]
+        doc = {
+            "_id": uuid.uuid4().hex, "image_id": item["image_id"], "type": item["type"], "label_id": label["_id"],
+            **dict.fromkeys(GEOMETRY_KEYS), **fields, "score": item.get("score"),
+            "attributes": item.get("attributes") or {}, "dataset": item.get("dataset"),
+            "source_id": item.get("source_id"), "deleted": False, "version": 1,
+            "created_at": now, "created_by": actor, "updated_at": now, "updated_by": actor,
+        }  # fmt: skip
+        docs.append(doc)
+        events.append(Envelope.wrap(_event(AnnotationCreated, doc, label["name"]), producer=deps.producer))
+        results[i].update(status=201, id=doc["_id"], version=1)
+    for start in range(0, len(docs), CHUNK):
+        await deps.annotations.add(docs[start : start + CHUNK], events[start : start + CHUNK])
+        deps.relay.nudge()
+    return results
+
+
+async def current(deps: AnnotationDeps, annotation_id: str, expected: int | None) -> dict[str, Any]:
+    doc = await deps.annotations.get(annotation_id)
+    if doc is None:
+        raise NotFound(f"No annotation has id {annotation_id!r}.")
+    if expected is not None and doc["version"] != expected:
+        raise VersionConflict(
+            f"You sent If-Match {expected}, but the annotation is at version {doc['version']}: "
+            "merge your change into the current state (in this body) and send it again with its version."
+        )
+    return doc
+
+
+async def _write(deps: AnnotationDeps, before: dict, state: dict, actor: str, action: str, **extra: Any) -> dict:
+    """Store ``state`` as the next version of ``before``, with history and event, or raise VersionConflict."""
+    stamp = max(now_ms(), before["updated_at"])  # history times never go backwards
+    doc = {**before, **state, "version": before["version"] + 1, "updated_at": stamp, "updated_by": actor}
+    label = (await deps.labels.get(doc["label_id"]))["name"]
+    previous = (await deps.labels.get(before["label_id"]))["name"]
+    if doc["deleted"]:
+        event = _event(AnnotationDeleted, doc, label)
+    else:
+        kind = AnnotationCreated if before["deleted"] else AnnotationUpdated
+        event = _event(kind, doc, label, **({"previous_label": previous} if kind is AnnotationUpdated else {}))
+    entry = history_entry(doc, action, changes_between(state_of(before), state_of(doc)), extra.get("reverted_to"))
+    await deps.annotations.replace(doc, entry, Envelope.wrap(event, producer=deps.producer))
+    deps.relay.nudge()
+    return doc
+
+
+async def update(deps: AnnotationDeps, who: Principal, annotation_id: str, patch: AnnotationPatch, expected: int) -> dict:
+    before = await current(deps, annotation_id, expected)
+    if before["deleted"]:
+        raise NotFound(f"Annotation {annotation_id!r} is deleted; revert it to a version to bring it back.")
+    given = patch.model_dump(exclude_unset=True)
+    state = {k: v for k, v in given.items() if k not in ("label", *GEOMETRY_FIELDS)}
+    if "label" in given:
+        state["label_id"] = (await deps.labels.ensure(given["label"], who.user_id))[0]["_id"]
+    if "type" in given or any(k in given for k in GEOMETRY_FIELDS):
+        images = await deps.annotations.images([before["image_id"]])
+        image = images.get(before["image_id"])
+        if image is None:
+            raise InvalidAnnotation("unknown_image", f"The image {before['image_id']!r} no longer exists.")
+        geometry = {k: before.get(k) for k in GEOMETRY_FIELDS} | {k: given[k] for k in GEOMETRY_FIELDS if k in given}
+        kind = given.get("type") or before["type"]
+        [(outcome, fields, detail)] = await check_geometries(deps, [(kind, geometry, image["height"], image["width"])])
+        if outcome == "error":
+            raise InvalidAnnotation(fields, detail)
+        state.update({**dict.fromkeys(GEOMETRY_KEYS), **fields})
+    return await _write(deps, before, state, who.user_id, "updated")
+
+
+async def delete(deps: AnnotationDeps, who: Principal, annotation_id: str, expected: int) -> dict:
+    before = await current(deps, annotation_id, expected)
+    if before["deleted"]:
+        raise NotFound(f"Annotation {annotation_id!r} is already deleted.")
+    if not may_delete_annotation(who.role, who.user_id, before["created_by"]):
+        raise NotAllowed("Annotators delete only the annotations they created; ask an admin.")
+    return await _write(deps, before, {"deleted": True}, who.user_id, "deleted")
+
+
+async def revert(deps: AnnotationDeps, who: Principal, annotation_id: str, to_version: int, expected: int) -> dict:
+    """A new version whose state equals version ``to_version`` (merged labels followed to the survivor)."""
+    before = await current(deps, annotation_id, expected)
+    if who.role is not Role.ADMIN and before["created_by"] != who.user_id and before["deleted"]:
+        raise NotAllowed("Only an admin or the annotation's creator may bring back a deleted annotation.")
+    entry = await deps.annotations.version(annotation_id, to_version)
+    if entry is None:
+        raise NotFound(f"Annotation {annotation_id!r} has no version {to_version}.")
+    state = dict(entry["state"])
+    state["label_id"] = (await deps.labels.live(state["label_id"]))["_id"]
+    return await _write(deps, before, state, who.user_id, "reverted", reverted_to=to_version)

@@ -1,0 +1,129 @@
+"""Annotation endpoints: create (one and bulk), read, update, delete, history, revert, as_of."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from services.annotation import service
+from services.annotation.deps import ANNOTATION_SETTINGS, DEPS
+from services.annotation.domain.errors import InvalidAnnotation, NotFound
+from services.annotation.domain.model import AnnotationIn, AnnotationPatch, HistoryEntryOut
+from services.annotation.views.common import (
+    annotation_out, body_as, decode_cursor, domain_errors, encode_cursor, etag, if_match, json_response, limit_of,
+)  # fmt: skip
+from shared.auth import PRINCIPAL
+from shared.problems import Problem, problem_type
+
+
+class BulkIn(BaseModel):
+    """Many new annotations; each gets its own result."""
+
+    items: list[AnnotationIn] = Field(min_length=1)
+
+
+class RevertIn(BaseModel):
+    version: int = Field(ge=1)
+
+
+async def _one(request: web.Request, doc: dict, status: int = 200) -> web.Response:
+    [body] = await annotation_out(request, [doc])
+    headers = {"ETag": etag(doc["version"]), "Location": f"/v1/annotations/{doc['_id']}"}
+    return json_response(body, status=status, headers=headers)
+
+
+@domain_errors
+async def create_annotation(request: web.Request) -> web.Response:
+    payload = await body_as(request, AnnotationIn)
+    deps = request.app[DEPS]
+    [result] = await service.create_many(deps, request[PRINCIPAL].user_id, [payload.model_dump()])
+    if result["status"] != 201:
+        raise InvalidAnnotation(result["reason"], result["detail"])
+    return await _one(request, await deps.annotations.get(result["id"]), 201)
+
+
+@domain_errors
+async def bulk_create(request: web.Request) -> web.Response:
+    payload = await body_as(request, BulkIn)
+    limit = request.app[ANNOTATION_SETTINGS].bulk_max_items
+    if len(payload.items) > limit:
+        raise Problem(413, "Too many items", f"Send at most {limit} annotations per request; split the batch.")
+    results = await service.create_many(request.app[DEPS], request[PRINCIPAL].user_id, [i.model_dump() for i in payload.items])
+    created = sum(1 for r in results if r["status"] == 201)
+    return json_response({"created": created, "failed": len(results) - created, "results": results})
+
+
+@domain_errors
+async def get_annotation(request: web.Request) -> web.Response:
+    doc = await request.app[DEPS].annotations.get(request.match_info["annotation_id"])
+    if doc is None:
+        raise NotFound(f"No annotation has id {request.match_info['annotation_id']!r}.")
+    return await _one(request, doc)
+
+
+@domain_errors
+async def update_annotation(request: web.Request) -> web.Response:
+    expected = if_match(request)
+    patch = await body_as(request, AnnotationPatch)
+    doc = await service.update(request.app[DEPS], request[PRINCIPAL], request.match_info["annotation_id"], patch, expected)
+    return await _one(request, doc)
+
+
+@domain_errors
+async def delete_annotation(request: web.Request) -> web.Response:
+    expected = if_match(request)
+    doc = await service.delete(request.app[DEPS], request[PRINCIPAL], request.match_info["annotation_id"], expected)
+    return await _one(request, doc)
+
+
+@domain_errors
+async def revert_annotation(request: web.Request) -> web.Response:
+    expected = if_match(request)
+    payload = await body_as(request, RevertIn)
+    doc = await service.revert(
+        request.app[DEPS], request[PRINCIPAL], request.match_info["annotation_id"], payload.version, expected
+    )
+    return await _one(request, doc)
+
+
+@domain_errors
+async def annotation_history(request: web.Request) -> web.Response:
+    annotation_id = request.match_info["annotation_id"]
+    repo = request.app[DEPS].annotations
+    if await repo.get(annotation_id) is None:
+        raise NotFound(f"No annotation has id {annotation_id!r}.")
+    limit = limit_of(request)
+    entries = await repo.history(annotation_id, int(decode_cursor(request, 0)), limit)
+    items = [HistoryEntryOut.model_validate(e).model_dump(mode="json") for e in entries]
+    more = len(entries) == limit
+    return json_response({"items": items, "next": encode_cursor(entries[-1]["version"]) if more else None})
+
+
+def _as_of(request: web.Request) -> datetime | None:
+    raw = request.query.get("as_of")
+    if raw is None:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.replace(" ", "+"))
+    except ValueError:
+        raise Problem(400, "Bad Request", f"'as_of' {raw!r} is not an ISO 8601 time such as 2026-11-25T13:00:00Z.") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@domain_errors
+async def image_annotations(request: web.Request) -> web.Response:
+    """The annotations of an image, now or (with ``as_of``) as they were at that time."""
+    image_id = request.match_info["image_id"]
+    repo = request.app[DEPS].annotations
+    if not await repo.images([image_id]):
+        raise NotFound(f"No image has id {image_id!r}.")
+    when = _as_of(request)
+    if when is not None:
+        docs = await repo.as_of(image_id, when)
+        return json_response({"as_of": when.isoformat(), "items": await annotation_out(request, docs), "next": None})
+    limit = limit_of(request)
+    docs = await repo.for_image(image_id, str(decode_cursor(request, "")), limit)
+    more = len(docs) == limit
+    return json_response({"items": await annotation_out(request, docs), "next": encode_cursor(docs[-1]["_id"]) if more else None})

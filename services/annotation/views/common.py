@@ -1,0 +1,101 @@
+"""What every annotation view shares: body parsing, ETags, cursors, domain errors as problems."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from services.annotation.deps import DEPS
+from services.annotation.domain.errors import AnnotationError, VersionConflict
+from services.annotation.domain.model import AnnotationOut
+from shared.problems import Problem, problem_type
+
+M = TypeVar("M", bound=BaseModel)
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+
+
+async def body_as(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate_json(await request.read())
+    except ValidationError as exc:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
+        raise Problem(
+            422, "Invalid request body", "The JSON body does not match the schema; see 'errors'.",
+            type_=problem_type("invalid-body"), errors=errors,
+        ) from None  # fmt: skip
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def if_match(request: web.Request) -> int:
+    """The version the caller last saw. Writes require it: without it a write could silently undo another."""
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        raise Problem(
+            428, "Precondition Required",
+            "Send 'If-Match' with the annotation's ETag (its version), as read from GET; this keeps concurrent edits from being lost.",
+            type_=problem_type("if-match-required"),
+        )  # fmt: skip
+    value = raw.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise Problem(400, "Bad Request", f"If-Match {raw!r} is not an ETag this service gave out (a quoted version number).")
+    return int(value)
+
+
+def limit_of(request: web.Request) -> int:
+    raw = request.query.get("limit", str(DEFAULT_LIMIT))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise Problem(400, "Bad Request", f"'limit' must be an integer from 1 to {MAX_LIMIT}.")
+    return int(raw)
+
+
+def encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+def decode_cursor(request: web.Request, default: Any) -> Any:
+    raw = request.query.get("cursor")
+    if not raw:
+        return default
+    try:
+        return json.loads(base64.urlsafe_b64decode(raw.encode()))
+    except ValueError:
+        raise Problem(400, "Bad Request", "'cursor' is not one this service gave out; pass 'next' back unchanged.") from None
+
+
+def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=headers, dumps=lambda v: json.dumps(v, default=str))
+
+
+async def annotation_out(request: web.Request, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    names = await request.app[DEPS].labels.names_of({doc["label_id"] for doc in docs})
+    return [AnnotationOut.of(doc, names.get(doc["label_id"], "")).model_dump(mode="json") for doc in docs]
+
+
+def domain_errors(view):
+    """Turn the domain's errors into problem details; a 412 carries the current state and its ETag."""
+
+    @functools.wraps(view)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await view(request)
+        except AnnotationError as exc:
+            extra, headers = dict(exc.extra), {}
+            annotation_id = request.match_info.get("annotation_id")
+            if isinstance(exc, VersionConflict) and annotation_id:
+                doc = await request.app[DEPS].annotations.get(annotation_id)
+                if doc is not None:
+                    extra["current"] = (await annotation_out(request, [doc]))[0]
+                    headers["ETag"] = etag(doc["version"])
+            raise Problem(
+                exc.status, exc.title, exc.detail, type_=problem_type(exc.slug), headers=headers, **extra
+            ) from None
+
+    return wrapped

@@ -1,0 +1,112 @@
+"""Label endpoints: list, resolve, create, rename/describe/re-parent, alias, merge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.annotation.deps import DEPS
+from services.annotation.domain.errors import NotFound
+from services.annotation.views.common import body_as, decode_cursor, domain_errors, encode_cursor, json_response, limit_of
+from shared.auth import PRINCIPAL
+
+
+class LabelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    parent: str | None = Field(default=None, description="The parent label's name (created if new)")
+    external_ids: dict[str, str] = Field(default={}, description='e.g. {"coco": "18", "wordnet": "n02084071"}')
+
+
+class LabelPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, description="Rename (the old name is freed)")
+    description: str | None = None
+    parent_id: str | None = None
+    external_ids: dict[str, str] | None = None
+
+
+class AliasIn(BaseModel):
+    alias: str = Field(min_length=1)
+
+
+class MergeIn(BaseModel):
+    into: str = Field(description="The id of the label that survives")
+
+
+class LabelOut(BaseModel):
+    """A label: normalised name, aliases, description, parent, external ids."""
+
+    id: str
+    name: str
+    aliases: list[str] = []
+    description: str | None = None
+    parent_id: str | None = None
+    external_ids: dict[str, str] = {}
+    merged_into: str | None = None
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> dict[str, Any]:
+        return cls(id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"}).model_dump(mode="json")
+
+
+@domain_errors
+async def list_labels(request: web.Request) -> web.Response:
+    limit = limit_of(request)
+    docs = await request.app[DEPS].labels.page(str(decode_cursor(request, "")), limit)
+    more = len(docs) == limit
+    return json_response({"items": [LabelOut.of(d) for d in docs], "next": encode_cursor(docs[-1]["name"]) if more else None})
+
+
+@domain_errors
+async def resolve_label(request: web.Request) -> web.Response:
+    name = request.query.get("name", "")
+    doc = await request.app[DEPS].labels.resolve(name)
+    if doc is None:
+        raise NotFound(f"No label or alias is named {name!r} (after normalisation).")
+    return json_response(LabelOut.of(await request.app[DEPS].labels.live(doc["_id"])))
+
+
+@domain_errors
+async def get_label(request: web.Request) -> web.Response:
+    return json_response(LabelOut.of(await request.app[DEPS].labels.get(request.match_info["label_id"])))
+
+
+@domain_errors
+async def create_label(request: web.Request) -> web.Response:
+    payload = await body_as(request, LabelIn)
+    doc, created = await request.app[DEPS].labels.ensure(
+        payload.name, request[PRINCIPAL].user_id, description=payload.description, parent=payload.parent,
+        external_ids=payload.external_ids,
+    )  # fmt: skip
+    return json_response(LabelOut.of(doc), status=201 if created else 200, headers={"Location": f"/v1/labels/{doc['_id']}"})
+
+
+@domain_errors
+async def update_label(request: web.Request) -> web.Response:
+    payload = await body_as(request, LabelPatch)
+    labels, label_id, actor = request.app[DEPS].labels, request.match_info["label_id"], request[PRINCIPAL].user_id
+    changes = payload.model_dump(exclude_unset=True)
+    if "name" in changes:
+        await labels.rename(label_id, changes.pop("name"), actor)
+    doc = await labels.update(label_id, changes, actor) if changes else await labels.get(label_id)
+    return json_response(LabelOut.of(doc))
+
+
+@domain_errors
+async def add_alias(request: web.Request) -> web.Response:
+    payload = await body_as(request, AliasIn)
+    doc = await request.app[DEPS].labels.add_alias(request.match_info["label_id"], payload.alias, request[PRINCIPAL].user_id)
+    return json_response(LabelOut.of(doc))
+
+
+@domain_errors
+async def merge_label(request: web.Request) -> web.Response:
+    payload = await body_as(request, MergeIn)
+    doc = await request.app[DEPS].labels.merge(request.match_info["label_id"], payload.into, request[PRINCIPAL].user_id)
+    return json_response(LabelOut.of(doc))

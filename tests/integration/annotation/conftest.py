@@ -1,0 +1,35 @@
+"""Fixtures of the annotation tests: images placed in the ``images`` read model as ingest would."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.readmodels import IMAGES
+
+
+async def add_image(db, width: int = 640, height: int = 480, *, data: bytes | None = None, filename: str | None = None) -> str:
+    """An image document as ingest writes it (the blob too is the caller's business)."""
+    sha = hashlib.sha256(data if data is not None else uuid.uuid4().bytes).hexdigest()
+    await db[IMAGES].update_one(
+        {"_id": sha},
+        {"$setOnInsert": {
+            "version": 1, "sha256": sha, "width": width, "height": height, "format": "JPEG", "mime": "image/jpeg",
+            "bytes": len(data or b""), "mode": "RGB", "phash": "0" * 16, "dhash": "0" * 16, "tags": [],
+            "source": "annotation-tests", "filename": filename, "created_at": datetime.now(UTC),
+        }},  # fmt: skip
+        upsert=True,
+    )
+    return sha
+
+
+@pytest.fixture
+async def image_id(mongo_db) -> str:
+    return await add_image(mongo_db)
+
+
+def etag_of(response) -> str:
+    return response.headers["ETag"]

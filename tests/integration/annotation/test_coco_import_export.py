@@ -1,0 +1,200 @@
+"""The COCO sample through ``annotations.imported``: 939 annotations, 71 used categories, normalised;
+bad annotations recorded beside the good ones; redelivery creates nothing twice; and export
+(COCO, YOLO, VOC) reproduces the boxes, masks and categories."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from pycocotools import mask as coco_mask
+
+from services.annotation.adapters.store import ANNOTATIONS, IMPORT_ERRORS, LABELS
+from shared.bus import Bus
+from shared.events import AnnotationsImported, Envelope, ImportedAnnotation
+from shared.naming import normalize_name
+from shared.settings import CorpusSettings
+from tests.conftest import eventually
+from tests.integration.annotation import coco_events
+from tests.integration.annotation.conftest import add_image
+from tests.photos import require_coco
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
+]
+
+DATASET = "coco128"
+
+
+async def publish(names, events: list) -> None:
+    bus = Bus(CorpusSettings(**names, service_name="annotation-tests"))
+    await bus.connect()
+    try:
+        for event in events:
+            await bus.publish(Envelope.wrap(event, producer="ingest"))
+    finally:
+        await bus.close()
+
+
+@pytest.fixture(scope="module")
+async def imported(annotation_client, names, base_settings):
+    """The whole sample imported once for this module (photos in MinIO, documents in images)."""
+    from shared.clients.blobs import BlobStore
+    from shared.clients.mongo import database, mongo_client
+
+    coco = require_coco()
+    data = coco_events.load(coco)
+    client, blobs = mongo_client(base_settings), BlobStore(base_settings)
+    await blobs.ensure_bucket()
+    db = database(client, base_settings)
+    image_ids = await coco_events.place_images(coco, data, db, blobs)
+    events = coco_events.events(data, image_ids, DATASET)
+    await publish(names, events)
+
+    async def all_there():
+        return await db[ANNOTATIONS].count_documents({"dataset": DATASET}) == len(data["annotations"])
+
+    await eventually(all_there, timeout=120)
+    yield {"data": data, "image_ids": image_ids, "events": events, "coco": coco}
+    blobs.close()
+    await client.close()
+
+
+async def test_the_sample_arrives_with_939_annotations_and_71_normalised_categories(imported, mongo_db):
+    data = imported["data"]
+    assert await mongo_db[ANNOTATIONS].count_documents({"dataset": DATASET, "deleted": False}) == 939
+    types = {row["_id"]: row["n"] async for row in await mongo_db[ANNOTATIONS].aggregate(
+        [{"$match": {"dataset": DATASET}}, {"$group": {"_id": "$type", "n": {"$sum": 1}}}])}  # fmt: skip
+    assert types == {"polygon": 929, "mask": 10}
+    used = await mongo_db[ANNOTATIONS].distinct("label_id", {"dataset": DATASET})
+    assert len(used) == 71
+    labels = await mongo_db[LABELS].find({"_id": {"$in": used}}).to_list()
+    expected = {normalize_name(c["name"]): str(c["id"]) for c in data["categories"]}
+    assert {label["name"]: label["external_ids"][DATASET] for label in labels} == {
+        name: cid for name, cid in expected.items() if name in {label["name"] for label in labels}
+    }
+    assert all(label["name"] == normalize_name(label["name"]) for label in labels)
+    # The supercategory became the parent ("vehicle" above "bicycle"), and "person" is not its own parent.
+    bicycle = await mongo_db[LABELS].find_one({"name": "bicycle"})
+    assert (await mongo_db[LABELS].find_one({"_id": bicycle["parent_id"]}))["name"] == "vehicle"
+    assert (await mongo_db[LABELS].find_one({"name": "person"}))["parent_id"] is None
+    assert await mongo_db[IMPORT_ERRORS].count_documents({"dataset": DATASET}) == 0
+
+
+async def test_redelivery_creates_nothing_twice(imported, names, mongo_db):
+    first = imported["events"][0]
+    marker = first.model_copy(update={
+        "dataset": "coco128-marker", "categories": [],
+        "annotations": [ImportedAnnotation(source_id="m", type="classification", label="marker")],
+    })  # fmt: skip
+    await publish(names, [*imported["events"][:5], marker])
+    await eventually(lambda: mongo_db[ANNOTATIONS].find_one({"dataset": "coco128-marker"}))
+    await eventually(lambda: _queue_empty(names))  # ready and unacknowledged: every message handled
+    assert await mongo_db[ANNOTATIONS].count_documents({"dataset": DATASET}) == 939
+
+
+async def _queue_empty(names) -> bool:
+    """RabbitMQ's management API counts ready and unacknowledged messages together."""
+    import aiohttp
+
+    queue = CorpusSettings(**names).queue_name("annotation")
+    async with aiohttp.ClientSession(headers={"Authorization": aiohttp.encode_basic_auth("guest", "guest")}) as session:
+        async with session.get(f"http://127.0.0.1:15672/api/queues/%2F/{queue}") as response:
+            body = await response.json()
+    return body.get("messages") == 0 and body.get("messages_unacknowledged") == 0
+
+
+async def test_a_bad_annotation_is_recorded_and_does_not_lose_the_good_ones(imported, names, mongo_db):
+    image_id = await add_image(mongo_db, 640, 480)
+    good = ImportedAnnotation(source_id="extra-good", type="bbox", label="Traffic_Light", bbox=[1, 1, 10, 10])
+    outside = ImportedAnnotation(source_id="extra-outside", type="bbox", label="car", bbox=[1, 1, 10_000, 10])
+    bad_rle = ImportedAnnotation(source_id="extra-rle", type="mask", label="car", rle={"size": [1, 1], "counts": "0"})
+    event = AnnotationsImported(
+        import_id="bad-one", dataset="coco128-extra", image_id=image_id, image_width=640, image_height=480,
+        annotations=[outside, good, bad_rle],
+    )  # fmt: skip
+    await publish(names, [event])
+
+    async def recorded():
+        return await mongo_db[IMPORT_ERRORS].find({"import_id": "bad-one"}).to_list() if await mongo_db[IMPORT_ERRORS].count_documents({"import_id": "bad-one"}) == 2 else None
+
+    errors = {e["source_id"]: e["reason"] for e in await eventually(recorded)}
+    assert errors == {"extra-outside": "outside_image", "extra-rle": "rle_size_mismatch"}
+    created = await mongo_db[ANNOTATIONS].find_one({"dataset": "coco128-extra", "source_id": "extra-good"})
+    assert created is not None and created["bbox"] == [1, 1, 10, 10]
+
+
+async def _export(client, **body) -> zipfile.ZipFile:
+    response = await client.post("/v1/exports", json=body)
+    assert response.status == 200, await response.text()
+    assert response.content_type == "application/zip"
+    return zipfile.ZipFile(io.BytesIO(await response.read()))
+
+
+def _mask(segmentation, height, width):
+    if isinstance(segmentation, list):
+        return coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width)))
+    if isinstance(segmentation["counts"], str):  # compressed, as exported
+        return coco_mask.decode({"size": segmentation["size"], "counts": segmentation["counts"].encode()})
+    return coco_mask.decode(coco_mask.frPyObjects(segmentation, height, width))
+
+
+async def test_coco_export_reproduces_boxes_masks_and_categories(imported, annotation_client):
+    data = imported["data"]
+    archive = await _export(annotation_client, format="coco", dataset=DATASET)
+    exported = json.loads(archive.read("annotations/instances.json"))
+    used = {a["category_id"] for a in data["annotations"]}
+    assert {(c["id"], c["name"]) for c in exported["categories"]} == {
+        (c["id"], normalize_name(c["name"])) for c in data["categories"] if c["id"] in used
+    }
+    assert len(exported["annotations"]) == 939
+    original_images = {i["id"]: i for i in data["images"]}
+    exported_images = {i["id"]: i for i in exported["images"]}
+
+    def keyed(annotations, images):
+        out = {}
+        for a in annotations:
+            image = images[a["image_id"]]
+            key = (image["file_name"], a["category_id"], tuple(round(v, 2) for v in a["bbox"]))
+            out.setdefault(key, []).append((a["segmentation"], image["height"], image["width"], a["iscrowd"]))
+        return out
+
+    before, after = keyed(data["annotations"], original_images), keyed(exported["annotations"], exported_images)
+    assert sorted(before) == sorted(after)  # the same boxes, per image and category
+    for key, originals in before.items():
+        [(seg_a, h, w, crowd_a)], [(seg_b, _, _, crowd_b)] = originals[:1], after[key][:1]
+        assert crowd_a == crowd_b
+        assert np.array_equal(_mask(seg_a, h, w), _mask(seg_b, h, w)), key  # the same pixels
+    for image in exported["images"]:
+        raw = archive.read(f"images/{image['file_name']}")
+        assert raw == (imported["coco"] / "images" / image["file_name"]).read_bytes()
+
+
+async def test_yolo_and_voc_exports(imported, annotation_client):
+    data = imported["data"]
+    image = next(i for i in data["images"] if i["file_name"] == "000000000009.jpg")
+    ours = [a for a in data["annotations"] if a["image_id"] == image["id"]]
+    image_id = imported["image_ids"][image["id"]]
+    yolo = await _export(annotation_client, format="yolo", image_ids=[image_id])
+    classes = yolo.read("classes.txt").decode().splitlines()
+    lines = yolo.read("labels/000000000009.txt").decode().splitlines()
+    assert len(lines) == len(ours)
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    expected = sorted((names[a["category_id"]], round((a["bbox"][0] + a["bbox"][2] / 2) / image["width"], 4)) for a in ours)
+    got = sorted((classes[int(line.split()[0])], round(float(line.split()[1]), 4)) for line in lines)
+    assert got == expected
+    assert hashlib.sha256(yolo.read("images/000000000009.jpg")).hexdigest() == image_id
+    voc = await _export(annotation_client, format="voc", image_ids=[image_id])
+    xml = voc.read("Annotations/000000000009.xml").decode()
+    assert xml.count("<object>") == len(ours) and "<width>640</width>" in xml
+    assert "JPEGImages/000000000009.jpg" in voc.namelist()
+
+
+async def test_export_of_unknown_images_is_404(annotation_client):
+    response = await annotation_client.post("/v1/exports", json={"format": "coco", "image_ids": ["nope"]})
+    assert response.status == 404 and (await response.json())["missing"] == ["nope"]
