@@ -165,6 +165,13 @@ async def _probe(deps: IngestDeps, submission: Submission) -> dict[str, Any]:
         ) from None
     except WorkerCrashed:
         raise ImageRefused("undecodable", "The decoder crashed on these bytes; the image was abandoned.") from None
+    except ImageRefused:
+        raise
+    except MemoryError:
+        raise ImageRefused("too_large", "Processing the image needs more memory than a worker may use.") from None
+    except Exception as exc:  # noqa: BLE001 - a decoder bug on odd bytes is this image's problem, not a 500
+        log.warning("probe failed unexpectedly", exc_info=True)
+        raise ImageRefused("undecodable", f"The image could not be processed: {type(exc).__name__}: {exc}.") from None
 
 
 async def _nearest(deps: IngestDeps, facts: ImageFacts, phash_bands: list[str]) -> tuple[str | None, int | None]:

@@ -14,6 +14,8 @@ import logging
 import multiprocessing
 import os
 import resource
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
@@ -30,9 +32,28 @@ class WorkerCrashed(Exception):
     """A job's worker died (twice) while running it."""
 
 
-def _limit_memory(max_bytes: int | None) -> None:
+def _owner_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"  # killed, not yet reaped
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+
+
+def _watch_owner(pid: int) -> None:
+    """Exit when the service process is gone (SIGKILL leaves pool workers blocked forever otherwise)."""
+    while not _owner_gone(pid):
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def _init_worker(max_bytes: int | None, owner_pid: int) -> None:
     if max_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+    threading.Thread(target=_watch_owner, args=(owner_pid,), daemon=True, name="owner-watch").start()
 
 
 class CpuPool:
@@ -47,8 +68,8 @@ class CpuPool:
         return ProcessPoolExecutor(
             self.workers,
             mp_context=multiprocessing.get_context("forkserver"),
-            initializer=_limit_memory,
-            initargs=(self.memory_bytes,),
+            initializer=_init_worker,
+            initargs=(self.memory_bytes, os.getpid()),
         )
 
     async def run(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
