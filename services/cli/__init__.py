@@ -17,6 +17,13 @@ def _register() -> None:
     from services.cli import stack_ops
 
     app.add_typer(stack_ops.app, name="bus", help="Dead-letter queues: list and replay parked messages.")
+    from services.cli import ingest
+
+    app.add_typer(ingest.ingest_app, name="ingest", help="Upload files or fetch URLs into the ingest service.")
+    app.add_typer(ingest.import_app, name="import", help="Import datasets (folder, COCO, YOLO, VOC) with a progress bar.")
+    from services.cli import search
+
+    app.add_typer(search.app, name="search", help="Search index: reindex from MongoDB, reconcile drift.")
 
 
 _register()

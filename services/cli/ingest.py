@@ -1,0 +1,208 @@
+"""``corpus ingest`` (files, URLs) and ``corpus import`` (datasets): the ingest service over HTTP.
+
+The server address and API key come from options or the environment
+(``CORPUS_INGEST_URL``, ``CORPUS_API_KEY``), so the same commands work against
+a local stack or a remote deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from services.ingest.domain.datasets.model import IMAGE_SUFFIXES
+
+ingest_app = typer.Typer(no_args_is_help=True, help="Send images to the ingest service.")
+import_app = typer.Typer(no_args_is_help=True, help="Import datasets (folder, COCO, YOLO, Pascal VOC) and follow their progress.")
+console = Console()
+
+URL = typer.Option("http://127.0.0.1:8001", "--url", envvar="CORPUS_INGEST_URL", help="The ingest service")
+KEY = typer.Option(None, "--key", envvar=["CORPUS_API_KEY", "CORPUS_ADMIN_KEY"], help="API key (Bearer)")
+
+
+def _headers(key: str | None) -> dict[str, str]:
+    if not key:
+        raise typer.BadParameter("an API key is needed: --key or CORPUS_API_KEY")
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console
+    )
+
+
+async def _answer(response: aiohttp.ClientResponse) -> Any:
+    body = await response.json(content_type=None)
+    if response.status >= 400:
+        console.print(f"[red]{response.status} {body.get('title', '')}[/red]: {body.get('detail', body)}")
+        raise typer.Exit(1)
+    return body
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise typer.BadParameter(f"{path} does not exist")
+    return found
+
+
+def _report(results: list[dict[str, Any]]) -> None:
+    outcomes = Counter(item["outcome"] for item in results)
+    reasons = Counter(item["reason"] for item in results if item["outcome"] == "rejected")
+    table = Table("outcome", "count")
+    for outcome in ("created", "duplicate", "rejected"):
+        table.add_row(outcome, str(outcomes.get(outcome, 0)))
+    for reason, count in reasons.most_common():
+        table.add_row(f"  rejected: {reason}", str(count))
+    console.print(table)
+
+
+async def _upload(files: list[Path], url: str, headers: dict[str, str], tags: str | None, source: str | None, batch: int) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=None)) as http:
+        with _progress() as progress:
+            task = progress.add_task("uploading", total=len(files))
+            for start in range(0, len(files), batch):
+                form = aiohttp.FormData()
+                for name, value in (("tags", tags), ("source", source)):
+                    if value:
+                        form.add_field(name, value)
+                chunk = files[start : start + batch]
+                for path in chunk:
+                    form.add_field("files", path.read_bytes(), filename=path.name, content_type="application/octet-stream")
+                async with http.post(f"{url}/v1/images:batch", data=form) as response:
+                    body = await _answer(response)
+                for item in body["items"]:
+                    item["path"] = str(chunk[item["index"]])
+                    results.append(item)
+                    if item["outcome"] == "rejected":
+                        progress.console.print(f"[yellow]rejected[/yellow] {item['path']}: {item['reason']} — {item.get('detail', '')}")
+                progress.advance(task, len(chunk))
+    return results
+
+
+@ingest_app.command("files")
+def ingest_files(
+    paths: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)"),
+    tags: str = typer.Option(None, help="Comma-separated tags for every image"),
+    source: str = typer.Option(None, help="Where the images come from"),
+    batch: int = typer.Option(32, min=1, max=500, help="Files per request"),
+    url: str = URL,
+    key: str = KEY,
+) -> None:
+    """Upload files in batches, with a progress bar; every rejection is printed with its reason."""
+    files = _files(paths)
+    results = asyncio.run(_upload(files, url.rstrip("/"), _headers(key), tags, source, batch))
+    _report(results)
+
+
+@ingest_app.command("urls")
+def ingest_urls(
+    urls: list[str] = typer.Argument(..., help="http(s) URLs of images"),
+    tags: str = typer.Option(None, help="Comma-separated tags"),
+    url: str = URL,
+    key: str = KEY,
+) -> None:
+    """Have the service fetch images by URL (public addresses only, unless allow-listed on the server)."""
+
+    async def run() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession(headers=_headers(key)) as http:
+            tag_list = [t for t in (tags or "").split(",") if t.strip()]
+            results = []
+            for start in range(0, len(urls), 100):
+                async with http.post(f"{url.rstrip('/')}/v1/images:fetch", json={"urls": urls[start : start + 100], "tags": tag_list}) as r:
+                    results += (await _answer(r))["items"]
+            return results
+
+    results = asyncio.run(run())
+    for item in results:
+        colour = "green" if item["outcome"] != "rejected" else "yellow"
+        console.print(f"[{colour}]{item['outcome']}[/{colour}] {item['url']} {item.get('id') or item.get('reason')}")
+    _report(results)
+
+
+async def follow(http: aiohttp.ClientSession, url: str, job: dict[str, Any], poll: float = 0.5) -> dict[str, Any]:
+    with _progress() as progress:
+        task = progress.add_task(f"import {job['dataset']}", total=job.get("total"))
+        while True:
+            async with http.get(f"{url}/v1/imports/{job['id']}") as response:
+                job = await _answer(response)
+            progress.update(task, total=job["total"], completed=job["processed"])
+            if job["status"] in ("done", "failed"):
+                return job
+            await asyncio.sleep(poll)
+
+
+def _job_table(job: dict[str, Any]) -> None:
+    table = Table("import", job["id"])
+    table.add_row("status", job["status"])
+    table.add_row("dataset", job["dataset"])
+    table.add_row("total / processed", f"{job['total']} / {job['processed']}")
+    for name, value in job["counts"].items():
+        table.add_row(name, str(value))
+    if job.get("error"):
+        table.add_row("error", f"[red]{job['error']}[/red]")
+    for warning in job.get("warnings", [])[:10]:
+        table.add_row("warning", warning)
+    console.print(table)
+
+
+def _start(kind: str, path: Path, dataset: str | None, tags: str | None, wait: bool, url: str, key: str | None) -> None:
+    async def run() -> dict[str, Any]:
+        async with aiohttp.ClientSession(headers=_headers(key)) as http:
+            body = {"kind": kind, "path": str(path.resolve()), "dataset": dataset, "tags": [t for t in (tags or "").split(",") if t.strip()]}
+            async with http.post(f"{url.rstrip('/')}/v1/imports", json=body) as response:
+                job = await _answer(response)
+            console.print(f"import {job['id']} queued")
+            return await follow(http, url.rstrip("/"), job) if wait else job
+
+    job = asyncio.run(run())
+    _job_table(job)
+    if job["status"] == "failed":
+        raise typer.Exit(1)
+
+
+def _kind_command(kind: str, help_text: str) -> None:
+    @import_app.command(kind, help=help_text)
+    def command(
+        path: Path = typer.Argument(..., help="Path as the ingest server sees it (under CORPUS_IMPORT_ROOTS)"),
+        dataset: str = typer.Option(None, help="Dataset name (default: the folder's name)"),
+        tags: str = typer.Option(None, help="Comma-separated tags for every image"),
+        wait: bool = typer.Option(True, help="Follow the progress until the import ends"),
+        url: str = URL,
+        key: str = KEY,
+    ) -> None:
+        _start(kind, path, dataset, tags, wait, url, key)
+
+
+_kind_command("folder", "A folder tree of images; each image's parent folder is its class.")
+_kind_command("coco", "COCO instances JSON (or a folder with annotations/instances.json and images/).")
+_kind_command("yolo", "YOLO: images/ and labels/ with classes.txt or data.yaml.")
+_kind_command("voc", "Pascal VOC: Annotations/*.xml and JPEGImages/.")
+
+
+@import_app.command("status")
+def import_status(import_id: str, wait: bool = typer.Option(False, help="Follow until it ends"), url: str = URL, key: str = KEY) -> None:
+    """An import's status and counts."""
+
+    async def run() -> dict[str, Any]:
+        async with aiohttp.ClientSession(headers=_headers(key)) as http:
+            async with http.get(f"{url.rstrip('/')}/v1/imports/{import_id}") as response:
+                job = await _answer(response)
+            return await follow(http, url.rstrip("/"), job) if wait else job
+
+    _job_table(asyncio.run(run()))

@@ -1,0 +1,39 @@
+"""``corpus ingest files`` and ``corpus import folder`` against an ingest app on the real stack."""
+
+import asyncio
+
+from typer.testing import CliRunner
+
+from services.cli import app
+from tests.conftest import ADMIN_KEY
+from tests.photos import skimage_photo
+from tests.unit.ingest.datasets import make_folder
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(app, list(args), env={"CORPUS_API_KEY": ADMIN_KEY}, catch_exceptions=False)
+
+
+async def test_cli_uploads_a_folder_and_reports_each_rejection(make_ingest, tmp_path):
+    client = await make_ingest(consume_submissions=False)
+    url = str(client.make_url("")).rstrip("/")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "clock.png").write_bytes(skimage_photo("clock_motion.png"))
+    (tmp_path / "in" / "page.png").write_bytes(skimage_photo("page.png"))
+    (tmp_path / "in" / "fake.jpg").write_bytes(b"plain text pretending\n" * 10)
+    result = await asyncio.to_thread(_invoke, "ingest", "files", str(tmp_path / "in"), "--url", url, "--batch", "2", "--tags", "cli")
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "fake.jpg: not_an_image" in flat
+    assert "rejected: not_an_image" in result.output
+
+
+async def test_cli_import_follows_the_job_to_its_end(make_ingest, tmp_path):
+    make_folder(tmp_path / "classes")
+    client = await make_ingest(consume_submissions=False, import_roots=[tmp_path], import_poll_seconds=0.2)
+    url = str(client.make_url("")).rstrip("/")
+    result = await asyncio.to_thread(_invoke, "import", "folder", str(tmp_path / "classes"), "--url", url, "--dataset", "cli-pets")
+    assert result.exit_code == 0, result.output
+    assert "done" in result.output and "cli-pets" in result.output
+    outside = await asyncio.to_thread(_invoke, "import", "folder", "/etc", "--url", url)
+    assert outside.exit_code == 1 and "outside the import roots" in " ".join(outside.output.split())
