@@ -42,15 +42,18 @@ async def search(request: web.Request) -> web.Response:
         params, after=cursor.after if cursor else None, total_hits_cap=settings.total_hits_cap, facet_size=settings.facet_size
     )
     async with index_errors():
-        if cursor and cursor.pit:
-            result = await index.search(body, pit=cursor.pit, keep_alive=settings.cursor_keep_alive)
+        pit = None
+        if cursor:
+            # Pages after the first read one snapshot (a point in time), opened by the second page:
+            # most searches never ask for one, and the first page pays no extra round trip.
+            pit = cursor.pit or await index.open_pit(settings.cursor_keep_alive)
+            result = await index.search(body, pit=pit, keep_alive=settings.cursor_keep_alive)
+            pit = result.get("pit_id", pit)
         else:
             result = await index.search(body)
         hits = result["hits"]["hits"]
         next_cursor = None
         if len(hits) == params.limit:
-            # Later pages read one snapshot (a point in time), opened when a second page exists.
-            pit = result.get("pit_id") or (cursor.pit if cursor else None) or await index.open_pit(settings.cursor_keep_alive)
             next_cursor = encode_cursor(Cursor(sort=params.sort, after=hits[-1]["sort"], pit=pit))
     total = result["hits"]["total"]
     page = SearchPage(

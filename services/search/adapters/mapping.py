@@ -15,6 +15,8 @@ MAPPING_VERSION = 2
 
 _KEYWORD = {"type": "keyword"}
 _DATE = {"type": "date"}
+# Faceted keywords: global ordinals built at refresh, not on the first aggregation after it.
+_FACETED = {"type": "keyword", "eager_global_ordinals": True}
 
 MAPPING: dict[str, Any] = {
     "dynamic": "strict",
@@ -27,10 +29,10 @@ MAPPING: dict[str, Any] = {
         "height": {"type": "integer"},
         "megapixels": {"type": "float"},
         "aspect_ratio": {"type": "float"},
-        "format": _KEYWORD,
+        "format": _FACETED,
         "bytes": {"type": "long"},
-        "tags": _KEYWORD,
-        "source": _KEYWORD,
+        "tags": _FACETED,
+        "source": _FACETED,
         "source_kind": _KEYWORD,
         "dataset": _KEYWORD,
         "licence": _KEYWORD,
@@ -50,7 +52,7 @@ MAPPING: dict[str, Any] = {
         "is_near_duplicate": {"type": "boolean"},
         # Labels from the annotation summary: names (normalised) for filters and facets,
         # counts kept in the source only (not indexed: their keys are open-ended).
-        "labels": _KEYWORD,
+        "labels": _FACETED,
         "label_counts": {"type": "object", "enabled": False},
         "annotation_types": _KEYWORD,
         "type_counts": {"type": "object", "enabled": False},

@@ -1,0 +1,82 @@
+"""Helpers for search's integration tests: the read models written straight into MongoDB
+(the way ingest and annotation write them), events published, jobs followed."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import UTC, datetime, timedelta
+
+from PIL import Image
+
+from services.search.domain.hashing import hash_image
+from shared.bus import Bus
+from shared.events import Envelope, EventData, ImageIngested
+from shared.readmodels import ANNOTATION_SUMMARIES, IMAGES
+from tests.conftest import eventually
+
+
+async def publish(bus: Bus, *events: EventData) -> None:
+    for event in events:
+        await bus.publish(Envelope.wrap(event, producer="search-tests"))
+
+
+def image_document(data: bytes, filename: str, *, source: str, tags: list[str], offset: int = 0, **extra) -> dict:
+    """An ``images`` document as ingest writes it, hashes computed the way ingest computes them."""
+    sha = hashlib.sha256(data).hexdigest()
+    with Image.open(io.BytesIO(data)) as image:
+        width, height, fmt = image.width, image.height, image.format
+    return {
+        "_id": sha, "version": 1, "sha256": sha, "width": width, "height": height, "format": fmt,
+        "mime": f"image/{fmt.lower()}", "bytes": len(data), "mode": "RGB", **hash_image(data),
+        "tags": tags, "source": source, "filename": filename,
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=offset), **extra,
+    }
+
+
+async def write_images(mongo_db, docs: list[dict]) -> None:
+    await mongo_db[IMAGES].insert_many(docs)
+
+
+async def write_summary(mongo_db, image_id: str, labels: dict[str, int], types: dict[str, int], version: int) -> None:
+    await mongo_db[ANNOTATION_SUMMARIES].replace_one(
+        {"_id": image_id},
+        {"labels": labels, "types": types, "count": sum(labels.values()), "version": version, "updated_at": datetime.now(UTC)},
+        upsert=True,
+    )
+
+
+async def search_json(client, **params) -> dict:
+    response = await client.get("/v1/search", params=params)
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def all_ids(client, **params) -> set[str]:
+    ids, cursor = set(), None
+    while True:
+        page = await search_json(client, limit="100", **params, **({"cursor": cursor} if cursor else {}))
+        ids |= {item["image_id"] for item in page["items"]}
+        cursor = page["next"]
+        if not cursor:
+            return ids
+
+
+async def run_job(client, path: str, **params) -> dict:
+    started = await client.post(path, params=params)
+    assert started.status == 202, await started.text()
+    location = started.headers["Location"]
+
+    async def finished():
+        job = await (await client.get(location)).json()
+        return job if job["state"] != "running" else None
+
+    job = await eventually(finished, timeout=120)
+    assert job["state"] == "succeeded", job
+    return job["result"]
+
+
+
+def ingested(doc: dict) -> ImageIngested:
+    """The ``image.ingested`` event ingest publishes with a document."""
+    return ImageIngested(image_id=doc["_id"], **{k: v for k, v in doc.items() if k in ImageIngested.model_fields and k != "image_id"})
