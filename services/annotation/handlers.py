@@ -27,8 +27,12 @@ class ImageNotYetKnown(Exception):
 def handlers(deps: AnnotationDeps) -> dict[str, Handler]:
     async def on_annotations_imported(envelope: Envelope, data: AnnotationsImported) -> None:
         actor = f"import:{data.dataset}"
+        known = await deps.labels.resolve_many([c.name for c in data.categories])
         for category in data.categories:
             external = {data.dataset: category.external_id} if category.external_id else {}
+            label = known.get(category.name)
+            if label is not None and all(k in label.get("external_ids", {}) for k in external):
+                continue  # already there with an id in this dataset: nothing to write
             try:
                 await deps.labels.ensure(category.name, actor, parent=category.parent, external_ids=external)
             except InvalidAnnotation as exc:

@@ -52,7 +52,7 @@ async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, An
     """Create annotations; one result per item: ``{"index", "status": 201, "id", "version"}`` or a 422 with reason."""
     results: list[dict[str, Any]] = [{"index": i} for i in range(len(items))]
     images = await deps.annotations.images([item["image_id"] for item in items])
-    labels: dict[str, dict | InvalidAnnotation] = {}
+    labels: dict[str, dict | InvalidAnnotation] = dict(await deps.labels.resolve_many([i["label"] for i in items]))
     for item in items:
         if item["label"] not in labels:
             try:

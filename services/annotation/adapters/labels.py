@@ -55,6 +55,13 @@ class LabelRepository:
         entry = await self.names.find_one({"_id": label_name(raw)})
         return await self.labels.find_one({"_id": entry["label_id"]}) if entry else None
 
+    async def resolve_many(self, raws: list[str]) -> dict[str, dict[str, Any]]:
+        """The labels that these names resolve to (two queries however many names); unknown names are left out."""
+        wanted = {raw: normalize_name(raw) for raw in set(raws)}
+        entries = {e["_id"]: e["label_id"] async for e in self.names.find({"_id": {"$in": list(set(wanted.values()))}})}
+        docs = {d["_id"]: d async for d in self.labels.find({"_id": {"$in": list(set(entries.values()))}})}
+        return {raw: docs[entries[name]] for raw, name in wanted.items() if name in entries and entries[name] in docs}
+
     async def names_of(self, label_ids: set[str]) -> dict[str, str]:
         return {doc["_id"]: doc["name"] async for doc in self.labels.find({"_id": {"$in": list(label_ids)}}, {"name": 1})}
 

@@ -17,6 +17,9 @@ from services.annotation.domain.rle import checked_rle
 
 TYPES = ("bbox", "polygon", "mask", "keypoints", "classification")
 GEOMETRY_FIELDS = ("bbox", "polygon", "rle", "keypoints")
+# Coordinates computed from normalised ones (YOLO) land a hair outside the image through float
+# rounding; a thousandth of a pixel is forgiven, anything more is outside.
+SLACK = 1e-3
 
 
 def _numbers(values: Any, what: str) -> list[float]:
@@ -31,7 +34,7 @@ def check_bbox(bbox: Any, height: int, width: int) -> list[float]:
     x, y, w, h = _numbers(bbox, "'bbox'") if isinstance(bbox, list) and len(bbox) == 4 else _bad_bbox()
     if w <= 0 or h <= 0:
         raise InvalidAnnotation("degenerate", f"The box {bbox} has zero area: width and height must be positive.")
-    if x < 0 or y < 0 or x + w > width or y + h > height:
+    if x < -SLACK or y < -SLACK or x + w > width + SLACK or y + h > height + SLACK:
         raise InvalidAnnotation(
             "outside_image", f"The box {bbox} reaches outside the image ({width} wide, {height} high)."
         )
@@ -61,7 +64,7 @@ def check_polygon(rings: Any, height: int, width: int) -> tuple[list[list[float]
         xs, ys = flat[0::2], flat[1::2]
         if len(set(zip(xs, ys, strict=True))) < 3:
             raise InvalidAnnotation("degenerate", f"Ring {index} needs at least three distinct points.")
-        if min(xs) < 0 or min(ys) < 0 or max(xs) > width or max(ys) > height:
+        if min(xs) < -SLACK or min(ys) < -SLACK or max(xs) > width + SLACK or max(ys) > height + SLACK:
             raise InvalidAnnotation(
                 "outside_image", f"Ring {index} reaches outside the image ({width} wide, {height} high)."
             )
@@ -87,7 +90,7 @@ def check_keypoints(points: Any, height: int, width: int) -> list[list[float]]:
             raise InvalidAnnotation(
                 "keypoints_visibility", f"Keypoint {index}: visibility is 0 (not labelled), 1 (hidden) or 2 (visible)."
             )
-        if v and not (0 <= x <= width and 0 <= y <= height):
+        if v and not (-SLACK <= x <= width + SLACK and -SLACK <= y <= height + SLACK):
             raise InvalidAnnotation("outside_image", f"Keypoint {index} lies outside the image ({width}x{height}).")
         out.append([x, y, v])
     if not any(p[2] for p in out):
