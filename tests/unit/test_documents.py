@@ -41,3 +41,23 @@ def test_labels_come_from_the_annotation_summary_and_raise_the_version():
 def test_versions_out_of_range_are_refused():
     with pytest.raises(ValueError):
         external_version(1, 1 << 32)
+
+
+def test_provenance_and_camera_come_from_where_ingest_keeps_them():
+    doc, _ = project(
+        image(
+            source=None,
+            origin={"kind": "dataset", "dataset": "coco128", "licence": "CC BY 2.0", "author": "ann", "uri": "x"},
+            exif={"camera_make": "Canon", "camera_model": "EOS 5D", "captured_at": datetime(2019, 7, 4, tzinfo=UTC), "gps": {"lat": 1.0, "lon": 2.0}},
+            metadata={"caption": "a cat on a mat"},
+            near_duplicate_of="cd" * 32,
+            thumbnail=True,
+        ),
+        None,
+    )
+    assert (doc["source_kind"], doc["dataset"], doc["licence"], doc["author"]) == ("dataset", "coco128", "CC BY 2.0", "ann")
+    assert (doc["camera_make"], doc["camera_model"]) == ("Canon", "EOS 5D")
+    assert doc["captured_at"] == "2019-07-04T00:00:00+00:00"
+    assert doc["is_near_duplicate"] and doc["near_duplicate_of"] == "cd" * 32 and doc["thumbnail"]
+    assert "mat" in doc["text"] and "coco128" in doc["text"]
+    assert "gps" not in str(doc)

@@ -18,6 +18,8 @@ _WORD_SEPARATORS = re.compile(r"[\s_\-.]+")
 _SUMMARY_BITS = 32
 # Optional image fields copied as they are (the ingest pipeline fills them when it knows them).
 _PLAIN_FIELDS = ("source", "source_kind", "dataset", "licence", "author", "uploader", "camera_make", "camera_model", "lens")
+# Where ingest keeps them: top level, ``exif`` (camera) or ``origin`` (provenance; ``kind`` is the source kind).
+_ORIGIN_NAMES = {"source_kind": "kind", "dataset": "dataset", "licence": "licence", "author": "author"}
 _TEXT_FIELDS = ("caption", "title", "source_title", "description")
 
 
@@ -45,7 +47,8 @@ def _iso(value: Any) -> str | None:
 
 
 def _captions(image: dict[str, Any]) -> list[str]:
-    found = [image[f] for f in _TEXT_FIELDS if isinstance(image.get(f), str)]
+    metadata = image.get("metadata") if isinstance(image.get("metadata"), dict) else {}
+    found = [place[f] for place in (image, metadata) for f in _TEXT_FIELDS if isinstance(place.get(f), str)]
     captions = image.get("captions")
     if isinstance(captions, list):
         found += [c for c in captions if isinstance(c, str)]
@@ -56,6 +59,7 @@ def project(image: dict[str, Any], summary: dict[str, Any] | None) -> tuple[dict
     """The search document of an image and the external version to write it at."""
     summary = summary or {}
     exif = image.get("exif") if isinstance(image.get("exif"), dict) else {}
+    origin = image.get("origin") if isinstance(image.get("origin"), dict) else {}
     width, height = int(image["width"]), int(image["height"])
     label_counts = {normalize_name(k): int(v) for k, v in (summary.get("labels") or {}).items() if normalize_name(k)}
     type_counts = {str(k): int(v) for k, v in (summary.get("types") or {}).items()}
@@ -88,7 +92,7 @@ def project(image: dict[str, Any], summary: dict[str, Any] | None) -> tuple[dict
         "annotation_count": int(summary.get("count", sum(label_counts.values()))),
     }
     for field in _PLAIN_FIELDS:
-        value = image.get(field) or exif.get(field)
+        value = image.get(field) or exif.get(field) or origin.get(_ORIGIN_NAMES.get(field, ""))
         doc[field] = value if isinstance(value, str) and value else None
     text = [*tags, *label_counts, *_captions(image), filename_words(image.get("filename")), doc["source"], doc["dataset"]]
     doc["text"] = " ".join(part for part in text if part)
