@@ -25,6 +25,7 @@ from services.ingest.domain.hashes import bands, hamming
 from services.ingest.domain.model import Exif, ImageDocument, ImageFacts, Origin
 from services.ingest.domain.policy import Policy, check_facts, check_size
 from services.ingest.domain.probe import probe_image
+from services.ingest.metrics import OUTCOMES, timed
 from shared.clients.blobs import BlobStore, original_key, thumbnail_key
 from shared.events import Envelope, ImageRejected, utcnow
 from shared.outbox import OutboxRelay
@@ -90,18 +91,21 @@ async def ingest(deps: IngestDeps, submission: Submission) -> Outcome:
 async def _ingest(deps: IngestDeps, submission: Submission) -> Outcome:
     settings, policy = deps.settings, deps.policy
     check_size(len(submission.data), policy)
-    probed = await _probe(deps, submission)
+    with timed("probe"):
+        probed = await _probe(deps, submission)
     check_facts(probed, policy)
     facts = ImageFacts.model_validate(probed)
     source = _source_record(facts.sha256, submission)
 
-    existing = await deps.repository.get(facts.sha256)
+    with timed("lookup"):
+        existing = await deps.repository.get(facts.sha256)
+        if existing is None:
+            phash_bands = bands(facts.phash, settings.near_duplicate_radius) if settings.near_duplicate_radius else []
+            near_id, near_distance = await _nearest(deps, facts, phash_bands)
     if existing is not None:
         await deps.repository.add_source(source)
+        OUTCOMES.labels(outcome="duplicate", reason="").inc()
         return Outcome(existing, "duplicate")
-
-    phash_bands = bands(facts.phash, settings.near_duplicate_radius) if settings.near_duplicate_radius else []
-    near_id, near_distance = await _nearest(deps, facts, phash_bands)
     if near_id is not None and settings.near_duplicate_policy == "reject":
         raise ImageRefused(
             "near_duplicate",
@@ -116,7 +120,8 @@ async def _ingest(deps: IngestDeps, submission: Submission) -> Outcome:
     ]
     if standard is not None:
         puts.append(deps.blobs.put(standard_key(facts.sha256, settings.standard_copy), standard, STANDARD_MIME[settings.standard_copy]))
-    await asyncio.gather(*puts)
+    with timed("blobs"):
+        await asyncio.gather(*puts)
 
     doc = ImageDocument(
         _id=facts.sha256,
@@ -135,13 +140,15 @@ async def _ingest(deps: IngestDeps, submission: Submission) -> Outcome:
         near_duplicate_distance=near_distance,
         created_at=utcnow(),
     )
-    created = await deps.repository.add(doc, Envelope.wrap(doc.to_event(), producer=deps.producer), source)
+    with timed("transaction"):
+        created = await deps.repository.add(doc, Envelope.wrap(doc.to_event(), producer=deps.producer), source)
     if not created:  # a concurrent upload of the same bytes won the race
         existing = await deps.repository.get(facts.sha256)
         assert existing is not None
         await deps.repository.add_source(source)
         return Outcome(existing, "duplicate")
     deps.relay.nudge()
+    OUTCOMES.labels(outcome="created", reason="").inc()
     log.info("image ingested", extra={"image_id": doc.id, "bytes": doc.bytes, "format": doc.format})
     return Outcome(doc, "created")
 
@@ -241,5 +248,6 @@ async def reject(
     }
     await deps.repository.add_rejection(record, Envelope.wrap(event, producer=deps.producer))
     deps.relay.nudge()
+    OUTCOMES.labels(outcome="rejected", reason=refused.reason).inc()
     log.info("image rejected", extra={"reason": refused.reason, "file_name": filename})
     return event.rejection_id

@@ -37,9 +37,10 @@ def _flatten(image: Image.Image) -> Image.Image:
 
 
 def encode_thumbnail(image: Image.Image, side: int) -> bytes:
-    thumb = _flatten(image)
-    thumb = thumb.copy() if thumb is image else thumb
-    thumb.thumbnail((side, side), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    flat = _flatten(image)
+    scale = min(1.0, side / max(flat.size))
+    size = (max(1, round(flat.width * scale)), max(1, round(flat.height * scale)))
+    thumb = flat.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0) if size != flat.size else flat
     out = io.BytesIO()
     thumb.save(out, "JPEG", quality=82)
     return out.getvalue()

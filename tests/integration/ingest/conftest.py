@@ -15,7 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.ingest.app import init_app
 from services.ingest.config import IngestSettings
 from shared.bus import SUBSCRIPTIONS, dead_letter_queue_name
+from shared.settings import CorpusSettings
 from tests.conftest import ADMIN
+from tests.stack import remove_test_data
 
 
 @pytest.fixture
@@ -48,6 +50,22 @@ async def make_ingest(names):
                     await channel.queue_delete(dead_letter_queue_name(queue))
                 await channel.exchange_delete(exchange)
                 await channel.exchange_delete(f"{exchange}.dlx")
+
+
+@pytest.fixture
+async def own_names(names):
+    """Stores of this test's own (database, bucket, exchange, index prefix), removed afterwards:
+    for tests that store images other test modules might also use (the COCO sample)."""
+    suffix = uuid.uuid4().hex[:6]
+    own = {
+        **names,
+        "mongo_db": f"{names['mongo_db']}_{suffix}",
+        "minio_bucket": f"{names['minio_bucket']}-{suffix}",
+        "amqp_exchange": f"{names['amqp_exchange']}-{suffix}",
+        "es_index_prefix": f"{names['es_index_prefix']}-{suffix}",
+    }
+    yield own
+    await remove_test_data(CorpusSettings(**own))
 
 
 @dataclass

@@ -9,18 +9,15 @@ from PIL import Image
 from services.ingest.adapters.repository import IMAGES, REJECTIONS, SOURCES
 from shared.clients.blobs import original_key, thumbnail_key
 from shared.outbox import OUTBOX
-from tests.photos import coco_dir, skimage_photo
+from tests.photos import skimage_photo
 from tests.unit.ingest.bad_inputs import bad_inputs, wrong_extension
 from tests.unit.ingest.test_exif_and_derivatives import photo_with_exif
 from tests.uploads import image_form
 
 
 def good_photos() -> list[tuple[str, bytes]]:
-    photos = [(name, skimage_photo(name)) for name in ("astronaut.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")]
-    coco = coco_dir()
-    if coco is not None:
-        photos += [(p.name, p.read_bytes()) for p in sorted((coco / "images").iterdir())[:6]]
-    return photos
+    # Photos no other test module stores (the integration session shares one database).
+    return [(name, skimage_photo(name)) for name in ("brick.png", "color.png", "hubble_deep_field.jpg", "logo.png", "horse.png")]
 
 
 def batch_form(files: list[tuple[str, bytes]], **fields: str) -> aiohttp.FormData:
@@ -70,7 +67,7 @@ async def test_bad_inputs_mixed_into_good_ones_each_get_their_own_result(ingest_
     assert stored["format"] == "PNG"
 
     # The worker pool survived all of it: a plain upload still works.
-    after = await ingest_client.post("/v1/images", data=image_form(skimage_photo("camera.png"), "camera.png"))
+    after = await ingest_client.post("/v1/images", data=image_form(skimage_photo("phantom.png"), "phantom.png"))
     assert after.status in (200, 201)
 
 
@@ -133,15 +130,15 @@ async def test_near_duplicate_is_linked_to_its_original(ingest_client):
 
 async def test_near_duplicate_policy_reject(make_ingest):
     client = await make_ingest(near_duplicate_policy="reject", consume_submissions=False)
-    image = Image.open(io.BytesIO(skimage_photo("coffee.png"))).convert("RGB")
+    image = Image.open(io.BytesIO(skimage_photo("gravel.png"))).convert("RGB")
     buf = io.BytesIO()
     image.save(buf, "JPEG", quality=80)
-    await client.post("/v1/images", data=image_form(skimage_photo("coffee.png"), "coffee.png"))
-    response = await client.post("/v1/images", data=image_form(buf.getvalue(), "coffee-80.jpg"))
+    await client.post("/v1/images", data=image_form(skimage_photo("gravel.png"), "gravel.png"))
+    response = await client.post("/v1/images", data=image_form(buf.getvalue(), "gravel-80.jpg"))
     assert response.status == 422
     problem = await response.json()
     assert problem["reason"] == "near_duplicate"
-    assert hashlib.sha256(skimage_photo("coffee.png")).hexdigest() in problem["detail"]
+    assert hashlib.sha256(skimage_photo("gravel.png")).hexdigest() in problem["detail"]
 
 
 async def test_rejections_are_listed_with_cursor_and_filters(ingest_client):

@@ -19,7 +19,7 @@ async def test_cli_uploads_a_folder_and_reports_each_rejection(make_ingest, tmp_
     url = str(client.make_url("")).rstrip("/")
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "clock.png").write_bytes(skimage_photo("clock_motion.png"))
-    (tmp_path / "in" / "page.png").write_bytes(skimage_photo("page.png"))
+    (tmp_path / "in" / "cell.png").write_bytes(skimage_photo("cell.png"))
     (tmp_path / "in" / "fake.jpg").write_bytes(b"plain text pretending\n" * 10)
     result = await asyncio.to_thread(_invoke, "ingest", "files", str(tmp_path / "in"), "--url", url, "--batch", "2", "--tags", "cli")
     assert result.exit_code == 0, result.output
@@ -28,9 +28,9 @@ async def test_cli_uploads_a_folder_and_reports_each_rejection(make_ingest, tmp_
     assert "rejected: not_an_image" in result.output
 
 
-async def test_cli_import_follows_the_job_to_its_end(make_ingest, tmp_path):
+async def test_cli_import_follows_the_job_to_its_end(own_names, make_ingest, tmp_path):
     make_folder(tmp_path / "classes")
-    client = await make_ingest(consume_submissions=False, import_roots=[tmp_path], import_poll_seconds=0.2)
+    client = await make_ingest(**own_names, consume_submissions=False, import_roots=[tmp_path], import_poll_seconds=0.2)
     url = str(client.make_url("")).rstrip("/")
     result = await asyncio.to_thread(_invoke, "import", "folder", str(tmp_path / "classes"), "--url", url, "--dataset", "cli-pets")
     assert result.exit_code == 0, result.output

@@ -1,7 +1,11 @@
 """Dataset imports through the job API: COCO (its annotations reach the annotation service), YOLO, VOC, folders."""
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from shared.clients.mongo import database, mongo_client
+from shared.settings import CorpusSettings
+from tests.conftest import ADMIN
 from services.ingest.adapters.repository import IMAGES
 from shared.outbox import OUTBOX
 from tests.conftest import eventually
@@ -10,9 +14,28 @@ from tests.unit.ingest.datasets import make_folder, make_voc, make_yolo
 
 
 @pytest.fixture
-async def importer(make_ingest, tmp_path):
+async def own_db(own_names):
+    client = mongo_client(CorpusSettings(**own_names))
+    yield database(client, CorpusSettings(**own_names))
+    await client.close()
+
+
+@pytest.fixture
+async def importer(own_names, make_ingest, tmp_path):
     coco = require_coco()
-    return await make_ingest(import_roots=[coco, tmp_path], consume_submissions=False, import_poll_seconds=0.2)
+    return await make_ingest(**own_names, import_roots=[coco, tmp_path], consume_submissions=False, import_poll_seconds=0.2)
+
+
+@pytest.fixture
+async def annotation_service(own_names):
+    """The annotation service on the same stores and exchange, consuming what the imports send."""
+    from services.annotation.app import init_app
+    from services.annotation.config import AnnotationSettings
+
+    client = TestClient(TestServer(await init_app(AnnotationSettings(**own_names))), headers=ADMIN)
+    await client.start_server()
+    yield client
+    await client.close()
 
 
 async def run_import(client, **body) -> dict:
@@ -33,7 +56,8 @@ async def _annotation_events(mongo_db, import_id: str) -> list[dict]:
     return [entry["envelope"]["data"] async for entry in cursor]
 
 
-async def test_coco_import_stores_every_image_and_stages_its_annotations_once(importer, mongo_db, annotation_client):
+async def test_coco_import_stores_every_image_and_stages_its_annotations_once(importer, own_db, annotation_service):
+    mongo_db = own_db
     coco = require_coco()
     job = await run_import(importer, kind="coco", path=str(coco / "annotations" / "instances.json"), dataset="coco128-it")
     assert job["status"] == "done", job
@@ -70,7 +94,8 @@ async def test_coco_import_stores_every_image_and_stages_its_annotations_once(im
     assert await mongo_db["annotations"].count_documents({"dataset": "coco128-it"}) == made
 
 
-async def test_yolo_import_sends_pixel_boxes(importer, tmp_path, mongo_db):
+async def test_yolo_import_sends_pixel_boxes(importer, tmp_path, own_db):
+    mongo_db = own_db
     doc = make_yolo(tmp_path / "yolo", count=4)
     job = await run_import(importer, kind="yolo", path=str(tmp_path / "yolo"), dataset="yolo-it")
     assert job["status"] == "done" and job["total"] == 4, job
@@ -83,7 +108,8 @@ async def test_yolo_import_sends_pixel_boxes(importer, tmp_path, mongo_db):
     assert any(all(g == pytest.approx(x, abs=0.05) for g, x in zip(boxes, expected)) for boxes in got)
 
 
-async def test_voc_and_folder_imports(importer, tmp_path, mongo_db):
+async def test_voc_and_folder_imports(importer, tmp_path, own_db):
+    mongo_db = own_db
     make_voc(tmp_path / "voc", count=3)
     voc = await run_import(importer, kind="voc", path=str(tmp_path / "voc"))
     assert voc["status"] == "done" and voc["total"] == 3 and voc["dataset"] == "voc"

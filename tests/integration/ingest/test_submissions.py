@@ -34,13 +34,13 @@ async def _record(mongo_db, event_id):
 
 
 async def test_s3_submission_is_ingested_once_with_its_labels(ingest_client, bus, blob_store, mongo_db):
-    data = skimage_photo("moon.png")
+    data = skimage_photo("microaneurysms.png")
     sha = hashlib.sha256(data).hexdigest()
-    await blob_store.put("upstream/moon.png", data, "image/png")
+    await blob_store.put("upstream/micro.png", data, "image/png")
     event_id = f"scraper-{uuid.uuid4().hex}"
     envelope = submitted(
         source_event_id=event_id,
-        s3={"bucket": blob_store.bucket, "key": "upstream/moon.png"},
+        s3={"bucket": blob_store.bucket, "key": "upstream/micro.png"},
         sha256=sha,
         source={"kind": "upstream", "uri": "https://example.org/moon", "licence": "CC-BY-4.0", "author": "NASA"},
         tags=["Moon", "space"],
@@ -57,7 +57,7 @@ async def test_s3_submission_is_ingested_once_with_its_labels(ingest_client, bus
     labels = await mongo_db[OUTBOX].find_one({"type": "annotations.imported", "envelope.data.import_id": f"submission:{event_id}"})
     assert [a["label"] for a in labels["envelope"]["data"]["annotations"]] == ["moon", "night sky"]
 
-    await bus.publish(submitted(source_event_id=event_id, s3={"bucket": blob_store.bucket, "key": "upstream/moon.png"}, labels=["moon"]))
+    await bus.publish(submitted(source_event_id=event_id, s3={"bucket": blob_store.bucket, "key": "upstream/micro.png"}, labels=["moon"]))
     marker = f"marker-{uuid.uuid4().hex}"
     await bus.publish(submitted(source_event_id=marker, s3={"bucket": blob_store.bucket, "key": "upstream/missing.png"}))
     await eventually(lambda: _record(mongo_db, marker))  # handled after the repeat: the repeat is done too

@@ -63,4 +63,4 @@ def bad_inputs() -> list[tuple[str, bytes, str]]:
 
 def wrong_extension() -> tuple[str, bytes]:
     """A real PNG named .jpg: the type comes from the bytes, so it is a good image (stored as PNG)."""
-    return "really-a-png.jpg", skimage_photo("chelsea.png")
+    return "really-a-png.jpg", skimage_photo("page.png")

@@ -11,8 +11,8 @@ LIMIT = 100_000_000
 
 
 def photo_with_exif(orientation: int = 6) -> bytes:
-    """A real photo (skimage's chelsea, 451 × 300) re-saved as JPEG with camera, time, lens and GPS tags."""
-    image = Image.open(io.BytesIO(skimage_photo("chelsea.png"))).convert("RGB")
+    """A real photo (skimage's motorcycle, 741 × 500) re-saved as JPEG with camera, time, lens and GPS tags."""
+    image = Image.open(io.BytesIO(skimage_photo("motorcycle_left.png"))).convert("RGB").crop((0, 0, 741, 480))
     exif = Image.Exif()
     exif[0x0112] = orientation
     exif[0x010F] = "Canon"
@@ -39,7 +39,7 @@ def test_exif_fields_are_extracted():
 
 def test_thumbnail_is_oriented_small_and_carries_no_metadata():
     facts = probe_image(photo_with_exif(orientation=6), LIMIT)
-    assert (facts["width"], facts["height"]) == (451, 300)  # as stored
+    assert (facts["width"], facts["height"]) == (741, 480)  # as stored
     thumb = Image.open(io.BytesIO(facts["thumbnail"]))
     assert thumb.format == "JPEG"
     assert max(thumb.size) == 256
@@ -51,7 +51,7 @@ def test_thumbnail_is_oriented_small_and_carries_no_metadata():
 def test_standard_copy_is_metadata_free_and_oriented():
     facts = probe_image(photo_with_exif(orientation=6), LIMIT, standard_copy="png")
     copy = Image.open(io.BytesIO(facts["standard"]))
-    assert (copy.format, copy.size) == ("PNG", (300, 451))
+    assert (copy.format, copy.size) == ("PNG", (480, 741))
     assert not copy.getexif()
 
 
