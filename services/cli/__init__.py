@@ -24,6 +24,11 @@ def _register() -> None:
     from services.cli import search
 
     app.add_typer(search.app, name="search", help="Search index: reindex from MongoDB, reconcile drift.")
+    from services.cli import annotation
+
+    app.add_typer(annotation.annotation_app, name="annotation", help="Labels, annotation history and revert.")
+    app.add_typer(annotation.users_app, name="users", help="Users, roles and API keys (admin).")
+    app.add_typer(annotation.export_app, name="export", help="Download images and annotations as COCO, YOLO or VOC.")
 
 
 _register()

@@ -1,0 +1,118 @@
+"""``corpus annotation`` (labels, history, revert), ``corpus users`` (users, keys) and ``corpus export``:
+the annotation service over HTTP. Address and key come from options or the environment
+(``CORPUS_ANNOTATION_URL``, ``CORPUS_API_KEY``)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import typer
+from rich.console import Console
+from rich.table import Table
+
+annotation_app = typer.Typer(no_args_is_help=True, help="Labels, annotation history and revert.")
+users_app = typer.Typer(no_args_is_help=True, help="Users, roles and API keys (admin).")
+export_app = typer.Typer(help="Download images with their annotations as COCO, YOLO or Pascal VOC.")
+console = Console()
+
+URL = typer.Option("http://127.0.0.1:8002", "--url", envvar="CORPUS_ANNOTATION_URL", help="The annotation service")
+KEY = typer.Option(None, "--key", envvar=["CORPUS_API_KEY", "CORPUS_ADMIN_KEY"], help="API key (Bearer)")
+
+
+async def _call(url: str, key: str | None, method: str, path: str, **kwargs: Any) -> tuple[Any, Any]:
+    if not key:
+        raise typer.BadParameter("an API key is needed: --key or CORPUS_API_KEY")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as session:
+        async with session.request(method, url.rstrip("/") + path, **kwargs) as response:
+            if response.content_type == "application/zip":
+                return await response.read(), response.headers.copy()
+            body = await response.json(content_type=None)
+            if response.status >= 400:
+                console.print(f"[red]{response.status} {body.get('title', '')}[/red]: {body.get('detail', body)}")
+                raise typer.Exit(1)
+            return body, response.headers.copy()
+
+
+def call(url: str, key: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    return asyncio.run(_call(url, key, method, path, **kwargs))[0]
+
+
+@users_app.command("create")
+def create_user(name: str, role: str = typer.Option(..., help="admin, annotator, uploader or reader"), url: str = URL, key: str = KEY) -> None:
+    """Create a user and issue its first API key (printed once)."""
+    user = call(url, key, "POST", "/v1/users", json={"name": name, "role": role})
+    issued = call(url, key, "POST", f"/v1/users/{user['id']}/keys", json={"label": "created by corpus users create"})
+    console.print(f"user [bold]{user['id']}[/bold] ({user['role']})\nAPI key (shown once): [bold green]{issued['key']}[/bold green]")
+
+
+@users_app.command("list")
+def list_users(url: str = URL, key: str = KEY) -> None:
+    table = Table("id", "name", "role", "disabled")
+    for user in call(url, key, "GET", "/v1/users", params={"limit": "1000"})["items"]:
+        table.add_row(user["id"], user["name"], user["role"], str(user["disabled"]))
+    console.print(table)
+
+
+@users_app.command("key")
+def issue_key(user_id: str, label: str = "", url: str = URL, key: str = KEY) -> None:
+    """Issue another key for a user (printed once)."""
+    issued = call(url, key, "POST", f"/v1/users/{user_id}/keys", json={"label": label})
+    console.print(f"key id {issued['id']}\nAPI key (shown once): [bold green]{issued['key']}[/bold green]")
+
+
+@users_app.command("revoke")
+def revoke_key(user_id: str, key_id: str, url: str = URL, key: str = KEY) -> None:
+    record = call(url, key, "DELETE", f"/v1/users/{user_id}/keys/{key_id}")
+    console.print(f"revoked at {record['revoked_at']}")
+
+
+@annotation_app.command("labels")
+def labels(url: str = URL, key: str = KEY) -> None:
+    """Every label with its aliases and external ids."""
+    table, cursor = Table("id", "name", "aliases", "external ids"), None
+    while True:
+        page = call(url, key, "GET", "/v1/labels", params={"limit": "1000", **({"cursor": cursor} if cursor else {})})
+        for label in page["items"]:
+            table.add_row(label["id"], label["name"], ", ".join(label["aliases"]), str(label["external_ids"] or ""))
+        if not (cursor := page["next"]):
+            break
+    console.print(table)
+
+
+@annotation_app.command("history")
+def history(annotation_id: str, url: str = URL, key: str = KEY) -> None:
+    """Every version of an annotation: who, when, what changed."""
+    table = Table("version", "action", "by", "at", "changed")
+    for entry in call(url, key, "GET", f"/v1/annotations/{annotation_id}/history", params={"limit": "1000"})["items"]:
+        table.add_row(str(entry["version"]), entry["action"], entry["changed_by"], entry["changed_at"], ", ".join(entry["changes"]))
+    console.print(table)
+
+
+@annotation_app.command("revert")
+def revert(annotation_id: str, version: int, url: str = URL, key: str = KEY) -> None:
+    """Make a new version equal to VERSION (uses the current ETag, so a concurrent edit is not overwritten)."""
+
+    async def run() -> Any:
+        _, headers = await _call(url, key, "GET", f"/v1/annotations/{annotation_id}")
+        return (await _call(url, key, "POST", f"/v1/annotations/{annotation_id}/revert", json={"version": version}, headers={"If-Match": headers["ETag"]}))[0]
+
+    doc = asyncio.run(run())
+    console.print(f"annotation {doc['id']} is now at version {doc['version']} (equal to version {version})")
+
+
+@export_app.callback(invoke_without_command=True)
+def export(
+    out: Path = typer.Option(..., "--out", help="The zip file to write"),
+    fmt: str = typer.Option("coco", "--format", help="coco, yolo or voc"),
+    image_id: list[str] = typer.Option(None, "--image-id", help="An image to export (repeatable)"),
+    dataset: str = typer.Option(None, "--dataset", help="Or: every image with annotations from this dataset"),
+    url: str = URL,
+    key: str = KEY,
+) -> None:
+    body = {"format": fmt, "image_ids": image_id or None, "dataset": dataset}
+    data = call(url, key, "POST", "/v1/exports", json=body, timeout=aiohttp.ClientTimeout(total=3600))
+    out.write_bytes(data)
+    console.print(f"wrote {out} ({len(data):,} bytes)")
