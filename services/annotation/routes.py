@@ -30,6 +30,8 @@ def annotation_endpoints() -> list[Endpoint]:
                  request_body=_body("AnnotationIn"), responses={201: AnnotationOut, 422: "Invalid geometry, label or image; 'reason' says which"}),
         Endpoint("POST", "/v1/annotations/bulk", a.bulk_create, "Create many annotations, one result per item", Permission.ANNOTATE, ann,
                  request_body=_body('{"items": [AnnotationIn, ...]}'), responses={200: "created, failed, results", 413: "Too many items"}),
+        Endpoint("POST", "/v1/annotations/bulk-update", a.bulk_update, "Update or delete many annotations, each with its version", Permission.ANNOTATE, ann,
+                 request_body=_body('{"items": [{"id", "version", "patch" | "delete": true}, ...]}'), responses={200: "updated, failed, results", 413: "Too many items"}),
         Endpoint("GET", "/v1/annotations/{annotation_id}", a.get_annotation, "One annotation (ETag: its version)", Permission.READ, ann,
                  parameters=[ANN_ID], responses={200: AnnotationOut, 404: "No such annotation"}),
         Endpoint("PATCH", "/v1/annotations/{annotation_id}", a.update_annotation, "Change an annotation (If-Match required)", Permission.ANNOTATE, ann,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from services.annotation import service
 from services.annotation.deps import ANNOTATION_SETTINGS, DEPS
-from services.annotation.domain.errors import InvalidAnnotation, NotFound
+from services.annotation.domain.errors import AnnotationError, InvalidAnnotation, NotFound
 from services.annotation.domain.model import AnnotationIn, AnnotationPatch, HistoryEntryOut
 from services.annotation.views.common import (
     annotation_out, body_as, decode_cursor, domain_errors, encode_cursor, etag, if_match, json_response, limit_of,
@@ -22,6 +22,19 @@ class BulkIn(BaseModel):
     """Many new annotations; each gets its own result."""
 
     items: list[AnnotationIn] = Field(min_length=1)
+
+
+class BulkChange(BaseModel):
+    """One change in a bulk update: the annotation, the version it was read at, and the fields (or a delete)."""
+
+    id: str
+    version: int = Field(ge=1, description="The version you read (as If-Match)")
+    patch: AnnotationPatch | None = None
+    delete: bool = False
+
+
+class BulkUpdateIn(BaseModel):
+    items: list[BulkChange] = Field(min_length=1)
 
 
 class RevertIn(BaseModel):
@@ -53,6 +66,29 @@ async def bulk_create(request: web.Request) -> web.Response:
     results = await service.create_many(request.app[DEPS], request[PRINCIPAL].user_id, [i.model_dump() for i in payload.items])
     created = sum(1 for r in results if r["status"] == 201)
     return json_response({"created": created, "failed": len(results) - created, "results": results})
+
+
+@domain_errors
+async def bulk_update(request: web.Request) -> web.Response:
+    """Many updates or deletes, each conditional on its own version; one result per item, in order."""
+    payload = await body_as(request, BulkUpdateIn)
+    limit = request.app[ANNOTATION_SETTINGS].bulk_max_items
+    if len(payload.items) > limit:
+        raise Problem(413, "Too many items", f"Send at most {limit} changes per request; split the batch.")
+    deps, who, results = request.app[DEPS], request[PRINCIPAL], []
+    for index, item in enumerate(payload.items):
+        try:
+            if item.delete:
+                doc = await service.delete(deps, who, item.id, item.version)
+            else:
+                doc = await service.update(deps, who, item.id, item.patch or AnnotationPatch(), item.version)
+        except AnnotationError as exc:
+            reason = getattr(exc, "reason", exc.slug)
+            results.append({"index": index, "id": item.id, "status": exc.status, "reason": reason, "detail": exc.detail})
+        else:
+            results.append({"index": index, "id": item.id, "status": 200, "version": doc["version"]})
+    done = sum(1 for r in results if r["status"] == 200)
+    return json_response({"updated": done, "failed": len(results) - done, "results": results})
 
 
 @domain_errors

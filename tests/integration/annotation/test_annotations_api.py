@@ -163,3 +163,22 @@ async def test_bulk_returns_one_result_per_item(annotation_client, image_id, mon
 async def test_unknown_annotation_is_404(annotation_client):
     response = await annotation_client.get("/v1/annotations/nope")
     assert response.status == 404 and (await response.json())["detail"]
+
+
+async def test_bulk_update_applies_each_change_against_its_own_version(annotation_client, image_id):
+    items = [{"image_id": image_id, "type": "bbox", "label": "bulk edit", "bbox": [i, 1, 5, 5]} for i in range(4)]
+    created = await (await annotation_client.post("/v1/annotations/bulk", json={"items": items})).json()
+    ids = [r["id"] for r in created["results"]]
+    changes = [
+        {"id": ids[0], "version": 1, "patch": {"score": 0.7}},
+        {"id": ids[1], "version": 1, "delete": True},
+        {"id": ids[2], "version": 5, "patch": {"score": 0.1}},  # stale
+        {"id": ids[3], "version": 1, "patch": {"bbox": [0, 0, 0, 0]}},  # invalid
+        {"id": "missing", "version": 1, "patch": {"score": 0.2}},
+    ]
+    response = await annotation_client.post("/v1/annotations/bulk-update", json={"items": changes})
+    body = await response.json()
+    assert [r["status"] for r in body["results"]] == [200, 200, 412, 422, 404]
+    assert body["results"][3]["reason"] == "degenerate" and body["updated"] == 2
+    assert (await (await annotation_client.get(f"/v1/annotations/{ids[0]}")).json())["score"] == 0.7
+    assert (await (await annotation_client.get(f"/v1/annotations/{ids[2]}")).json())["version"] == 1
