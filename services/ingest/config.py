@@ -38,6 +38,10 @@ class IngestSettings(CorpusSettings):
     # Also store a copy in a standard format (EXIF orientation applied, no metadata): none, jpeg or png.
     standard_copy: Literal["none", "jpeg", "png"] = "none"
     thumbnail_side: int = Field(default=256, ge=16, le=2048)
+    # Optional content filter (off by default); nudenet needs the content-filter extra installed.
+    content_filter: Literal["none", "nudenet"] = "none"
+    content_filter_threshold: float = Field(default=0.6, gt=0, le=1)
+    content_filter_classes: list[str] = ["FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED", "BUTTOCKS_EXPOSED", "ANUS_EXPOSED"]
 
     # Near-duplicates: pHash Hamming radius (0 turns the check off) and what to do with one.
     near_duplicate_radius: int = Field(default=4, ge=0, le=15)

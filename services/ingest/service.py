@@ -164,6 +164,9 @@ async def _probe(deps: IngestDeps, submission: Submission) -> dict[str, Any]:
             thumbnail_side=settings.thumbnail_side,
             standard_copy=settings.standard_copy,
             max_frames=settings.max_frames,
+            content_filter=settings.content_filter,
+            content_threshold=settings.content_filter_threshold,
+            content_classes=tuple(settings.content_filter_classes),
             timeout=settings.probe_timeout_seconds,
         )
     except WorkerTimeout:

@@ -24,6 +24,7 @@ import imagehash
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from services.ingest.domain.derivatives import HIGH_DEPTH_MODES, encode_standard, encode_thumbnail, to_8bit
+from services.ingest.domain.content import EXPLICIT, judge
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.exif import read_exif
 
@@ -110,6 +111,9 @@ def probe_image(
     thumbnail_side: int = 256,
     standard_copy: str = "none",
     max_frames: int = 1000,
+    content_filter: str = "none",
+    content_threshold: float = 0.6,
+    content_classes: tuple[str, ...] = EXPLICIT,
 ) -> dict[str, Any]:
     """Validate and describe an image; raise :class:`ImageRefused` with a reason otherwise.
 
@@ -154,6 +158,10 @@ def probe_image(
 
     exif = read_exif(image)
     oriented = _orient(image)
+    verdict = judge(oriented, content_filter, content_threshold, content_classes) if content_filter != "none" else None
+    if verdict is not None and verdict.blocked:
+        found = ", ".join(f"{c} ({verdict.scores[c]:.2f})" for c in verdict.blocked)
+        raise ImageRefused("content_filtered", f"The content filter refused the image: {found}.", sha256=sha256)
     basis = _hash_basis(oriented)
     return {
         "sha256": sha256,
