@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from elasticsearch import NotFoundError
 
+from services.search.adapters.index import ImageIndex
 from services.search.deps import INDEX, READER, SEARCH_SETTINGS
 from services.search.domain.cursor import Cursor, decode_cursor, encode_cursor
 from services.search.domain.errors import cursor_expired, index_missing
@@ -33,6 +35,19 @@ async def index_errors() -> AsyncIterator[None]:
         raise index_missing() from None
 
 
+async def _first_page(index: ImageIndex, body: dict[str, Any]) -> dict[str, Any]:
+    """Hits and each facet as concurrent requests: Elasticsearch runs them on parallel search
+    threads (one aggregation request is single-threaded per shard), and facet-only requests
+    are served from the shard request cache when repeated."""
+    aggs = body.pop("aggs", None)
+    if not aggs:
+        return await index.search(body)
+    results = await asyncio.gather(index.search(body), *(index.aggregate(body["query"], {name: agg}) for name, agg in aggs.items()))
+    page = results[0]
+    page["aggregations"] = {name: part[name] for part in results[1:] for name in part}
+    return page
+
+
 async def search(request: web.Request) -> web.Response:
     settings = request.app[SEARCH_SETTINGS]
     index = request.app[INDEX]
@@ -50,7 +65,7 @@ async def search(request: web.Request) -> web.Response:
             result = await index.search(body, pit=pit, keep_alive=settings.cursor_keep_alive)
             pit = result.get("pit_id", pit)
         else:
-            result = await index.search(body)
+            result = await _first_page(index, body)
         hits = result["hits"]["hits"]
         next_cursor = None
         if len(hits) == params.limit:

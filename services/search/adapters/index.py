@@ -95,6 +95,13 @@ class ImageIndex:
             response = await self.es.search(index=self.alias, **body)
         return response.body
 
+    async def aggregate(self, query: dict[str, Any], aggs: dict[str, Any]) -> dict[str, Any]:
+        """Aggregations only (no hits): answered from the shard request cache when repeated."""
+        response = await self.es.search(
+            index=self.alias, query=query, aggs=aggs, size=0, track_total_hits=False, request_cache=True
+        )
+        return response.body["aggregations"]
+
     async def open_pit(self, keep_alive: str) -> str:
         response = await self.es.open_point_in_time(index=self.alias, keep_alive=keep_alive)
         return response["id"]

@@ -12,6 +12,8 @@ import numpy as np
 
 KINDS = ("phash", "dhash")
 HASH_BITS = 64
+# Hashes scanned per block: 64 Ki × 8 bytes stays in the CPU cache.
+BLOCK = 1 << 16
 
 
 def parse_hash(value: str | None) -> int | None:
@@ -79,26 +81,37 @@ class HashIndex:
             return None
         return int(self._hashes[kind][slot])
 
-    def distances(self, value: int, kind: str) -> np.ndarray:
-        """Hamming distance of every slot to ``value`` (dead slots: 255)."""
-        used = len(self._ids)
-        distances = np.bitwise_count(self._hashes[kind][:used] ^ np.uint64(value)).astype(np.uint8)
-        distances[~self._present[kind][:used]] = 255
-        return distances
+    def _within(self, value: int, kind: str, radius: int) -> tuple[np.ndarray, np.ndarray]:
+        """Slots within ``radius`` and their distances, scanned in cache-sized blocks."""
+        used, query = len(self._ids), np.uint64(value)
+        column, present = self._hashes[kind], self._present[kind]
+        slots, dists = [], []
+        for start in range(0, used, BLOCK):
+            block = np.bitwise_count(column[start : min(start + BLOCK, used)] ^ query)
+            hit = np.flatnonzero(block <= radius)
+            if hit.size:
+                slots.append(hit + start)
+                dists.append(block[hit])
+        if not slots:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint8)
+        found, distances = np.concatenate(slots), np.concatenate(dists)
+        keep = present[found]
+        return found[keep], distances[keep]
 
     def query(
         self, value: int, kind: str, *, radius: int | None = None, k: int | None = None, exclude: str | None = None
     ) -> list[tuple[str, int]]:
         """Images within ``radius`` bits, or the ``k`` nearest (within ``radius`` if both), nearest first."""
-        distances = self.distances(value, kind)
-        if exclude is not None and exclude in self._slots:
-            distances[self._slots[exclude]] = 255
+        skip = self._slots.get(exclude) if exclude is not None else None
         limit = HASH_BITS if radius is None else radius
-        candidates = np.flatnonzero(distances <= limit)
-        if k is not None and len(candidates) > k:
-            # The k-th smallest distance, then every slot up to it: ties resolved by id below.
-            kth = np.partition(distances[candidates], k - 1)[k - 1]
-            candidates = candidates[distances[candidates] <= kth]
-        found = sorted(((int(distances[slot]), self._ids[slot]) for slot in candidates), key=lambda pair: pair)
+        # k nearest: widen the radius until k images are inside it; everything nearer is then found.
+        steps = [limit] if k is None else sorted({min(r, limit) for r in (4, 8, 16, 24, 32, limit)})
+        for step in steps:
+            candidates, distances = self._within(value, kind, step)
+            if k is None or len(candidates) - int(skip in candidates) >= k:
+                break
+        found = sorted(
+            (int(d), self._ids[slot]) for slot, d in zip(candidates.tolist(), distances.tolist(), strict=True) if slot != skip
+        )
         pairs = [(image_id, distance) for distance, image_id in found if image_id is not None]
         return pairs[:k] if k is not None else pairs

@@ -26,6 +26,9 @@ def test_radius_queries_match_brute_force_exactly():
         index.upsert(image_id, {"phash": value, "dhash": None})
     for radius in (0, 3, 8, 11, 20):
         assert index.query(base, "phash", radius=radius) == brute(hashes, base, radius)
+    for k in (1, 5, 25, 200):  # the k nearest, found by widening the radius, are the brute-force k nearest
+        assert index.query(base, "phash", k=k) == brute(hashes, base, 64)[:k]
+        assert index.query(base, "phash", k=k, exclude="img0") == [p for p in brute(hashes, base, 64) if p[0] != "img0"][:k]
 
 
 def test_k_nearest_and_exclusion():
