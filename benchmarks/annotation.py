@@ -15,6 +15,7 @@ made is dropped at the end.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import statistics
 import time
@@ -32,7 +33,7 @@ from shared.readmodels import IMAGES
 from shared.web.resources import MONGO
 from tests.stack import remove_test_data
 
-ANNOTATIONS = 100_000
+ANNOTATIONS = int(os.environ.get("CORPUS_BENCH_ANNOTATIONS", "100000"))  # smaller for a smoke run
 PER_IMAGE = 10
 SAMPLES = 500
 BATCH = 5_000
@@ -97,7 +98,7 @@ async def main() -> None:
             assert response.status == 201, await response.text()
             created.append((await response.json())["id"])
 
-        sample = [doc["_id"] async for doc in db["annotations"].aggregate([{"$sample": {"size": SAMPLES}}])]
+        sample = [doc["_id"] for doc in await (await db["annotations"].aggregate([{"$sample": {"size": SAMPLES}}])).to_list()]
         updates = []
         for annotation_id in sample:
             current = await client.get(f"/v1/annotations/{annotation_id}")

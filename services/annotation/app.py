@@ -11,7 +11,7 @@ from aiohttp import web
 
 from services.annotation import routes
 from services.annotation.adapters.annotations import AnnotationRepository
-from services.annotation.adapters.labels import LabelRepository
+from services.annotation.adapters.label_changes import LabelRepository
 from services.annotation.adapters.store import ensure_indexes
 from services.annotation.adapters.users import UserRepository
 from services.annotation.config import AnnotationSettings

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.annotation.adapters.annotations import AnnotationRepository, history_entry
-from services.annotation.adapters.labels import LabelRepository
+from services.annotation.adapters.label_changes import LabelRepository
 from services.annotation.domain.errors import InvalidAnnotation, NotAllowed, NotFound, VersionConflict
 from services.annotation.domain.geometry import GEOMETRY_FIELDS, check_all
 from services.annotation.domain.model import GEOMETRY_KEYS, AnnotationPatch, changes_between, now_ms, state_of
@@ -49,7 +49,8 @@ def _event(cls: type, doc: dict, label: str, **extra: Any) -> AnnotationCreated:
 
 
 async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Create annotations; one result per item: ``{"index", "status": 201, "id", "version"}`` or a 422 with reason."""
+    """Create annotations; one result per item: ``{"index", "status": 201, "id", "version", "doc", "label"}``
+    or ``{"index", "status": 422, "reason", "detail"}``."""
     results: list[dict[str, Any]] = [{"index": i} for i in range(len(items))]
     images = await deps.annotations.images([item["image_id"] for item in items])
     labels: dict[str, dict | InvalidAnnotation] = dict(await deps.labels.resolve_many([i["label"] for i in items]))
@@ -85,7 +86,7 @@ async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, An
         }  # fmt: skip
         docs.append(doc)
         events.append(Envelope.wrap(_event(AnnotationCreated, doc, label["name"]), producer=deps.producer))
-        results[i].update(status=201, id=doc["_id"], version=1)
+        results[i].update(status=201, id=doc["_id"], version=1, doc=doc, label=label["name"])
     for start in range(0, len(docs), CHUNK):
         await deps.annotations.add(docs[start : start + CHUNK], events[start : start + CHUNK])
         deps.relay.nudge()
@@ -108,15 +109,21 @@ async def _write(deps: AnnotationDeps, before: dict, state: dict, actor: str, ac
     """Store ``state`` as the next version of ``before``, with history and event, or raise VersionConflict."""
     stamp = max(now_ms(), before["updated_at"])  # history times never go backwards
     doc = {**before, **state, "version": before["version"] + 1, "updated_at": stamp, "updated_by": actor}
-    label = (await deps.labels.get(doc["label_id"]))["name"]
-    previous = (await deps.labels.get(before["label_id"]))["name"]
+    names = await deps.labels.names_of({doc["label_id"], before["label_id"]})
+    label, previous = names[doc["label_id"]], names[before["label_id"]]
+    delta: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    for side, sign in ((before, -1), (doc, 1)):
+        if not side["deleted"]:
+            name = names[side["label_id"]]
+            delta[0][name] = delta[0].get(name, 0) + sign
+            delta[1][side["type"]] = delta[1].get(side["type"], 0) + sign
     if doc["deleted"]:
         event = _event(AnnotationDeleted, doc, label)
     else:
         kind = AnnotationCreated if before["deleted"] else AnnotationUpdated
         event = _event(kind, doc, label, **({"previous_label": previous} if kind is AnnotationUpdated else {}))
     entry = history_entry(doc, action, changes_between(state_of(before), state_of(doc)), extra.get("reverted_to"))
-    await deps.annotations.replace(doc, entry, Envelope.wrap(event, producer=deps.producer))
+    await deps.annotations.replace(doc, entry, Envelope.wrap(event, producer=deps.producer), delta)
     deps.relay.nudge()
     return doc
 
@@ -161,5 +168,7 @@ async def revert(deps: AnnotationDeps, who: Principal, annotation_id: str, to_ve
     if entry is None:
         raise NotFound(f"Annotation {annotation_id!r} has no version {to_version}.")
     state = dict(entry["state"])
+    if state["deleted"] and not before["deleted"] and not may_delete_annotation(who.role, who.user_id, before["created_by"]):
+        raise NotAllowed("Reverting to a deleted version deletes the annotation: annotators may do that only to their own.")
     state["label_id"] = (await deps.labels.live(state["label_id"]))["_id"]
     return await _write(deps, before, state, who.user_id, "reverted", reverted_to=to_version)

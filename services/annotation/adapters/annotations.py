@@ -16,7 +16,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.annotation.adapters.store import ANNOTATIONS, HISTORY, IMPORT_ERRORS, in_transaction
-from services.annotation.adapters.summaries import refresh_summaries
+from services.annotation.adapters.summaries import apply_summary_delta, refresh_summaries
 from services.annotation.domain.errors import VersionConflict
 from services.annotation.domain.model import changes_between, state_of
 from shared.events import Envelope
@@ -73,8 +73,13 @@ class AnnotationRepository:
 
         await in_transaction(self.db, work)
 
-    async def replace(self, doc: dict[str, Any], entry: dict[str, Any], event: Envelope) -> None:
-        """Write ``doc`` (version n+1) only if version n is still current; else raise VersionConflict."""
+    async def replace(
+        self, doc: dict[str, Any], entry: dict[str, Any], event: Envelope, delta: tuple[dict[str, int], dict[str, int]]
+    ) -> None:
+        """Write ``doc`` (version n+1) only if version n is still current; else raise VersionConflict.
+
+        ``delta`` is the change's effect on the image summary: (label name → ±n, type → ±n).
+        """
 
         async def work(session: AsyncClientSession) -> None:
             result = await self.annotations.replace_one(
@@ -83,7 +88,7 @@ class AnnotationRepository:
             if result.matched_count != 1:
                 raise VersionConflict(f"Annotation {doc['_id']!r} changed since version {doc['version'] - 1}.")
             await self.history_docs.insert_one(entry, session=session)
-            await refresh_summaries(self.db, [doc["image_id"]], session)
+            await apply_summary_delta(self.db, doc["image_id"], *delta, session)
             await stage(self.db, event, session)
 
         await in_transaction(self.db, work)

@@ -1,4 +1,4 @@
-"""The label taxonomy in MongoDB.
+"""The label taxonomy in MongoDB: reading, resolving and creating labels.
 
 ``labels`` holds one document per label; ``label_names`` maps every
 normalised name and alias to its label (the name is the ``_id``), so two
@@ -16,9 +16,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.annotation.adapters.store import ANNOTATIONS, LABEL_NAMES, LABELS, in_transaction
-from services.annotation.adapters.summaries import refresh_summaries
-from services.annotation.domain.errors import InvalidAnnotation, LabelConflict, NotFound
+from services.annotation.adapters.store import LABEL_NAMES, LABELS, in_transaction
+from services.annotation.domain.errors import InvalidAnnotation, NotFound
 from shared.events import Envelope, LabelChanged, utcnow
 from shared.naming import normalize_name
 from shared.outbox import stage
@@ -31,7 +30,9 @@ def label_name(raw: str) -> str:
     return name
 
 
-class LabelRepository:
+class LabelStore:
+    """Reading labels, resolving names, creating labels on first use."""
+
     def __init__(self, db: AsyncDatabase, producer: str) -> None:
         self.db = db
         self.producer = producer
@@ -56,11 +57,14 @@ class LabelRepository:
         return await self.labels.find_one({"_id": entry["label_id"]}) if entry else None
 
     async def resolve_many(self, raws: list[str]) -> dict[str, dict[str, Any]]:
-        """The labels that these names resolve to (two queries however many names); unknown names are left out."""
+        """The labels that these names resolve to (one round trip); unknown names are left out."""
         wanted = {raw: normalize_name(raw) for raw in set(raws)}
-        entries = {e["_id"]: e["label_id"] async for e in self.names.find({"_id": {"$in": list(set(wanted.values()))}})}
-        docs = {d["_id"]: d async for d in self.labels.find({"_id": {"$in": list(set(entries.values()))}})}
-        return {raw: docs[entries[name]] for raw, name in wanted.items() if name in entries and entries[name] in docs}
+        pipeline = [
+            {"$match": {"_id": {"$in": list(set(wanted.values()))}}},
+            {"$lookup": {"from": LABELS, "localField": "label_id", "foreignField": "_id", "as": "label"}},
+        ]
+        found = {e["_id"]: e["label"][0] for e in await (await self.names.aggregate(pipeline)).to_list() if e["label"]}
+        return {raw: found[name] for raw, name in wanted.items() if name in found}
 
     async def names_of(self, label_ids: set[str]) -> dict[str, str]:
         return {doc["_id"]: doc["name"] async for doc in self.labels.find({"_id": {"$in": list(label_ids)}}, {"name": 1})}
@@ -109,117 +113,3 @@ class LabelRepository:
             changed_by=actor, changed_at=utcnow(), **extra,
         )  # fmt: skip
         await stage(self.db, Envelope.wrap(event, producer=self.producer), session)
-
-    async def _claim(self, name: str, label_id: str, session: AsyncClientSession) -> None:
-        try:
-            await self.names.insert_one({"_id": name, "label_id": label_id}, session=session)
-        except DuplicateKeyError:
-            raise LabelConflict(f"The name {name!r} already belongs to another label.", name=name) from None
-
-    async def _refresh_images_of(self, label_ids: list[str], session: AsyncClientSession) -> None:
-        images = await self.db[ANNOTATIONS].distinct("image_id", {"label_id": {"$in": label_ids}}, session=session)
-        await refresh_summaries(self.db, images, session)
-
-    async def rename(self, label_id: str, raw: str, actor: str) -> dict[str, Any]:
-        new = label_name(raw)
-
-        async def work(session: AsyncClientSession) -> dict[str, Any]:
-            doc = await self.get(label_id, session)
-            old = doc["name"]
-            if new == old:
-                return doc
-            if new in doc["aliases"]:
-                await self.labels.update_one({"_id": label_id}, {"$pull": {"aliases": new}}, session=session)
-            else:
-                await self._claim(new, label_id, session)
-            await self.names.delete_one({"_id": old}, session=session)
-            await self.labels.update_one(
-                {"_id": label_id}, {"$set": {"name": new, "updated_at": utcnow(), "updated_by": actor}}, session=session
-            )
-            doc = await self.get(label_id, session)
-            await self._refresh_images_of([label_id], session)
-            await self._announce(doc, "renamed", actor, session, previous_name=old)
-            return doc
-
-        return await in_transaction(self.db, work)
-
-    async def add_alias(self, label_id: str, raw: str, actor: str) -> dict[str, Any]:
-        alias = label_name(raw)
-
-        async def work(session: AsyncClientSession) -> dict[str, Any]:
-            doc = await self.get(label_id, session)
-            if alias == doc["name"] or alias in doc["aliases"]:
-                return doc
-            await self._claim(alias, label_id, session)
-            await self.labels.update_one(
-                {"_id": label_id},
-                {"$push": {"aliases": alias}, "$set": {"updated_at": utcnow(), "updated_by": actor}},
-                session=session,
-            )
-            doc = await self.get(label_id, session)
-            await self._announce(doc, "aliased", actor, session)
-            return doc
-
-        return await in_transaction(self.db, work)
-
-    async def merge(self, source_id: str, target_id: str, actor: str) -> dict[str, Any]:
-        """Move every annotation of ``source`` to ``target``; source's names become target's aliases."""
-        if source_id == target_id:
-            raise LabelConflict("A label cannot be merged into itself.")
-
-        async def work(session: AsyncClientSession) -> dict[str, Any]:
-            source, target = await self.get(source_id, session), await self.get(target_id, session)
-            if source.get("merged_into") or target.get("merged_into"):
-                raise LabelConflict("That label was already merged into another; merge into the surviving label.")
-            moved_names = [source["name"], *source["aliases"]]
-            await self.names.update_many({"label_id": source_id}, {"$set": {"label_id": target_id}}, session=session)
-            now = utcnow()
-            await self.labels.update_one(
-                {"_id": target_id},
-                {"$push": {"aliases": {"$each": moved_names}}, "$set": {"updated_at": now, "updated_by": actor}},
-                session=session,
-            )
-            await self.labels.update_one(
-                {"_id": source_id},
-                {"$set": {"merged_into": target_id, "aliases": [], "updated_at": now, "updated_by": actor}},
-                session=session,
-            )
-            await self.labels.update_many({"parent_id": source_id}, {"$set": {"parent_id": target_id}}, session=session)
-            await self.db[ANNOTATIONS].update_many(
-                {"label_id": source_id}, {"$set": {"label_id": target_id}}, session=session
-            )
-            await self._refresh_images_of([target_id], session)
-            target = await self.get(target_id, session)
-            await self._announce(
-                source, "merged", actor, session, merged_into=target_id, previous_name=source["name"]
-            )
-            return target
-
-        return await in_transaction(self.db, work)
-
-    async def update(self, label_id: str, changes: dict[str, Any], actor: str) -> dict[str, Any]:
-        """Describe, re-parent, or set external ids (``changes`` holds only the fields to set)."""
-
-        async def work(session: AsyncClientSession) -> dict[str, Any]:
-            await self.get(label_id, session)
-            if changes.get("parent_id"):
-                await self._check_parent(label_id, changes["parent_id"], session)
-            sets = {k: v for k, v in changes.items() if k != "external_ids"}
-            sets.update({f"external_ids.{k}": v for k, v in (changes.get("external_ids") or {}).items()})
-            await self.labels.update_one(
-                {"_id": label_id}, {"$set": {**sets, "updated_at": utcnow(), "updated_by": actor}}, session=session
-            )
-            doc = await self.get(label_id, session)
-            change = "reparented" if "parent_id" in changes else "described" if "description" in changes else "updated"
-            await self._announce(doc, change, actor, session)
-            return doc
-
-        return await in_transaction(self.db, work)
-
-    async def _check_parent(self, label_id: str, parent_id: str, session: AsyncClientSession) -> None:
-        seen, current = {label_id}, parent_id
-        while current:
-            if current in seen:
-                raise LabelConflict("That parent would make the hierarchy a cycle.")
-            seen.add(current)
-            current = (await self.get(current, session)).get("parent_id")

@@ -1,14 +1,15 @@
-"""The ``annotation_summaries`` read model, recomputed inside the transaction of each change.
+"""The ``annotation_summaries`` read model, maintained inside the transaction of each change.
 
-Recomputing (rather than incrementing) keeps label names with dots or
-dollars safe as keys and makes the summary right even after a label merge or
-rename; an image carries few annotations, so the aggregation is cheap.
+Bulk writes, renames and merges recompute the summaries of the images they
+touch (one aggregation; label names with dots or dollars are safe as keys
+that way). A single edit applies its delta with ``$inc`` in one round trip.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -47,3 +48,36 @@ async def refresh_summaries(db: AsyncDatabase, image_ids: Iterable[str], session
             upsert=True,
             session=session,
         )
+
+
+def _safe_key(name: str) -> bool:
+    return "." not in name and not name.startswith("$")
+
+
+async def apply_summary_delta(
+    db: AsyncDatabase, image_id: str, labels: dict[str, int], types: dict[str, int], session: AsyncClientSession
+) -> None:
+    """One change's effect on its image's summary, in one round trip (the hot path of single edits).
+
+    Falls back to a full recompute when a label name cannot be a field path
+    (a dot, or a leading dollar); removes counts that fell to zero.
+    """
+    if not all(_safe_key(name) for name in labels):
+        await refresh_summaries(db, [image_id], session)
+        return
+    labels = {k: v for k, v in labels.items() if v}
+    types = {k: v for k, v in types.items() if v}
+    inc = {"version": 1, "count": sum(types.values())}
+    inc.update({f"labels.{k}": v for k, v in labels.items()})
+    inc.update({f"types.{k}": v for k, v in types.items()})
+    after = await db[ANNOTATION_SUMMARIES].find_one_and_update(
+        {"_id": image_id},
+        {"$inc": inc, "$set": {"updated_at": utcnow()}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    empty = [f"labels.{k}" for k in labels if after.get("labels", {}).get(k, 0) <= 0]
+    empty += [f"types.{k}" for k in types if after.get("types", {}).get(k, 0) <= 0]
+    if empty:
+        await db[ANNOTATION_SUMMARIES].update_one({"_id": image_id}, {"$unset": dict.fromkeys(empty, "")}, session=session)

@@ -10,12 +10,12 @@ from pydantic import BaseModel, Field
 from services.annotation import service
 from services.annotation.deps import ANNOTATION_SETTINGS, DEPS
 from services.annotation.domain.errors import AnnotationError, InvalidAnnotation, NotFound
-from services.annotation.domain.model import AnnotationIn, AnnotationPatch, HistoryEntryOut
+from services.annotation.domain.model import AnnotationIn, AnnotationOut, AnnotationPatch, HistoryEntryOut
 from services.annotation.views.common import (
     annotation_out, body_as, decode_cursor, domain_errors, encode_cursor, etag, if_match, json_response, limit_of,
 )  # fmt: skip
 from shared.auth import PRINCIPAL
-from shared.problems import Problem, problem_type
+from shared.problems import Problem
 
 
 class BulkIn(BaseModel):
@@ -41,8 +41,8 @@ class RevertIn(BaseModel):
     version: int = Field(ge=1)
 
 
-async def _one(request: web.Request, doc: dict, status: int = 200) -> web.Response:
-    [body] = await annotation_out(request, [doc])
+async def _one(request: web.Request, doc: dict, status: int = 200, label: str | None = None) -> web.Response:
+    [body] = [AnnotationOut.of(doc, label).model_dump(mode="json")] if label else await annotation_out(request, [doc])
     headers = {"ETag": etag(doc["version"]), "Location": f"/v1/annotations/{doc['_id']}"}
     return json_response(body, status=status, headers=headers)
 
@@ -54,7 +54,7 @@ async def create_annotation(request: web.Request) -> web.Response:
     [result] = await service.create_many(deps, request[PRINCIPAL].user_id, [payload.model_dump()])
     if result["status"] != 201:
         raise InvalidAnnotation(result["reason"], result["detail"])
-    return await _one(request, await deps.annotations.get(result["id"]), 201)
+    return await _one(request, result["doc"], 201, result["label"])
 
 
 @domain_errors
@@ -65,7 +65,8 @@ async def bulk_create(request: web.Request) -> web.Response:
         raise Problem(413, "Too many items", f"Send at most {limit} annotations per request; split the batch.")
     results = await service.create_many(request.app[DEPS], request[PRINCIPAL].user_id, [i.model_dump() for i in payload.items])
     created = sum(1 for r in results if r["status"] == 201)
-    return json_response({"created": created, "failed": len(results) - created, "results": results})
+    shown = [{k: v for k, v in r.items() if k not in ("doc", "label")} for r in results]
+    return json_response({"created": created, "failed": len(results) - created, "results": shown})
 
 
 @domain_errors

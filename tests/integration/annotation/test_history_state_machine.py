@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,13 +15,14 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from services.annotation import service
 from services.annotation.adapters.annotations import AnnotationRepository
-from services.annotation.adapters.labels import LabelRepository
+from services.annotation.adapters.label_changes import LabelRepository
 from services.annotation.adapters.store import ensure_indexes
 from services.annotation.domain.errors import NotFound, VersionConflict
 from services.annotation.domain.model import AnnotationPatch
 from shared.auth import Principal, Role
 from shared.clients.mongo import database, mongo_client
 from shared.outbox import OutboxRelay
+from shared.readmodels import ANNOTATION_SUMMARIES
 from shared.settings import CorpusSettings
 from tests.conftest import isolated_names
 from tests.integration.annotation.conftest import add_image
@@ -135,6 +137,14 @@ class AnnotationHistory(RuleBasedStateMachine):
         docs = self.run(self.deps.annotations.for_image(self.image_id, "", 1000))
         live = {i: v[-1] for i, v in self.versions.items() if not v[-1]["deleted"]}
         assert {d["_id"]: self._state(d) for d in docs} == live
+
+    @invariant()
+    def summary_counts_the_live_annotations(self):
+        live = [v[-1] for v in self.versions.values() if not v[-1]["deleted"]]
+        names = self.run(self.deps.labels.names_of({s["label_id"] for s in live}))
+        summary = self.run(self.deps.annotations.db[ANNOTATION_SUMMARIES].find_one({"_id": self.image_id})) or {}
+        assert summary.get("labels", {}) == dict(Counter(names[s["label_id"]] for s in live))
+        assert summary.get("count", 0) == len(live) and summary.get("types", {}) == ({"bbox": len(live)} if live else {})
 
     @invariant()
     def history_has_every_version(self):
