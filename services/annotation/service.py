@@ -52,8 +52,11 @@ async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, An
     """Create annotations; one result per item: ``{"index", "status": 201, "id", "version", "doc", "label"}``
     or ``{"index", "status": 422, "reason", "detail"}``."""
     results: list[dict[str, Any]] = [{"index": i} for i in range(len(items))]
-    images = await deps.annotations.images([item["image_id"] for item in items])
-    labels: dict[str, dict | InvalidAnnotation] = dict(await deps.labels.resolve_many([i["label"] for i in items]))
+    images, known = await asyncio.gather(
+        deps.annotations.images([item["image_id"] for item in items]),
+        deps.labels.resolve_many([i["label"] for i in items]),
+    )
+    labels: dict[str, dict | InvalidAnnotation] = dict(known)
     for item in items:
         if item["label"] not in labels:
             try:
@@ -87,8 +90,9 @@ async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, An
         docs.append(doc)
         events.append(Envelope.wrap(_event(AnnotationCreated, doc, label["name"]), producer=deps.producer))
         results[i].update(status=201, id=doc["_id"], version=1, doc=doc, label=label["name"])
+    names = {label["_id"]: label["name"] for label in labels.values() if isinstance(label, dict)}
     for start in range(0, len(docs), CHUNK):
-        await deps.annotations.add(docs[start : start + CHUNK], events[start : start + CHUNK])
+        await deps.annotations.add(docs[start : start + CHUNK], events[start : start + CHUNK], names)
         deps.relay.nudge()
     return results
 

@@ -16,7 +16,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.annotation.adapters.store import ANNOTATIONS, HISTORY, IMPORT_ERRORS, in_transaction
-from services.annotation.adapters.summaries import apply_summary_delta, refresh_summaries
+from services.annotation.adapters.summaries import apply_summary_delta
 from services.annotation.domain.errors import VersionConflict
 from services.annotation.domain.model import changes_between, state_of
 from shared.events import Envelope
@@ -61,14 +61,21 @@ class AnnotationRepository:
         """Keep an imported annotation that failed validation, with its reason (one record per source)."""
         await self.db[IMPORT_ERRORS].replace_one({"_id": key}, record, upsert=True)
 
-    async def add(self, docs: list[dict[str, Any]], events: list[Envelope]) -> None:
+    async def add(self, docs: list[dict[str, Any]], events: list[Envelope], label_names: dict[str, str]) -> None:
         """Insert new annotations (version 1) with their history, summaries and events."""
+        deltas: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+        for doc in docs:
+            labels, types = deltas.setdefault(doc["image_id"], ({}, {}))
+            name = label_names[doc["label_id"]]
+            labels[name] = labels.get(name, 0) + 1
+            types[doc["type"]] = types.get(doc["type"], 0) + 1
 
         async def work(session: AsyncClientSession) -> None:
             await self.annotations.insert_many(docs, ordered=True, session=session)
             entries = [history_entry(doc, "created", changes_between(None, state_of(doc))) for doc in docs]
             await self.history_docs.insert_many(entries, ordered=True, session=session)
-            await refresh_summaries(self.db, (doc["image_id"] for doc in docs), session)
+            for image_id, (labels, types) in deltas.items():
+                await apply_summary_delta(self.db, image_id, labels, types, session)
             await stage_many(self.db, events, session)
 
         await in_transaction(self.db, work)

@@ -182,3 +182,14 @@ async def test_bulk_update_applies_each_change_against_its_own_version(annotatio
     assert body["results"][3]["reason"] == "degenerate" and body["updated"] == 2
     assert (await (await annotation_client.get(f"/v1/annotations/{ids[0]}")).json())["score"] == 0.7
     assert (await (await annotation_client.get(f"/v1/annotations/{ids[2]}")).json())["version"] == 1
+
+
+async def test_summary_keeps_label_names_with_dots_and_drops_zero_counts(annotation_client, image_id, mongo_db):
+    dotted = await create(annotation_client, image_id, label="St. Bernard")
+    plain = await create(annotation_client, image_id, label="collie")
+    await annotation_client.patch(f"/v1/annotations/{plain['id']}", json={"label": "$pecial"}, headers={"If-Match": '"1"'})
+    summary = await mongo_db[ANNOTATION_SUMMARIES].find_one({"_id": image_id})
+    assert summary["labels"] == {"st. bernard": 1, "$pecial": 1} and summary["count"] == 2
+    await annotation_client.delete(f"/v1/annotations/{dotted['id']}", headers={"If-Match": '"1"'})
+    summary = await mongo_db[ANNOTATION_SUMMARIES].find_one({"_id": image_id})
+    assert summary["labels"] == {"$pecial": 1} and summary["types"] == {"bbox": 1} and summary["version"] == 4
