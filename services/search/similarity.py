@@ -3,14 +3,15 @@
 Loaded from the search index at start (in the background: ``/readyz`` reports
 ``similarity`` until it is done), kept current by this process's projections,
 and caught up every few seconds with what other replicas indexed (documents
-whose ``indexed_at`` is newer than the last seen, with a margin for refresh lag).
+whose ``indexed_at`` is newer than the start of the previous catch-up, less a margin for
+refresh lag and clock skew between replicas).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.search.domain.hash_index import KINDS, HashIndex, parse_hash
@@ -36,20 +37,17 @@ class Similarity:
         self.hashes.remove(image_id)
 
     async def load(self, index: ImageIndex) -> int:
-        """Apply every document indexed since the watermark (all of them the first time)."""
+        """Apply every document indexed since the last load began, less a margin (all of them the first time)."""
         query = None
         if self.watermark is not None:
             query = {"range": {"indexed_at": {"gte": (self.watermark - CATCH_UP_MARGIN).isoformat()}}}
-        fields = ["phash", "dhash", {"field": "indexed_at", "format": "strict_date_optional_time"}]
+        started = datetime.now(UTC)
         seen = 0
-        async for hit in index.scan(query=query, fields=fields, page=10000):
+        async for hit in index.scan(query=query, fields=list(KINDS), page=10000):
             values = hit.get("fields", {})
             self.apply(hit["_id"], {kind: (values.get(kind) or [None])[0] for kind in KINDS})
-            stamp = (values.get("indexed_at") or [None])[0]
-            if stamp:
-                moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-                self.watermark = max(self.watermark or moment, moment)
             seen += 1
+        self.watermark = started
         return seen
 
     async def run(self, index: ImageIndex, interval: float) -> None:
