@@ -97,23 +97,38 @@ async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, An
     return results
 
 
-async def current(deps: AnnotationDeps, annotation_id: str, expected: int | None) -> dict[str, Any]:
-    doc = await deps.annotations.get(annotation_id)
-    if doc is None:
+class Labelled(dict):
+    """An annotation document with its label's current name beside it (for answers; never stored)."""
+
+    label: str = ""
+
+
+def labelled(doc: dict[str, Any], name: str) -> Labelled:
+    out = Labelled(doc)
+    out.label = name
+    return out
+
+
+async def current(deps: AnnotationDeps, annotation_id: str, expected: int | None) -> Labelled:
+    found = await deps.annotations.get_labelled(annotation_id)
+    if found is None:
         raise NotFound(f"No annotation has id {annotation_id!r}.")
+    doc, name = found
     if expected is not None and doc["version"] != expected:
         raise VersionConflict(
             f"You sent If-Match {expected}, but the annotation is at version {doc['version']}: "
             "merge your change into the current state (in this body) and send it again with its version."
         )
-    return doc
+    return labelled(doc, name)
 
 
-async def _write(deps: AnnotationDeps, before: dict, state: dict, actor: str, action: str, **extra: Any) -> dict:
+async def _write(deps: AnnotationDeps, before: Labelled, state: dict, actor: str, action: str, **extra: Any) -> Labelled:
     """Store ``state`` as the next version of ``before``, with history and event, or raise VersionConflict."""
     stamp = max(now_ms(), before["updated_at"])  # history times never go backwards
     doc = {**before, **state, "version": before["version"] + 1, "updated_at": stamp, "updated_by": actor}
-    names = await deps.labels.names_of({doc["label_id"], before["label_id"]})
+    names = {before["label_id"]: before.label}
+    if doc["label_id"] not in names:
+        names.update(await deps.labels.names_of({doc["label_id"]}))
     label, previous = names[doc["label_id"]], names[before["label_id"]]
     delta: tuple[dict[str, int], dict[str, int]] = ({}, {})
     for side, sign in ((before, -1), (doc, 1)):
@@ -129,10 +144,10 @@ async def _write(deps: AnnotationDeps, before: dict, state: dict, actor: str, ac
     entry = history_entry(doc, action, changes_between(state_of(before), state_of(doc)), extra.get("reverted_to"))
     await deps.annotations.replace(doc, entry, Envelope.wrap(event, producer=deps.producer), delta)
     deps.relay.nudge()
-    return doc
+    return labelled(doc, label)
 
 
-async def update(deps: AnnotationDeps, who: Principal, annotation_id: str, patch: AnnotationPatch, expected: int) -> dict:
+async def update(deps: AnnotationDeps, who: Principal, annotation_id: str, patch: AnnotationPatch, expected: int) -> Labelled:
     before = await current(deps, annotation_id, expected)
     if before["deleted"]:
         raise NotFound(f"Annotation {annotation_id!r} is deleted; revert it to a version to bring it back.")
@@ -154,7 +169,7 @@ async def update(deps: AnnotationDeps, who: Principal, annotation_id: str, patch
     return await _write(deps, before, state, who.user_id, "updated")
 
 
-async def delete(deps: AnnotationDeps, who: Principal, annotation_id: str, expected: int) -> dict:
+async def delete(deps: AnnotationDeps, who: Principal, annotation_id: str, expected: int) -> Labelled:
     before = await current(deps, annotation_id, expected)
     if before["deleted"]:
         raise NotFound(f"Annotation {annotation_id!r} is already deleted.")
@@ -163,7 +178,7 @@ async def delete(deps: AnnotationDeps, who: Principal, annotation_id: str, expec
     return await _write(deps, before, {"deleted": True}, who.user_id, "deleted")
 
 
-async def revert(deps: AnnotationDeps, who: Principal, annotation_id: str, to_version: int, expected: int) -> dict:
+async def revert(deps: AnnotationDeps, who: Principal, annotation_id: str, to_version: int, expected: int) -> Labelled:
     """A new version whose state equals version ``to_version`` (merged labels followed to the survivor)."""
     before = await current(deps, annotation_id, expected)
     if who.role is not Role.ADMIN and before["created_by"] != who.user_id and before["deleted"]:

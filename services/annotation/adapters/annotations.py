@@ -15,7 +15,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.annotation.adapters.store import ANNOTATIONS, HISTORY, IMPORT_ERRORS, in_transaction
+from services.annotation.adapters.store import ANNOTATIONS, HISTORY, IMPORT_ERRORS, LABELS, in_transaction
 from services.annotation.adapters.summaries import apply_summary_delta
 from services.annotation.domain.errors import VersionConflict
 from services.annotation.domain.model import changes_between, state_of
@@ -47,6 +47,19 @@ class AnnotationRepository:
 
     async def get(self, annotation_id: str) -> dict[str, Any] | None:
         return await self.annotations.find_one({"_id": annotation_id})
+
+    async def get_labelled(self, annotation_id: str) -> tuple[dict[str, Any], str] | None:
+        """The annotation and its label's current name, in one round trip."""
+        pipeline = [
+            {"$match": {"_id": annotation_id}},
+            {"$lookup": {"from": LABELS, "localField": "label_id", "foreignField": "_id", "as": "_label",
+                         "pipeline": [{"$project": {"name": 1}}]}},
+        ]  # fmt: skip
+        rows = await (await self.annotations.aggregate(pipeline)).to_list()
+        if not rows:
+            return None
+        label = rows[0].pop("_label")
+        return rows[0], label[0]["name"] if label else ""
 
     async def images(self, image_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Width and height of the images that exist (the ``images`` read model, written by ingest)."""

@@ -94,10 +94,10 @@ async def bulk_update(request: web.Request) -> web.Response:
 
 @domain_errors
 async def get_annotation(request: web.Request) -> web.Response:
-    doc = await request.app[DEPS].annotations.get(request.match_info["annotation_id"])
-    if doc is None:
+    found = await request.app[DEPS].annotations.get_labelled(request.match_info["annotation_id"])
+    if found is None:
         raise NotFound(f"No annotation has id {request.match_info['annotation_id']!r}.")
-    return await _one(request, doc)
+    return await _one(request, found[0], label=found[1])
 
 
 @domain_errors
@@ -105,14 +105,14 @@ async def update_annotation(request: web.Request) -> web.Response:
     expected = if_match(request)
     patch = await body_as(request, AnnotationPatch)
     doc = await service.update(request.app[DEPS], request[PRINCIPAL], request.match_info["annotation_id"], patch, expected)
-    return await _one(request, doc)
+    return await _one(request, doc, label=doc.label)
 
 
 @domain_errors
 async def delete_annotation(request: web.Request) -> web.Response:
     expected = if_match(request)
     doc = await service.delete(request.app[DEPS], request[PRINCIPAL], request.match_info["annotation_id"], expected)
-    return await _one(request, doc)
+    return await _one(request, doc, label=doc.label)
 
 
 @domain_errors
@@ -122,7 +122,7 @@ async def revert_annotation(request: web.Request) -> web.Response:
     doc = await service.revert(
         request.app[DEPS], request[PRINCIPAL], request.match_info["annotation_id"], payload.version, expected
     )
-    return await _one(request, doc)
+    return await _one(request, doc, label=doc.label)
 
 
 @domain_errors
