@@ -57,12 +57,16 @@ async def create_annotation(request: web.Request) -> web.Response:
     return await _one(request, result["doc"], 201, result["label"])
 
 
+def _within_bulk_limit(request: web.Request, count: int) -> None:
+    limit = request.app[ANNOTATION_SETTINGS].bulk_max_items
+    if count > limit:
+        raise Problem(413, "Too many items", f"Send at most {limit} items per request (CORPUS_BULK_MAX_ITEMS); split the batch.")
+
+
 @domain_errors
 async def bulk_create(request: web.Request) -> web.Response:
     payload = await body_as(request, BulkIn)
-    limit = request.app[ANNOTATION_SETTINGS].bulk_max_items
-    if len(payload.items) > limit:
-        raise Problem(413, "Too many items", f"Send at most {limit} annotations per request; split the batch.")
+    _within_bulk_limit(request, len(payload.items))
     results = await service.create_many(request.app[DEPS], request[PRINCIPAL].user_id, [i.model_dump() for i in payload.items])
     created = sum(1 for r in results if r["status"] == 201)
     shown = [{k: v for k, v in r.items() if k not in ("doc", "label")} for r in results]
@@ -73,9 +77,7 @@ async def bulk_create(request: web.Request) -> web.Response:
 async def bulk_update(request: web.Request) -> web.Response:
     """Many updates or deletes, each conditional on its own version; one result per item, in order."""
     payload = await body_as(request, BulkUpdateIn)
-    limit = request.app[ANNOTATION_SETTINGS].bulk_max_items
-    if len(payload.items) > limit:
-        raise Problem(413, "Too many items", f"Send at most {limit} changes per request; split the batch.")
+    _within_bulk_limit(request, len(payload.items))
     deps, who, results = request.app[DEPS], request[PRINCIPAL], []
     for index, item in enumerate(payload.items):
         try:

@@ -193,3 +193,12 @@ async def test_summary_keeps_label_names_with_dots_and_drops_zero_counts(annotat
     await annotation_client.delete(f"/v1/annotations/{dotted['id']}", headers={"If-Match": '"1"'})
     summary = await mongo_db[ANNOTATION_SUMMARIES].find_one({"_id": image_id})
     assert summary["labels"] == {"$pecial": 1} and summary["types"] == {"bbox": 1} and summary["version"] == 4
+
+
+async def test_oversized_bulk_is_413(annotation_client, image_id):
+    from services.annotation.deps import ANNOTATION_SETTINGS
+
+    limit = annotation_client.app[ANNOTATION_SETTINGS].bulk_max_items
+    items = [{"image_id": image_id, "type": "classification", "label": "x"}] * (limit + 1)
+    response = await annotation_client.post("/v1/annotations/bulk", json={"items": items})
+    assert response.status == 413 and "split" in (await response.json())["detail"]
