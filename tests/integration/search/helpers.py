@@ -13,7 +13,7 @@ from services.search.domain.hashing import hash_image
 from shared.bus import Bus
 from shared.events import Envelope, EventData, ImageIngested
 from shared.readmodels import ANNOTATION_SUMMARIES, IMAGES
-from tests.conftest import eventually
+from tests.conftest import RUN_ID, eventually
 
 
 async def publish(bus: Bus, *events: EventData) -> None:
@@ -22,7 +22,12 @@ async def publish(bus: Bus, *events: EventData) -> None:
 
 
 def image_document(data: bytes, filename: str, *, source: str, tags: list[str], offset: int = 0, **extra) -> dict:
-    """An ``images`` document as ingest writes it, hashes computed the way ingest computes them."""
+    """An ``images`` document as ingest writes it, hashes computed the way ingest computes them.
+
+    A few bytes after the image's end (which decoders ignore) make its SHA-256, hence its id,
+    this session's own: other tests that upload the same photo through ingest never meet it.
+    """
+    data = data + f"#search-tests {RUN_ID} {filename}".encode()
     sha = hashlib.sha256(data).hexdigest()
     with Image.open(io.BytesIO(data)) as image:
         width, height, fmt = image.width, image.height, image.format
