@@ -6,7 +6,8 @@ from dataclasses import replace
 
 from services.ingest.adapters.fetcher import FetchFailed, SafeFetcher
 from services.ingest.domain.errors import ImageRefused
-from services.ingest.service import IngestDeps, Outcome, Submission, ingest, reject
+from services.ingest.rejecting import reject
+from services.ingest.service import IngestDeps, Outcome, Submission, ingest
 from shared.events import utcnow
 
 

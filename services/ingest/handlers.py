@@ -21,7 +21,8 @@ from services.ingest.adapters.s3 import ObjectUnavailable, S3Reader
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import Origin
 from services.ingest.fetching import ingest_url
-from services.ingest.service import IngestDeps, Outcome, Submission, ingest, reject
+from services.ingest.rejecting import reject
+from services.ingest.service import IngestDeps, Outcome, Submission, ingest
 from shared.bus import Handler
 from shared.events import AnnotationsImported, Envelope, EventData, ImageSubmitted, ImportedAnnotation, ImportedCategory, utcnow
 from shared.naming import normalize_names

@@ -21,7 +21,8 @@ from services.ingest.adapters.jobs import JobRepository
 from services.ingest.domain.datasets import Dataset, DatasetError, ImportItem, in_pixels, read_dataset
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import Origin
-from services.ingest.service import IngestDeps, Submission, ingest, reject
+from services.ingest.rejecting import reject
+from services.ingest.service import IngestDeps, Submission, ingest
 from shared.events import AnnotationsImported, Envelope
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,8 +25,9 @@ from services.ingest.domain.model import Exif, ImageDocument, ImageFacts, Origin
 from services.ingest.domain.policy import Policy, check_facts, check_size
 from services.ingest.domain.probe import probe_image
 from services.ingest.metrics import OUTCOMES, timed
+from services.ingest.rejecting import record_rejection
 from shared.clients.blobs import BlobStore, original_key, thumbnail_key
-from shared.events import Envelope, ImageRejected, utcnow
+from shared.events import Envelope, utcnow
 from shared.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -208,49 +208,3 @@ def _source_record(image_id: str, submission: Submission) -> dict[str, Any]:
         "uploader": submission.uploader,
         "recorded_at": utcnow(),
     }
-
-
-async def record_rejection(deps: IngestDeps, submission: Submission, refused: ImageRefused) -> str:
-    """Keep every rejection, with its reason, and announce it. Returns the rejection id."""
-    return await reject(
-        deps,
-        refused,
-        source=submission.source or submission.origin.uri,
-        filename=submission.filename,
-        origin=submission.origin,
-        uploader=submission.uploader,
-        size=len(submission.data),
-    )
-
-
-async def reject(
-    deps: IngestDeps,
-    refused: ImageRefused,
-    *,
-    source: str | None,
-    filename: str | None,
-    origin: Origin,
-    uploader: str | None = None,
-    size: int | None = None,
-) -> str:
-    event = ImageRejected(
-        rejection_id=str(uuid.uuid4()),
-        reason=refused.reason,
-        message=refused.message,
-        source=source,
-        filename=filename,
-        sha256=refused.sha256,
-        rejected_at=utcnow(),
-    )
-    record = {
-        "_id": event.rejection_id,
-        **event.model_dump(exclude={"rejection_id"}),
-        "bytes": size,
-        "origin": origin.model_dump(),
-        "uploader": uploader,
-    }
-    await deps.repository.add_rejection(record, Envelope.wrap(event, producer=deps.producer))
-    deps.relay.nudge()
-    OUTCOMES.labels(outcome="rejected", reason=refused.reason).inc()
-    log.info("image rejected", extra={"reason": refused.reason, "file_name": filename})
-    return event.rejection_id

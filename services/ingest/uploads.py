@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, web
 
+from services.ingest.domain.model import Origin
 from services.ingest.service import Submission
 from shared.naming import split_csv_names
 from shared.problems import Problem, problem_type
@@ -56,8 +57,6 @@ def _unknown(name: str | None, file_field: str) -> Problem:
 
 
 def _submission(data: bytes, filename: str | None, fields: dict[str, str], uploader: str | None) -> Submission:
-    from services.ingest.domain.model import Origin
-
     sha = fields.get("sha256", "").lower() or None
     source = fields.get("source", "")[:500] or None
     origin = Origin(

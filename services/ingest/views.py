@@ -12,7 +12,8 @@ from services.ingest.deps import DEPS, FETCHER, INGEST_SETTINGS
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import ImageOut, Origin
 from services.ingest.fetching import ingest_url
-from services.ingest.service import Submission, ingest, record_rejection
+from services.ingest.rejecting import record_rejection
+from services.ingest.service import Submission, ingest
 from services.ingest.uploads import read_batch, read_submission
 from shared.auth import PRINCIPAL
 from shared.naming import normalize_names

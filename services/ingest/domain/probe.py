@@ -27,9 +27,7 @@ from services.ingest.domain.derivatives import HIGH_DEPTH_MODES, encode_standard
 from services.ingest.domain.content import EXPLICIT, judge
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.exif import read_exif
-
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
-ACCEPTED_LIST = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+from services.ingest.domain.sniff import ACCEPTED_FORMATS, ACCEPTED_LIST, name_accepted_format, name_refused_format
 
 # Pillow's own bomb check is global and fires inside open() with a message that
 # cannot name the size. The budget is enforced below instead, from the parsed
@@ -42,46 +40,8 @@ Image.MAX_IMAGE_PIXELS = None
 HASH_BASIS_SIDE = 64
 
 
-_ACCEPTED_MAGIC = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-)
-
-
-def _name_accepted_format(head: bytes) -> str | None:
-    """The accepted format the magic bytes claim, if any (to explain a failed open)."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WebP"
-    return next((name for magic, name in _ACCEPTED_MAGIC if head.startswith(magic)), None)
-
-
-def _name_refused_format(head: bytes) -> str | None:
-    if head.startswith(b"%PDF"):
-        return "PDF"
-    if head.startswith((b"%!PS", b"\xc5\xd0\xd3\xc6")):
-        return "EPS/PostScript"
-    if head.startswith(b"8BPS"):
-        return "Photoshop PSD"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"heic", b"heix", b"hevc", b"mif1", b"msf1"):
-            return "HEIC/HEIF"
-        if brand in (b"avif", b"avis"):
-            return "AVIF"
-        return "ISO media (video)"
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
-        return "SVG"
-    return None
-
-
 def _open(data: bytes, sha256: str) -> Image.Image:
-    refused = _name_refused_format(data[:1024])
+    refused = name_refused_format(data[:1024])
     if refused:
         raise ImageRefused(
             "unsupported_format", f"{refused} files are not accepted; send {ACCEPTED_LIST}.", sha256=sha256
@@ -89,7 +49,7 @@ def _open(data: bytes, sha256: str) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
-        claimed = _name_accepted_format(data[:16])
+        claimed = name_accepted_format(data[:16])
         if claimed:
             raise ImageRefused(
                 "corrupt", f"The file starts like {claimed} but its header cannot be read.", sha256=sha256

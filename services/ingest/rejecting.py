@@ -1,0 +1,63 @@
+"""Keeping every refusal: a ``rejections`` record and an ``image.rejected`` event, in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from services.ingest.domain.errors import ImageRefused
+from services.ingest.domain.model import Origin
+from services.ingest.metrics import OUTCOMES
+from shared.events import Envelope, ImageRejected, utcnow
+
+if TYPE_CHECKING:
+    from services.ingest.service import IngestDeps, Submission
+
+log = logging.getLogger(__name__)
+
+
+async def record_rejection(deps: IngestDeps, submission: Submission, refused: ImageRefused) -> str:
+    """Keep every rejection, with its reason, and announce it. Returns the rejection id."""
+    return await reject(
+        deps,
+        refused,
+        source=submission.source or submission.origin.uri,
+        filename=submission.filename,
+        origin=submission.origin,
+        uploader=submission.uploader,
+        size=len(submission.data),
+    )
+
+
+async def reject(
+    deps: IngestDeps,
+    refused: ImageRefused,
+    *,
+    source: str | None,
+    filename: str | None,
+    origin: Origin,
+    uploader: str | None = None,
+    size: int | None = None,
+) -> str:
+    event = ImageRejected(
+        rejection_id=str(uuid.uuid4()),
+        reason=refused.reason,
+        message=refused.message,
+        source=source,
+        filename=filename,
+        sha256=refused.sha256,
+        rejected_at=utcnow(),
+    )
+    record = {
+        "_id": event.rejection_id,
+        **event.model_dump(exclude={"rejection_id"}),
+        "bytes": size,
+        "origin": origin.model_dump(),
+        "uploader": uploader,
+    }
+    await deps.repository.add_rejection(record, Envelope.wrap(event, producer=deps.producer))
+    deps.relay.nudge()
+    OUTCOMES.labels(outcome="rejected", reason=refused.reason).inc()
+    log.info("image rejected", extra={"reason": refused.reason, "file_name": filename})
+    return event.rejection_id
