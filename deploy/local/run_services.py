@@ -68,8 +68,9 @@ def main() -> int:
         for name in SERVICES:
             port = _port(name)
             print(f"  {name:<11} http://127.0.0.1:{port}   (OpenAPI: /openapi.json, metrics: /metrics)", flush=True)
-        print("Try: curl -F file=@photo.jpg -F tags=cat http://127.0.0.1:8001/v1/images", flush=True)
-        print("     curl 'http://127.0.0.1:8003/v1/search?q=cat'", flush=True)
+        print("Try (K = the admin key, printed on a fresh install or set as CORPUS_ADMIN_KEY):", flush=True)
+        print('  curl -H "Authorization: Bearer $K" -F file=@photo.jpg -F tags=cat http://127.0.0.1:8001/v1/images', flush=True)
+        print("  curl -H \"Authorization: Bearer $K\" 'http://127.0.0.1:8003/v1/search?q=cat'", flush=True)
         print("Ctrl-C stops the services (the stack keeps running; `make stop` stops it).\n", flush=True)
         while all(proc.poll() is None for proc in procs.values()):
             time.sleep(0.5)
