@@ -32,10 +32,14 @@ def _ready(port: int) -> bool:
 
 
 def main() -> int:
+    # Ctrl-C must stop us even when started from a shell that ignores SIGINT for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     procs: dict[str, subprocess.Popen] = {}
     for name in SERVICES:
         env = {**os.environ, "CORPUS_PORT": str(_port(name))}
-        procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env)
+        # Each service in its own process group: a terminal's Ctrl-C reaches only this launcher,
+        # which asks each service to shut down; their worker pools are then closed by them, not killed mid-task.
+        procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, process_group=0)
 
     def stop(*_: object) -> None:
         for proc in procs.values():
