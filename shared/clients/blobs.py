@@ -28,26 +28,27 @@ def thumbnail_key(sha256: str) -> str:
     return f"thumbnails/{sha256[:2]}/{sha256[2:4]}/{sha256}.jpg"
 
 
+def minio_client(settings: CorpusSettings, endpoint: str | None = None) -> Minio:
+    """A MinIO SDK client for the configured store (or another host:port of it).
+
+    The region is given so the SDK never asks the server for it.
+    """
+    return Minio(
+        endpoint or settings.minio_endpoint,
+        access_key=settings.minio_access_key,
+        secret_key=settings.minio_secret_key,
+        secure=settings.minio_secure,
+        region=settings.minio_region,
+    )
+
+
 class BlobStore:
     def __init__(self, settings: CorpusSettings) -> None:
         self.bucket = settings.minio_bucket
         self._ttl = timedelta(seconds=settings.presign_ttl_seconds)
-        # The region is given so the SDK never asks the server for it.
-        self._client = Minio(
-            settings.minio_endpoint,
-            access_key=settings.minio_access_key,
-            secret_key=settings.minio_secret_key,
-            secure=settings.minio_secure,
-            region=settings.minio_region,
-        )
+        self._client = minio_client(settings)
         # Presigned URLs are signed for the host clients will use.
-        self._signer = Minio(
-            settings.minio_public_endpoint or settings.minio_endpoint,
-            access_key=settings.minio_access_key,
-            secret_key=settings.minio_secret_key,
-            secure=settings.minio_secure,
-            region=settings.minio_region,
-        )
+        self._signer = minio_client(settings, settings.minio_public_endpoint or settings.minio_endpoint)
         self._pool = ThreadPoolExecutor(max_workers=settings.blob_threads, thread_name_prefix="blobs")
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import urllib3
-from minio import Minio
 from minio.error import S3Error
 
+from shared.clients.blobs import minio_client
 from shared.settings import CorpusSettings
 
 MISSING = ("NoSuchKey", "NoSuchObject", "NoSuchBucket", "ResourceNotFound", "AccessDenied")
@@ -25,13 +25,7 @@ class ObjectUnavailable(Exception):
 
 class S3Reader:
     def __init__(self, settings: CorpusSettings, threads: int = 4) -> None:
-        self._client = Minio(
-            settings.minio_endpoint,
-            access_key=settings.minio_access_key,
-            secret_key=settings.minio_secret_key,
-            secure=settings.minio_secure,
-            region=settings.minio_region,
-        )
+        self._client = minio_client(settings)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="s3-reader")
 
     async def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
