@@ -11,7 +11,6 @@ may relay at once for the same reason.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -19,6 +18,7 @@ from pymongo import ASCENDING, UpdateMany
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.background import PollingLoop
 from shared.bus import Bus
 from shared.events import Envelope
 from shared.metrics import OUTBOX_RELAYED
@@ -63,34 +63,21 @@ class OutboxRelay:
         self.bus = bus
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PollingLoop("outbox-relay", self._relay_batch, poll_seconds=poll_seconds)
 
     def nudge(self) -> None:
         """Tell the relay there is something new (called after a commit)."""
-        self._wake.set()
+        self._loop.nudge()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                relayed = await self.relay_pending()
-            except Exception:  # noqa: BLE001 - broker or database away: try again on the next pass
-                log.exception("outbox relay pass failed; will retry")
-                relayed = 0
-            if relayed >= self.batch_size:
-                continue  # more waiting: no pause
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+    async def _relay_batch(self) -> bool:
+        # A full batch means more is waiting: no pause.
+        return await self.relay_pending() >= self.batch_size
 
     async def relay_pending(self) -> int:
         """Publish one batch of pending events; return how many were confirmed."""

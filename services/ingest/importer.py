@@ -10,7 +10,6 @@ a re-run import creates no duplicates there either.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import Origin
 from services.ingest.rejecting import reject
 from services.ingest.service import IngestDeps, Submission, ingest
+from shared.background import PollingLoop
 from shared.events import AnnotationsImported, Envelope
 
 log = logging.getLogger(__name__)
@@ -38,36 +38,25 @@ class ImportWorker:
 
     def __post_init__(self) -> None:
         self.owner = self.owner or f"ingest-{uuid.uuid4().hex[:12]}"
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._loop = PollingLoop("import-worker", self._claim_and_process, poll_seconds=self.deps.settings.import_poll_seconds)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="import-worker")
+        self._loop.start()
 
     def nudge(self) -> None:
-        self._wake.set()
+        self._loop.nudge()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        settings = self.deps.settings
-        while True:
-            self._wake.clear()
-            try:
-                job = await self.jobs.claim(self.owner, settings.import_lease_seconds)
-                if job is not None:
-                    await self.process(job)
-                    continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - a database hiccup: the lease lets it resume later
-                log.exception("import worker pass failed; will retry")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=settings.import_poll_seconds)
+    async def _claim_and_process(self) -> bool:
+        """Process one claimed job; True when there was one (look for the next at once).
+        A failure leaves the job under its lease, which lets it resume later."""
+        job = await self.jobs.claim(self.owner, self.deps.settings.import_lease_seconds)
+        if job is None:
+            return False
+        await self.process(job)
+        return True
 
     async def process(self, job: dict[str, Any]) -> None:
         job_id, settings = job["_id"], self.deps.settings

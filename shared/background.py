@@ -1,0 +1,54 @@
+"""A background pass that runs when nudged, or every ``poll_seconds`` otherwise.
+
+The outbox relay and ingest's import worker are both this: do one pass; if it
+says more work is waiting, go again at once; if it fails, log and try on the
+next pass (the work it left is still in MongoDB); then wait for a nudge or
+the poll interval, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+# One pass; returns True when more work is waiting and the next pass should start at once.
+Pass = Callable[[], Awaitable[bool]]
+
+
+class PollingLoop:
+    def __init__(self, name: str, run_pass: Pass, *, poll_seconds: float) -> None:
+        self.name = name
+        self.run_pass = run_pass
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def nudge(self) -> None:
+        """Something new is waiting: run a pass now instead of at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                more = await self.run_pass()
+            except Exception:  # noqa: BLE001 - a store away: the work stays in MongoDB for the next pass
+                log.exception("%s pass failed; will retry", self.name)
+                more = False
+            if more:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
