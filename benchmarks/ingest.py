@@ -74,6 +74,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     """(the process, the process and its descendants) resident memory in MB."""
 
@@ -84,15 +94,6 @@ def rss_mb(pid: int) -> tuple[float, float]:
             return 0.0
         match = re.search(r"VmRSS:\s+(\d+)", text)
         return int(match.group(1)) / 1024 if match else 0.0
-
-    def children(p: int) -> list[int]:
-        found = []
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            try:
-                found += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
-        return found
 
     total, todo = 0.0, [pid]
     while todo:
@@ -137,6 +138,36 @@ class Service:
                 self.proc.kill()
 
 
+SERVERS = {"minio": "minio", "mongod": "mongod", "elasticsearch": "java", "rabbitmq": "beam.smp"}
+
+
+def cpu_seconds(pid: int, *, tree: bool = False) -> float:
+    """User + system CPU time of a process (and, with ``tree``, its descendants that are still alive)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if p == pid else 0)) / tick
+        if tree:
+            todo += children(p)
+    return total
+
+
+def cpu_snapshot(services: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of the four servers, the services (with their worker processes) and this client."""
+    snap = {name: cpu_seconds(pid, tree=True) for name, pid in services.items()}
+    for name, comm in SERVERS.items():
+        pids = subprocess.run(["pgrep", "-x", comm], capture_output=True, text=True).stdout.split()
+        snap[name] = sum(cpu_seconds(int(p)) for p in pids)
+    usage = os.times()
+    snap["bench client"] = usage.user + usage.system
+    return snap
+
+
 def stage_means(metrics: str) -> dict[str, tuple[float, int]]:
     sums = dict(re.findall(r'corpus_ingest_stage_seconds_sum\{stage="(\w+)"\} ([0-9.e+-]+)', metrics))
     counts = dict(re.findall(r'corpus_ingest_stage_seconds_count\{stage="(\w+)"\} ([0-9.e+-]+)', metrics))
@@ -176,6 +207,8 @@ async def end_to_end(files: list[Path], names: dict[str, str], log_dir: Path) ->
                     if "middle" not in memory and sent >= len(payloads) // 2:
                         memory["middle"] = rss_mb(ingest.proc.pid)
 
+            pids = {"ingest (+workers)": ingest.proc.pid, "search": search.proc.pid}
+            cpu_before = cpu_snapshot(pids)
             start = time.perf_counter()
             await asyncio.gather(*(uploader() for _ in range(IN_FLIGHT)))
             uploaded = time.perf_counter() - start
@@ -189,13 +222,15 @@ async def end_to_end(files: list[Path], names: dict[str, str], log_dir: Path) ->
                     sys.exit(f"only {total} of {stored} searchable after 30 minutes")
                 await asyncio.sleep(0.1)
             searchable = time.perf_counter() - start
+            cpu_after = cpu_snapshot(pids)
+            cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
             memory["end"] = rss_mb(ingest.proc.pid)
             async with http.get(f"{ingest.url}/metrics") as r:
                 stages = stage_means(await r.text())
     finally:
         ingest.stop()
         search.stop()
-    return {"uploaded": uploaded, "searchable": searchable, "stored": stored, "outcomes": outcomes, "memory": memory, "stages": stages}
+    return {"uploaded": uploaded, "searchable": searchable, "stored": stored, "outcomes": outcomes, "memory": memory, "stages": stages, "cpu": cpu}
 
 
 async def cleanup(names: dict[str, str]) -> None:
@@ -232,6 +267,11 @@ def main() -> None:
         for stage, (seconds, count) in sorted(result["stages"].items()):
             if count:
                 print(f"  {stage:<12} {seconds / count * 1000:7.1f} ms/image  ({seconds:7.1f} s in total over {count} images)")
+        stored = max(1, result["stored"])
+        print(f"CPU per stored image, by process (this machine has {os.cpu_count()} cores; {(os.cpu_count() or 1) * 1000 / TARGET:.1f} ms in all is the budget for {TARGET:.0f} images/s):")
+        for name, seconds in sorted(result["cpu"].items(), key=lambda kv: -kv[1]):
+            print(f"  {name:<18} {seconds / stored * 1000:6.2f} ms")
+        print(f"  {'all':<18} {sum(result['cpu'].values()) / stored * 1000:6.2f} ms")
         print(f"  indexing lag after the last upload answered: {result['searchable'] - result['uploaded']:.1f} s")
         if rate < TARGET:
             print(

@@ -36,6 +36,8 @@ class CorpusSettings(BaseSettings):
     minio_public_endpoint: str | None = None
     presign_ttl_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
     blob_threads: int = Field(default=8, ge=1)
+    # Concurrent HTTP connections for blob writes.
+    blob_connections: int = Field(default=32, ge=1)
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     amqp_exchange: str = "corpus"

@@ -26,7 +26,7 @@ async def require_stack(settings: CorpusSettings) -> None:
     finally:
         await client.close()
         await es.close()
-        blobs.close()
+        await blobs.close()
 
 
 async def remove_test_data(settings: CorpusSettings) -> None:
@@ -54,4 +54,4 @@ async def remove_test_data(settings: CorpusSettings) -> None:
     finally:
         await client.close()
         await es.close()
-        blobs.close()
+        await blobs.close()

@@ -6,12 +6,20 @@ dHash, thumbnail) → policy → exact duplicate by SHA-256 → near duplicate b
 pHash Hamming distance → blobs (original, thumbnail, standard copy) → the
 document, its source record and its ``image.ingested`` event in one MongoDB
 transaction. Every refusal is recorded (``rejections`` + ``image.rejected``).
+
+The probe runs per image (bounded in time and memory in a worker); the rest
+runs per group (:func:`store_many`): one query finds the exact duplicates,
+one the near-duplicate candidates, the blobs go up concurrently and one
+transaction writes the group, so a batch upload or an import pays each
+round trip once, not once per image. A single image is a group of one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,6 +41,9 @@ from shared.outbox import OutboxRelay
 log = logging.getLogger(__name__)
 
 Status = Literal["created", "duplicate"]
+
+# Stored images compared per pHash band of a new one (a band shared by more is a flat or generic picture).
+NEAR_CANDIDATES = 200
 
 
 @dataclass(frozen=True)
@@ -79,51 +90,144 @@ class Outcome:
         return self.status == "created"
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """An image that passed the probe and the policy, ready to be stored."""
+
+    submission: Submission
+    probed: dict[str, Any]
+    facts: ImageFacts
+
+
 async def ingest(deps: IngestDeps, submission: Submission) -> Outcome:
     """Store one image, or raise :class:`ImageRefused` after recording why."""
+    [result] = await store_many(deps, [await prepare(deps, submission)])
+    if isinstance(result, ImageRefused):
+        raise result
+    return result
+
+
+async def prepare(deps: IngestDeps, submission: Submission) -> Prepared:
+    """Byte budget, probe (in a worker) and policy for one image; a refusal is recorded, then raised."""
     try:
-        return await _ingest(deps, submission)
+        check_size(len(submission.data), deps.policy)
+        with timed("probe"):
+            probed = await _probe(deps, submission)
+        check_facts(probed, deps.policy)
+        return Prepared(submission, probed, ImageFacts.model_validate(probed))
     except ImageRefused as refused:
         await record_rejection(deps, submission, refused)
         raise
 
 
-async def _ingest(deps: IngestDeps, submission: Submission) -> Outcome:
-    settings, policy = deps.settings, deps.policy
-    check_size(len(submission.data), policy)
-    with timed("probe"):
-        probed = await _probe(deps, submission)
-    check_facts(probed, policy)
-    facts = ImageFacts.model_validate(probed)
-    source = _source_record(facts.sha256, submission)
+async def store_many(deps: IngestDeps, items: Sequence[Prepared]) -> list[Outcome | ImageRefused]:
+    """Store a group of probed images: one lookup, one near-duplicate query, one transaction.
 
+    Results come back in the order of ``items``: an :class:`Outcome`, or the
+    :class:`ImageRefused` (already recorded) of a near-duplicate the policy refuses.
+    Images earlier in the group count as stored for the ones after them, so
+    the same bytes twice in one group are one image, and near-duplicates link
+    to the first of them.
+    """
+    settings = deps.settings
+    radius = settings.near_duplicate_radius
     with timed("lookup"):
-        existing = await deps.repository.get(facts.sha256)
-        if existing is None:
-            phash_bands = bands(facts.phash, settings.near_duplicate_radius) if settings.near_duplicate_radius else []
-            near_id, near_distance = await _nearest(deps, facts, phash_bands)
-    if existing is not None:
-        await deps.repository.add_source(source)
-        OUTCOMES.labels(outcome="duplicate", reason="").inc()
-        return Outcome(existing, "duplicate")
-    if near_id is not None and settings.near_duplicate_policy == "reject":
-        raise ImageRefused(
-            "near_duplicate",
-            f"The image is a near-duplicate of image {near_id} (pHash distance {near_distance}).",
-            sha256=facts.sha256,
-        )
+        existing = await deps.repository.get_many(sorted({p.facts.sha256 for p in items}))
+        fresh = [p for p in items if p.facts.sha256 not in existing]
+        item_bands = {id(p): bands(p.facts.phash, radius) if radius else [] for p in fresh}
+        wanted = sorted({band for keys in item_bands.values() for band in keys})
+        stored = await deps.repository.near_candidates(wanted, limit=NEAR_CANDIDATES * max(1, len(fresh)))
+    near = _NearIndex(stored)
 
-    standard = probed.get("standard")
+    results: list[Outcome | ImageRefused | None] = [None] * len(items)
+    first_in_group: dict[str, int] = {}  # sha256 → position of the image in this group that stores it
+    duplicate_sources: list[dict[str, Any]] = []
+    docs: list[tuple[int, ImageDocument, dict[str, Any]]] = []
+    for position, item in enumerate(items):
+        sha = item.facts.sha256
+        source = _source_record(sha, item.submission)
+        if sha in existing:
+            duplicate_sources.append(source)
+            results[position] = Outcome(existing[sha], "duplicate")
+            continue
+        if sha in first_in_group:
+            continue  # settled once the first copy is stored
+        near_id, near_distance = near.nearest(item.facts, item_bands[id(item)], radius)
+        if near_id is not None and settings.near_duplicate_policy == "reject":
+            refused = ImageRefused(
+                "near_duplicate",
+                f"The image is a near-duplicate of image {near_id} (pHash distance {near_distance}).",
+                sha256=sha,
+            )
+            await record_rejection(deps, item.submission, refused)
+            results[position] = refused
+            continue
+        first_in_group[sha] = position
+        doc = _document(settings, item, item_bands[id(item)], near_id, near_distance)
+        near.add(doc.id, doc.phash, doc.dhash, doc.phash_bands)
+        docs.append((position, doc, source))
+
+    with timed("blobs"):
+        await asyncio.gather(*(put for item in (items[position] for position, _, _ in docs) for put in _puts(deps, item)))
+    with timed("transaction"):
+        created = await _commit(deps, docs)
+    await deps.repository.add_sources(duplicate_sources)
+
+    for (position, doc, _), outcome in zip(docs, created, strict=True):
+        results[position] = outcome
+        if outcome.created:
+            OUTCOMES.labels(outcome="created", reason="").inc()
+            log.info("image ingested", extra={"image_id": doc.id, "bytes": doc.bytes, "format": doc.format})
+    for position, item in enumerate(items):
+        if results[position] is None:  # a second copy of bytes stored earlier in this group
+            first = results[first_in_group[item.facts.sha256]]
+            assert isinstance(first, Outcome)
+            await deps.repository.add_source(_source_record(item.facts.sha256, item.submission))
+            results[position] = Outcome(first.doc, "duplicate")
+        if isinstance(results[position], Outcome) and results[position].status == "duplicate":
+            OUTCOMES.labels(outcome="duplicate", reason="").inc()
+    return [result for result in results if result is not None]  # every position is settled by now
+
+
+async def _commit(deps: IngestDeps, docs: list[tuple[int, ImageDocument, dict[str, Any]]]) -> list[Outcome]:
+    """Documents, sources and events in one transaction; one by one if a concurrent writer stored one of them."""
+    if not docs:
+        return []
+    envelopes = [Envelope.wrap(doc.to_event(), producer=deps.producer) for _, doc, _ in docs]
+    repository = deps.repository
+    if await repository.add_many([doc for _, doc, _ in docs], envelopes, [source for _, _, source in docs]):
+        deps.relay.nudge()
+        return [Outcome(doc, "created") for _, doc, _ in docs]
+    outcomes = []
+    for (_, doc, source), envelope in zip(docs, envelopes, strict=True):
+        if await repository.add(doc, envelope, source):
+            outcomes.append(Outcome(doc, "created"))
+            continue
+        winner = await repository.get(doc.id)  # the concurrent upload of the same bytes won the race
+        assert winner is not None
+        await repository.add_source(source)
+        outcomes.append(Outcome(winner, "duplicate"))
+    deps.relay.nudge()
+    return outcomes
+
+
+def _puts(deps: IngestDeps, item: Prepared) -> list[Awaitable[None]]:
+    settings, facts, probed = deps.settings, item.facts, item.probed
     puts = [
-        deps.blobs.put(original_key(facts.sha256), submission.data, facts.mime),
+        deps.blobs.put(original_key(facts.sha256), item.submission.data, facts.mime, sha256=facts.sha256),
         deps.blobs.put(thumbnail_key(facts.sha256), probed["thumbnail"], "image/jpeg"),
     ]
-    if standard is not None:
-        puts.append(deps.blobs.put(standard_key(facts.sha256, settings.standard_copy), standard, STANDARD_MIME[settings.standard_copy]))
-    with timed("blobs"):
-        await asyncio.gather(*puts)
+    if probed.get("standard") is not None:
+        key = standard_key(facts.sha256, settings.standard_copy)
+        puts.append(deps.blobs.put(key, probed["standard"], STANDARD_MIME[settings.standard_copy]))
+    return puts
 
-    doc = ImageDocument(
+
+def _document(
+    settings: IngestSettings, item: Prepared, phash_bands: list[str], near_id: str | None, near_distance: int | None
+) -> ImageDocument:
+    submission, facts, probed = item.submission, item.facts, item.probed
+    return ImageDocument(
         _id=facts.sha256,
         **facts.model_dump(),
         phash_bands=phash_bands,
@@ -135,22 +239,11 @@ async def _ingest(deps: IngestDeps, submission: Submission) -> Outcome:
         exif=Exif.model_validate(probed.get("exif") or {}),
         metadata=submission.metadata,
         thumbnail=True,
-        standard_key=standard_key(facts.sha256, settings.standard_copy) if standard is not None else None,
+        standard_key=standard_key(facts.sha256, settings.standard_copy) if probed.get("standard") is not None else None,
         near_duplicate_of=near_id,
         near_duplicate_distance=near_distance,
         created_at=utcnow(),
     )
-    with timed("transaction"):
-        created = await deps.repository.add(doc, Envelope.wrap(doc.to_event(), producer=deps.producer), source)
-    if not created:  # a concurrent upload of the same bytes won the race
-        existing = await deps.repository.get(facts.sha256)
-        assert existing is not None
-        await deps.repository.add_source(source)
-        return Outcome(existing, "duplicate")
-    deps.relay.nudge()
-    OUTCOMES.labels(outcome="created", reason="").inc()
-    log.info("image ingested", extra={"image_id": doc.id, "bytes": doc.bytes, "format": doc.format})
-    return Outcome(doc, "created")
 
 
 async def _probe(deps: IngestDeps, submission: Submission) -> dict[str, Any]:
@@ -184,18 +277,32 @@ async def _probe(deps: IngestDeps, submission: Submission) -> dict[str, Any]:
         raise ImageRefused("undecodable", f"The image could not be processed: {type(exc).__name__}: {exc}.") from None
 
 
-async def _nearest(deps: IngestDeps, facts: ImageFacts, phash_bands: list[str]) -> tuple[str | None, int | None]:
-    if not phash_bands:
-        return None, None
-    radius = deps.settings.near_duplicate_radius
-    best: tuple[int, str] | None = None
-    for candidate in await deps.repository.near_candidates(phash_bands):
-        distance = hamming(candidate["phash"], facts.phash)
-        # dHash must agree too: two flat or blank images share a pHash without being the same picture.
-        if distance <= radius and hamming(candidate["dhash"], facts.dhash) <= 2 * radius + 4:
-            if best is None or (distance, candidate["_id"]) < best:
-                best = (distance, candidate["_id"])
-    return (best[1], best[0]) if best else (None, None)
+class _NearIndex:
+    """Candidates for near-duplicates, by pHash band: the stored images found, then the group's own."""
+
+    def __init__(self, stored: list[dict[str, Any]]) -> None:
+        self._by_band: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        for candidate in stored:
+            self.add(candidate["_id"], candidate["phash"], candidate["dhash"], candidate.get("phash_bands", []))
+
+    def add(self, image_id: str, phash: str, dhash: str, keys: list[str]) -> None:
+        for band in keys:
+            self._by_band[band].append((image_id, phash, dhash))
+
+    def nearest(self, facts: ImageFacts, keys: list[str], radius: int) -> tuple[str | None, int | None]:
+        best: tuple[int, str] | None = None
+        seen: set[str] = set()
+        for band in keys:
+            for image_id, phash, dhash in self._by_band.get(band, ())[:NEAR_CANDIDATES]:
+                if image_id in seen:
+                    continue
+                seen.add(image_id)
+                distance = hamming(phash, facts.phash)
+                # dHash must agree too: two flat or blank images share a pHash without being the same picture.
+                if distance <= radius and hamming(dhash, facts.dhash) <= 2 * radius + 4:
+                    if best is None or (distance, image_id) < best:
+                        best = (distance, image_id)
+        return (best[1], best[0]) if best else (None, None)
 
 
 def _source_record(image_id: str, submission: Submission) -> dict[str, Any]:

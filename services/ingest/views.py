@@ -14,7 +14,8 @@ from services.ingest.domain.model import ImageOut, Origin
 from services.ingest.fetching import ingest_url
 from services.ingest.rejecting import record_rejection
 from services.ingest.service import Submission, ingest
-from services.ingest.uploads import read_batch, read_submission
+from services.ingest.batching import GroupIngest
+from services.ingest.uploads import BatchPart, read_batch, read_submission
 from shared.auth import PRINCIPAL
 from shared.naming import normalize_names
 from shared.problems import Problem, problem_type
@@ -41,37 +42,34 @@ async def upload_image(request: web.Request) -> web.Response:
 async def upload_batch(request: web.Request) -> web.Response:
     async def produce():
         settings, deps = request.app[INGEST_SETTINGS], request.app[DEPS]
-        slots = asyncio.Semaphore(settings.concurrency)
-        tasks: list[asyncio.Task[results.ItemResult]] = []
-
-        async def one(part) -> results.ItemResult:
-            try:
-                if part.too_large is not None:
-                    refused = ImageRefused("too_large", f"The file is larger than the limit of {part.too_large:,} bytes.")
-                    await record_rejection(deps, Submission(b"", part.filename, uploader=request[PRINCIPAL].user_id), refused)
-                    return results.refused(part.index, refused, status=413, filename=part.filename)
-                try:
-                    return results.stored(part.index, await ingest(deps, part.submission), filename=part.filename)
-                except ImageRefused as refused:
-                    return results.refused(part.index, refused, filename=part.filename)
-            finally:
-                slots.release()
-
+        uploader = request[PRINCIPAL].user_id
+        group = GroupIngest(deps, group_size=settings.store_group, probing=settings.concurrency)
+        items: list[results.ItemResult | tuple[BatchPart, asyncio.Future]] = []
         try:
             async for part in read_batch(
-                request,
-                max_file_bytes=settings.max_upload_bytes,
-                max_total_bytes=settings.max_batch_bytes,
-                uploader=request[PRINCIPAL].user_id,
+                request, max_file_bytes=settings.max_upload_bytes, max_total_bytes=settings.max_batch_bytes, uploader=uploader
             ):
-                await slots.acquire()  # back-pressure: stop reading while the pipeline is full
-                tasks.append(asyncio.create_task(one(part)))
-        except BaseException:
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        return 200, results.summary(list(await asyncio.gather(*tasks))), {}
+                if part.too_large is None:
+                    items.append((part, await group.add(part.submission)))
+                    continue
+                refused = ImageRefused("too_large", f"The file is larger than the limit of {part.too_large:,} bytes.")
+                await record_rejection(deps, Submission(b"", part.filename, uploader=uploader), refused)
+                items.append(results.refused(part.index, refused, status=413, filename=part.filename))
+        finally:
+            await group.finish()
+        return 200, results.summary([await _item_result(item) for item in items]), {}
 
     return await idempotent.respond(request, "batch", produce)
+
+
+async def _item_result(item: results.ItemResult | tuple[BatchPart, asyncio.Future]) -> results.ItemResult:
+    if isinstance(item, results.ItemResult):
+        return item
+    part, future = item
+    outcome = await future
+    if isinstance(outcome, ImageRefused):
+        return results.refused(part.index, outcome, filename=part.filename)
+    return results.stored(part.index, outcome, filename=part.filename)
 
 
 class FetchRequest(BaseModel):

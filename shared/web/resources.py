@@ -79,7 +79,7 @@ async def blobs_ctx(app: web.Application) -> AsyncIterator[None]:
     app[BLOBS] = blobs
     app[READINESS_CHECKS]["minio"] = blobs.ping
     yield
-    blobs.close()
+    await blobs.close()
 
 
 async def bus_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -40,7 +40,7 @@ async def blob_store(base_settings):
     store = BlobStore(base_settings)
     await store.ensure_bucket()
     yield store
-    store.close()
+    await store.close()
 
 
 async def _serve(app):

@@ -1,8 +1,9 @@
 import hashlib
 
 import aiohttp
+import pytest
 
-from shared.clients.blobs import original_key
+from shared.clients.blobs import BlobWriteError, original_key
 from tests.photos import skimage_photo
 
 
@@ -22,3 +23,13 @@ async def test_put_get_exists_and_presigned_url_serve_the_same_bytes(blob_store)
     tampered = url.replace("X-Amz-Expires=", "X-Amz-Expires=1")
     async with aiohttp.ClientSession() as http, http.get(tampered) as response:
         assert response.status == 403  # the signature covers the expiry
+
+
+async def test_a_write_whose_bytes_do_not_match_their_checksum_is_refused_and_not_stored(blob_store):
+    data = skimage_photo("text.png")
+    key = original_key(hashlib.sha256(data).hexdigest())
+    with pytest.raises(BlobWriteError, match="400"):
+        await blob_store.put(key, data[:-10], "image/png", sha256=hashlib.sha256(data).hexdigest())
+    assert not await blob_store.exists(key)
+    await blob_store.put(key, data, "image/png", sha256=hashlib.sha256(data).hexdigest())
+    assert await blob_store.get(key) == data

@@ -6,14 +6,14 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.ingest.domain.model import ImageDocument, Origin
 from shared.events import Envelope
-from shared.outbox import OUTBOX, ensure_outbox_indexes, stage
+from shared.outbox import OUTBOX, ensure_outbox_indexes, stage, stage_many
 from shared.readmodels import IMAGES
 
 REJECTIONS = "rejections"
@@ -47,9 +47,18 @@ class ImageRepository:
         raw = await self.images.find_one({"_id": image_id})
         return ImageDocument.model_validate(raw) if raw else None
 
-    async def near_candidates(self, bands: list[str], limit: int = 200) -> list[dict[str, Any]]:
-        """Images sharing at least one pHash band (the caller computes exact distances)."""
-        cursor = self.images.find({"phash_bands": {"$in": bands}}, {"phash": 1, "dhash": 1, "created_at": 1})
+    async def get_many(self, image_ids: list[str]) -> dict[str, ImageDocument]:
+        """The stored ones among these images, by id (one query)."""
+        if not image_ids:
+            return {}
+        found = await self.images.find({"_id": {"$in": image_ids}}).to_list()
+        return {raw["_id"]: ImageDocument.model_validate(raw) for raw in found}
+
+    async def near_candidates(self, bands: list[str], limit: int) -> list[dict[str, Any]]:
+        """Images sharing at least one of these pHash bands (the caller computes exact distances)."""
+        if not bands:
+            return []
+        cursor = self.images.find({"phash_bands": {"$in": bands}}, {"phash": 1, "dhash": 1, "phash_bands": 1})
         return await cursor.limit(limit).to_list()
 
     async def add(self, doc: ImageDocument, envelope: Envelope, source: dict[str, Any]) -> bool:
@@ -66,9 +75,40 @@ class ImageRepository:
             return False
         return True
 
+    async def add_many(self, docs: list[ImageDocument], envelopes: list[Envelope], sources: list[dict[str, Any]]) -> bool:
+        """Insert many documents, their source records and their events in one transaction.
+
+        All or nothing: False (and nothing written) if one of the images already exists,
+        so the caller can fall back to :meth:`add` one by one.
+        """
+
+        async def write(session: AsyncClientSession) -> None:
+            await self.images.insert_many([doc.to_mongo() for doc in docs], ordered=True, session=session)
+            await self.sources.bulk_write(
+                [ReplaceOne({"_id": source["_id"]}, source, upsert=True) for source in sources], ordered=True, session=session
+            )
+            await stage_many(self.db, envelopes, session)
+
+        try:
+            await self._in_transaction(write)
+        except DuplicateKeyError:
+            return False
+        except BulkWriteError as exc:
+            if all(error.get("code") == 11000 for error in exc.details.get("writeErrors", [])):
+                return False
+            raise
+        return True
+
     async def add_source(self, source: dict[str, Any]) -> None:
         """Another arrival of an image already stored (same bytes from elsewhere)."""
-        await self.sources.update_one({"_id": source["_id"]}, {"$setOnInsert": source}, upsert=True)
+        await self.add_sources([source])
+
+    async def add_sources(self, sources: list[dict[str, Any]]) -> None:
+        """Other arrivals of images already stored, in one round trip."""
+        if sources:
+            await self.sources.bulk_write(
+                [UpdateOne({"_id": s["_id"]}, {"$setOnInsert": s}, upsert=True) for s in sources], ordered=False
+            )
 
     async def add_rejection(self, record: dict[str, Any], envelope: Envelope) -> None:
         async def write(session: AsyncClientSession) -> None:

@@ -61,7 +61,7 @@ async def imported(annotation_client, names, base_settings):
 
     await eventually(all_there, timeout=120)
     yield {"data": data, "image_ids": image_ids, "events": events, "coco": coco}
-    blobs.close()
+    await blobs.close()
     await client.close()
 
 

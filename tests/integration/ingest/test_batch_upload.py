@@ -154,3 +154,32 @@ async def test_rejections_are_listed_with_cursor_and_filters(ingest_client):
     assert {"list-0.jpg", "list-1.jpg", "list-2.jpg"} <= set(names)
     bad = await ingest_client.get("/v1/rejections", params={"cursor": "nonsense"})
     assert bad.status == 400 and "cursor" in (await bad.json())["detail"]
+
+
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_a_group_sees_itself_same_bytes_are_one_image_and_near_copies_link_to_the_first(ingest_client, mongo_db):
+    # A mirrored real photo (no other test stores it), the same bytes again, and a copy with a few pixels nudged.
+    mirrored = Image.open(io.BytesIO(skimage_photo("coins.png"))).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    original = _png(mirrored)
+    nudged = mirrored.copy()
+    for x in range(40, 44):
+        nudged.putpixel((x, 50), 255)
+    variant = _png(nudged)
+    form = batch_form([("coins-a.png", original), ("coins-b.png", original), ("coins-c.png", variant)], source="group test")
+    response = await ingest_client.post("/v1/images:batch", data=form)
+    assert response.status == 200, await response.text()
+    first, again, near = (await response.json())["items"]
+    original_id = hashlib.sha256(original).hexdigest()
+    assert (first["outcome"], first["id"]) == ("created", original_id)
+    assert (again["outcome"], again["status"], again["id"]) == ("duplicate", 200, original_id)
+    assert near["outcome"] == "created" and near["id"] == hashlib.sha256(variant).hexdigest()
+    assert near["near_duplicate_of"] == original_id
+    assert await mongo_db[IMAGES].count_documents({"_id": {"$in": [original_id, near["id"]]}}) == 2
+    # One event per stored image, staged in the group's transaction.
+    assert await mongo_db[OUTBOX].count_documents({"envelope.data.image_id": {"$in": [original_id, near["id"]]}}) == 2
+    assert await mongo_db[SOURCES].count_documents({"image_id": original_id}) == 1
