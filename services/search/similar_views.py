@@ -12,7 +12,7 @@ from services.search.domain.errors import bad_cursor, bad_parameter
 from services.search.domain.hash_index import parse_hash
 from services.search.domain.hashing import NotAnImage
 from services.search.domain.similar_params import SimilarParams, parse_similar
-from services.search.models import ClusterPage, NearDuplicateCluster, SimilarPage
+from services.search.models import ClusterPage, NearDuplicateCluster, SimilarImage, SimilarPage
 from services.search.views import index_errors
 from shared.problems import Problem, problem_type
 
@@ -42,10 +42,10 @@ def _answer(request: web.Request, params: SimilarParams, value: int, exclude: st
         radius=params.radius,
         k=params.k,
         total=len(found),
-        items=[{"image_id": image_id, "distance": distance} for image_id, distance in found[:cap]],
+        items=[SimilarImage.model_construct(image_id=image_id, distance=distance) for image_id, distance in found[:cap]],
         truncated=len(found) > cap,
     )
-    return web.json_response(page.model_dump(mode="json"))
+    return web.Response(text=page.model_dump_json(), content_type="application/json")
 
 
 async def similar_to_image(request: web.Request) -> web.Response:

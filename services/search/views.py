@@ -18,7 +18,7 @@ from services.search.domain.errors import cursor_expired, index_missing
 from services.search.domain.facets import facet_buckets
 from services.search.domain.params import parse_params
 from services.search.domain.query import build_search, sort_clause
-from services.search.models import ImageDetail, SearchPage
+from services.search.models import FacetBucket, ImageDetail, SearchPage
 from shared.clients.blobs import original_key, thumbnail_key
 from shared.problems import Problem, problem_type
 from shared.web.resources import BLOBS
@@ -71,14 +71,20 @@ async def search(request: web.Request) -> web.Response:
         if len(hits) == params.limit:
             next_cursor = encode_cursor(Cursor(sort=params.sort, after=hits[-1]["sort"], pit=pit))
     total = result["hits"]["total"]
-    page = SearchPage(
+    # The items are Elasticsearch's own documents: built without validation, written by pydantic's JSON serialiser.
+    page = SearchPage.model_construct(
         total=total["value"],
         total_relation=total["relation"],
         items=[hit["_source"] for hit in hits],
         next=next_cursor,
-        facets=facet_buckets(result["aggregations"]) if "aggregations" in result else None,
+        facets=_facets(result["aggregations"]) if "aggregations" in result else None,
     )
-    return web.json_response(page.model_dump(mode="json", exclude={"facets"} if page.facets is None else set()))
+    body = page.model_dump_json(exclude={"facets"} if page.facets is None else set())
+    return web.Response(text=body, content_type="application/json")
+
+
+def _facets(aggregations: dict[str, Any]) -> dict[str, list[FacetBucket]]:
+    return {name: [FacetBucket(**bucket) for bucket in buckets] for name, buckets in facet_buckets(aggregations).items()}
 
 
 def _counts(summary: dict[str, Any] | None) -> dict[str, Any]:
