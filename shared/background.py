@@ -3,7 +3,9 @@
 The outbox relay and ingest's import worker are both this: do one pass; if it
 says more work is waiting, go again at once; if it fails, log and try on the
 next pass (the work it left is still in MongoDB); then wait for a nudge or
-the poll interval, whichever comes first.
+the poll interval, whichever comes first. With ``gather_seconds``, a nudge
+starts the pass that much later, so a burst of nudges (one per committed
+write) is served by one pass instead of one pass each.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ Pass = Callable[[], Awaitable[bool]]
 
 
 class PollingLoop:
-    def __init__(self, name: str, run_pass: Pass, *, poll_seconds: float) -> None:
+    def __init__(self, name: str, run_pass: Pass, *, poll_seconds: float, gather_seconds: float = 0.0) -> None:
         self.name = name
         self.run_pass = run_pass
         self.poll_seconds = poll_seconds
+        self.gather_seconds = gather_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -52,3 +55,5 @@ class PollingLoop:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                if self.gather_seconds:
+                    await asyncio.sleep(self.gather_seconds)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from pymongo import ASCENDING, UpdateMany
+from pymongo import ASCENDING, UpdateMany, WriteConcern
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -22,6 +22,7 @@ from shared.background import PollingLoop
 from shared.bus import Bus
 from shared.events import Envelope
 from shared.metrics import OUTBOX_RELAYED
+from shared.settings import CorpusSettings
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,21 @@ async def stage_many(db: AsyncDatabase, envelopes: list[Envelope], session: Asyn
 
 
 class OutboxRelay:
-    def __init__(self, db: AsyncDatabase, bus: Bus, *, poll_seconds: float, batch_size: int = 256) -> None:
+    def __init__(
+        self, db: AsyncDatabase, bus: Bus, *, poll_seconds: float, gather_seconds: float = 0.0, batch_size: int = 256
+    ) -> None:
         self.db = db
         self.bus = bus
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
-        self._loop = PollingLoop("outbox-relay", self._relay_batch, poll_seconds=poll_seconds)
+        # Marking an event sent needs no journal flush: a mark lost in a crash only means the event is
+        # published again, which idempotent consumers absorb. The writer's commits do not queue behind it.
+        self._marks = db[OUTBOX].with_options(write_concern=WriteConcern(w=1, j=False))
+        self._loop = PollingLoop("outbox-relay", self._relay_batch, poll_seconds=poll_seconds, gather_seconds=gather_seconds)
+
+    @classmethod
+    def configured(cls, db: AsyncDatabase, bus: Bus, settings: CorpusSettings) -> OutboxRelay:
+        return cls(db, bus, poll_seconds=settings.outbox_poll_seconds, gather_seconds=settings.outbox_gather_seconds)
 
     def nudge(self) -> None:
         """Tell the relay there is something new (called after a commit)."""
@@ -94,9 +104,7 @@ class OutboxRelay:
                 log.warning("publish not confirmed", extra={"event_id": str(env.id), "error": repr(result)})
         if confirmed:
             now = datetime.now(UTC)
-            await self.db[OUTBOX].bulk_write(
-                [UpdateMany({"_id": {"$in": confirmed}}, {"$set": {"status": "sent", "sent_at": now}})]
-            )
+            await self._marks.bulk_write([UpdateMany({"_id": {"$in": confirmed}}, {"$set": {"status": "sent", "sent_at": now}})])
             for env in envelopes:
                 OUTBOX_RELAYED.labels(type=env.type).inc()
         return len(confirmed)

@@ -37,7 +37,7 @@ async def annotation_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[ANNOTATION_SETTINGS]
     db = app[MONGO]
     await ensure_indexes(db)
-    relay = OutboxRelay(db, app[BUS], poll_seconds=settings.outbox_poll_seconds)
+    relay = OutboxRelay.configured(db, app[BUS], settings)
     # forkserver: never fork the event-loop process with its threads and sockets.
     cpu = ProcessPoolExecutor(settings.cpu_workers, mp_context=multiprocessing.get_context("forkserver"))
     deps = AnnotationDeps(

@@ -44,7 +44,7 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     await idempotency.ensure_indexes()
     jobs = JobRepository(db)
     await jobs.ensure_indexes()
-    relay = OutboxRelay(db, app[BUS], poll_seconds=settings.outbox_poll_seconds)
+    relay = OutboxRelay.configured(db, app[BUS], settings)
     cpu = CpuPool(settings.cpu_workers, memory_bytes=settings.worker_memory_bytes)
     deps = IngestDeps(repository=repository, blobs=app[BLOBS], cpu=cpu, relay=relay, producer=settings.service_name, settings=settings)
     fetcher, s3 = fetcher_for(settings), S3Reader(settings)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from services.ingest.domain.model import Origin
 from services.ingest.service import Submission
@@ -21,6 +22,16 @@ def too_large(what: str, limit: int) -> Problem:
     return Problem(
         413, "Payload Too Large", f"{what} is larger than the limit of {limit:,} bytes.", type_=problem_type("too-large"), limit=limit
     )
+
+
+def _disposition(part: BodyPartReader) -> tuple[str | None, str | None]:
+    """(name, filename) of a part from one parse of its Content-Disposition.
+
+    aiohttp's ``part.name`` and ``part.filename`` each parse the header again, and
+    that parse is a measurable share of a batch upload's CPU time.
+    """
+    _, params = parse_content_disposition(part.headers.get(hdrs.CONTENT_DISPOSITION))
+    return content_disposition_filename(params, "name"), content_disposition_filename(params, "filename")
 
 
 async def _read_capped(part: BodyPartReader, limit: int, what: str) -> bytes:
@@ -47,8 +58,8 @@ def _require_multipart(request: web.Request) -> None:
         )
 
 
-async def _text(part: BodyPartReader) -> str:
-    return (await _read_capped(part, FIELD_LIMIT, f"The field '{part.name}'")).decode("utf-8", errors="replace").strip()
+async def _text(part: BodyPartReader, name: str) -> str:
+    return (await _read_capped(part, FIELD_LIMIT, f"The field '{name}'")).decode("utf-8", errors="replace").strip()
 
 
 def _unknown(name: str | None, file_field: str) -> Problem:
@@ -87,15 +98,16 @@ async def read_submission(request: web.Request, max_bytes: int, uploader: str | 
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise Problem(400, "Bad Request", "Nested multipart bodies are not accepted.")
-        if part.name == "file":
+        name, part_filename = _disposition(part)
+        if name == "file":
             if data is not None:
                 raise Problem(400, "Bad Request", "Send one part named 'file' per request (or use /v1/images:batch).")
-            filename = part.filename
+            filename = part_filename
             data = await _read_capped(part, max_bytes, f"The file {filename or ''}".strip())
-        elif part.name in TEXT_FIELDS:
-            fields[part.name] = await _text(part)
+        elif name in TEXT_FIELDS:
+            fields[name] = await _text(part, name)
         else:
-            raise _unknown(part.name, "file")
+            raise _unknown(name, "file")
     if data is None:
         raise Problem(400, "Bad Request", "The request has no part named 'file'.", type_=problem_type("missing-file"))
     return _submission(data, filename, fields, uploader)
@@ -125,7 +137,8 @@ async def read_batch(
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise Problem(400, "Bad Request", "Nested multipart bodies are not accepted.")
-        if part.name in ("files", "file"):
+        name, filename = _disposition(part)
+        if name in ("files", "file"):
             buf = bytearray()
             over = False
             while chunk := await part.read_chunk(CHUNK):
@@ -137,14 +150,14 @@ async def read_batch(
                     if len(buf) > max_file_bytes:
                         over, buf = True, bytearray()
             if over:
-                yield BatchPart(index, part.filename, too_large=max_file_bytes)
+                yield BatchPart(index, filename, too_large=max_file_bytes)
             else:
-                yield BatchPart(index, part.filename, _submission(bytes(buf), part.filename, fields, uploader))
+                yield BatchPart(index, filename, _submission(bytes(buf), filename, fields, uploader))
             index += 1
-        elif part.name in TEXT_FIELDS:
-            fields[part.name] = await _text(part)
+        elif name in TEXT_FIELDS:
+            fields[name] = await _text(part, name)
         else:
             await _drain(part)
-            raise _unknown(part.name, "files")
+            raise _unknown(name, "files")
     if index == 0:
         raise Problem(400, "Bad Request", "The batch has no part named 'files'.", type_=problem_type("missing-file"))
