@@ -49,7 +49,7 @@ class CorpusSettings(BaseSettings):
 
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     # After a commit nudges the relay, it waits this long so a burst of commits is published in one pass.
-    outbox_gather_seconds: float = Field(default=0.02, ge=0)
+    outbox_gather_seconds: float = Field(default=0.05, ge=0)
 
     # The bootstrap admin's API key. Unset: the annotation service creates an
     # admin with a random key on first start and prints it once.
