@@ -8,6 +8,10 @@ app (auth, validation, transaction with history, summary and outbox):
 - update: ``PATCH /v1/annotations/{id}`` with ``If-Match`` (a new version + history entry)
 - both again through the service layer, without HTTP
 
+The HTTP requests go to the annotation service started as its own process
+(as it is deployed, like the ingest and search benchmarks do), from an
+aiohttp client in this one; the service layer runs in this process.
+
 and, as the baseline of the same MongoDB in the same run, one plain
 ``insert_one``. Prints p50/p95/p99; the target is p95 < 20 ms. Everything it
 made is dropped at the end.
@@ -18,12 +22,18 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import statistics
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
+import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
+
+from tests.processes import ServiceProcess
 
 from services.annotation.app import init_app
 from services.annotation.config import AnnotationSettings
@@ -77,6 +87,42 @@ async def load(app, image_ids: list[str]) -> None:
     print(f"flushed the load to disk in {time.perf_counter() - started:.1f} s")
 
 
+async def http_phase(
+    settings: AnnotationSettings, key: str, image_ids: list[str], to_update: list[str], log_dir: Path
+) -> tuple[list[float], list[float]]:
+    """Creates and updates over HTTP against the annotation service in its own process (as deployed)."""
+    names = {"mongo_db": settings.mongo_db, "amqp_exchange": settings.amqp_exchange, "minio_bucket": settings.minio_bucket,
+             "es_index_prefix": settings.es_index_prefix, "admin_key": key, "log_level": "WARNING"}  # fmt: skip
+    service = ServiceProcess("annotation", {**os.environ, **{f"CORPUS_{k.upper()}": v for k, v in names.items()}}, log_dir)
+    await service.start()
+    rng = random.Random(2)
+    try:
+        async with aiohttp.ClientSession(service.url, headers={"Authorization": f"Bearer {key}"}) as http:
+            creates = []
+            for _ in range(SAMPLES):
+                body = {"image_id": rng.choice(image_ids), "type": "bbox", "label": f"class {rng.randrange(80)}", "bbox": [1, 2, 30, 40]}
+                t = time.perf_counter()
+                async with http.post("/v1/annotations", json=body) as response:
+                    answer = await response.json()
+                creates.append(time.perf_counter() - t)
+                assert response.status == 201, answer
+
+            updates = []
+            for annotation_id in to_update:
+                async with http.get(f"/v1/annotations/{annotation_id}") as response:
+                    tag = response.headers["ETag"]
+                t = time.perf_counter()
+                async with http.patch(
+                    f"/v1/annotations/{annotation_id}", json={"bbox": [3, 4, 20, 20], "score": 0.5}, headers={"If-Match": tag}
+                ) as response:
+                    answer = await response.json()
+                updates.append(time.perf_counter() - t)
+                assert response.status == 200, answer
+    finally:
+        service.stop()
+    return creates, updates
+
+
 async def main() -> None:
     run = uuid.uuid4().hex[:8]
     key = f"ick_bench_{run}"
@@ -84,13 +130,14 @@ async def main() -> None:
         mongo_db=f"bench_annotation_{run}", amqp_exchange=f"bench-annotation-{run}", minio_bucket=f"bench-annotation-{run}",
         es_index_prefix=f"bench-annotation-{run}", admin_key=key, log_level="WARNING",
     )  # fmt: skip
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-annotation-"))
     client = TestClient(TestServer(await init_app(settings)), headers={"Authorization": f"Bearer {key}"})
     await client.start_server()
     try:
         app = client.server.app
         image_ids = [uuid.uuid4().hex for _ in range(ANNOTATIONS // PER_IMAGE)]
         await load(app, image_ids)
-        db, rng = app[MONGO], random.Random(2)
+        db, rng = app[MONGO], random.Random(3)
 
         baseline = []
         for n in range(SAMPLES):
@@ -98,28 +145,7 @@ async def main() -> None:
             await db["bench_baseline"].insert_one({"n": n, "at": datetime.now(UTC)})
             baseline.append(time.perf_counter() - t)
 
-        creates, created = [], []
-        for _ in range(SAMPLES):
-            body = {"image_id": rng.choice(image_ids), "type": "bbox", "label": f"class {rng.randrange(80)}", "bbox": [1, 2, 30, 40]}
-            t = time.perf_counter()
-            response = await client.post("/v1/annotations", json=body)
-            creates.append(time.perf_counter() - t)
-            assert response.status == 201, await response.text()
-            created.append((await response.json())["id"])
-
-        sample = [doc["_id"] for doc in await (await db["annotations"].aggregate([{"$sample": {"size": SAMPLES}}])).to_list()]
-        updates = []
-        for annotation_id in sample:
-            current = await client.get(f"/v1/annotations/{annotation_id}")
-            t = time.perf_counter()
-            response = await client.patch(
-                f"/v1/annotations/{annotation_id}", json={"bbox": [3, 4, 20, 20], "score": 0.5},
-                headers={"If-Match": current.headers["ETag"]},
-            )  # fmt: skip
-            updates.append(time.perf_counter() - t)
-            assert response.status == 200, await response.text()
-
-        # The same two operations through the service layer (no HTTP), to show where the time goes.
+        # The two operations through the service layer (no HTTP, in this process), to show where the time goes.
         deps, admin = app[DEPS], Principal("admin", "admin", Role.ADMIN)
         layer_creates, layer_updates = [], []
         for n in range(SAMPLES):
@@ -130,6 +156,10 @@ async def main() -> None:
             t = time.perf_counter()
             await service.update(deps, admin, result["id"], AnnotationPatch(score=0.25), 1)
             layer_updates.append(time.perf_counter() - t)
+        await deps.relay.stop()  # only the service process writes from here on
+
+        sample = [doc["_id"] for doc in await (await db["annotations"].aggregate([{"$sample": {"size": SAMPLES}}])).to_list()]
+        creates, updates = await http_phase(settings, key, image_ids, sample, log_dir)
 
         total = await db["annotations"].count_documents({})
         print(f"database: {total:,} annotations, {await db['annotation_history'].estimated_document_count():,} history entries")
@@ -143,6 +173,7 @@ async def main() -> None:
     finally:
         await client.close()
         await remove_test_data(settings)
+        shutil.rmtree(log_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
