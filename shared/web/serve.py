@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -13,9 +14,25 @@ from shared.settings import CorpusSettings
 log = logging.getLogger(__name__)
 
 
+async def _freeze_heap(app: web.Application) -> None:
+    """Move everything made at start-up (modules, schemas, clients) out of the collector's reach.
+
+    The objects live as long as the process; without this every full collection walks
+    them all again, a pause of milliseconds in the middle of some request.
+    """
+    gc.collect()
+    gc.freeze()
+    log.info("start-up heap frozen", extra={"objects": gc.get_freeze_count()})
+
+
 def serve(settings: CorpusSettings, factory: Callable[[CorpusSettings], Awaitable[web.Application]]) -> None:
     """Configure logging and run the app until SIGINT/SIGTERM, then shut down cleanly."""
     configure_logging(settings.service_name, settings.log_level)
-    app = factory(settings)  # a coroutine: run_app awaits it inside its own loop
+
+    async def build() -> web.Application:  # run_app awaits this inside its own loop
+        app = await factory(settings)
+        app.on_startup.append(_freeze_heap)  # after the cleanup contexts have started the clients
+        return app
+
     log.info("starting", extra={"host": settings.host, "port": settings.port})
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=10)
+    web.run_app(build(), host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=10)
