@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.background import PollingLoop
 from shared.bus import Bus
+from shared.clients.mongo import insert_all
 from shared.events import Envelope
 from shared.metrics import OUTBOX_RELAYED
 from shared.settings import CorpusSettings
@@ -54,8 +55,7 @@ async def stage(db: AsyncDatabase, envelope: Envelope, session: AsyncClientSessi
 
 async def stage_many(db: AsyncDatabase, envelopes: list[Envelope], session: AsyncClientSession) -> None:
     """Write many events inside the caller's transaction in one round trip (bulk writes)."""
-    if envelopes:
-        await db[OUTBOX].insert_many([_entry(envelope) for envelope in envelopes], ordered=True, session=session)
+    await insert_all(db[OUTBOX], [_entry(envelope) for envelope in envelopes], session)
 
 
 class OutboxRelay:

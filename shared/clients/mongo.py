@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.settings import CorpusSettings
@@ -24,3 +29,12 @@ def database(client: AsyncMongoClient, settings: CorpusSettings) -> AsyncDatabas
 
 async def ping(db: AsyncDatabase) -> None:
     await db.command("ping")
+
+
+async def insert_all(collection: AsyncCollection, docs: Sequence[dict[str, Any]], session: AsyncClientSession | None = None) -> None:
+    """Insert in order, in one round trip. A single document takes ``insert_one``: the same
+    round trip without PyMongo's bulk machinery, a measurable share of a one-annotation edit."""
+    if len(docs) == 1:
+        await collection.insert_one(docs[0], session=session)
+    elif docs:
+        await collection.insert_many(docs, ordered=True, session=session)

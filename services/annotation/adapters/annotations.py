@@ -19,6 +19,7 @@ from services.annotation.adapters.store import ANNOTATIONS, HISTORY, IMPORT_ERRO
 from services.annotation.adapters.summaries import apply_summary_delta
 from services.annotation.domain.errors import VersionConflict
 from services.annotation.domain.model import changes_between, state_of
+from shared.clients.mongo import insert_all
 from shared.events import Envelope
 from shared.outbox import stage, stage_many
 from shared.readmodels import IMAGES
@@ -84,9 +85,9 @@ class AnnotationRepository:
             types[doc["type"]] = types.get(doc["type"], 0) + 1
 
         async def work(session: AsyncClientSession) -> None:
-            await self.annotations.insert_many(docs, ordered=True, session=session)
+            await insert_all(self.annotations, docs, session)
             entries = [history_entry(doc, "created", changes_between(None, state_of(doc))) for doc in docs]
-            await self.history_docs.insert_many(entries, ordered=True, session=session)
+            await insert_all(self.history_docs, entries, session)
             for image_id, (labels, types) in deltas.items():
                 await apply_summary_delta(self.db, image_id, labels, types, session)
             await stage_many(self.db, events, session)

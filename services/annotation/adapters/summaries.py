@@ -70,12 +70,13 @@ async def apply_summary_delta(
     inc = {"version": 1, "count": sum(types.values())}
     inc.update({f"labels.{k}": v for k, v in labels.items()})
     inc.update({f"types.{k}": v for k, v in types.items()})
+    change = {"$inc": inc, "$set": {"updated_at": utcnow()}}
+    if all(v > 0 for v in (*labels.values(), *types.values())):
+        # Only increments (a create): no count can reach zero, so the new state need not come back.
+        await db[ANNOTATION_SUMMARIES].update_one({"_id": image_id}, change, upsert=True, session=session)
+        return
     after = await db[ANNOTATION_SUMMARIES].find_one_and_update(
-        {"_id": image_id},
-        {"$inc": inc, "$set": {"updated_at": utcnow()}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-        session=session,
+        {"_id": image_id}, change, upsert=True, return_document=ReturnDocument.AFTER, session=session
     )
     empty = [f"labels.{k}" for k in labels if after.get("labels", {}).get(k, 0) <= 0]
     empty += [f"types.{k}" for k in types if after.get("types", {}).get(k, 0) <= 0]
