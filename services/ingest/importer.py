@@ -1,7 +1,8 @@
 """Dataset imports: a background worker that claims jobs, ingests their images and hands their
 annotations to the annotation service (``annotations.imported``).
 
-Each item goes through the same pipeline as an upload. Its annotations are
+Each item goes through the same pipeline as an upload; a chunk of items
+(``CORPUS_IMPORT_CHUNK``) is stored as one group, as a batch upload is. Its annotations are
 staged in the outbox under an id derived from (job, item), so a resumed job
 stages nothing twice; the annotation service keys on (dataset, source_id), so
 a re-run import creates no duplicates there either.
@@ -21,7 +22,7 @@ from services.ingest.domain.datasets import Dataset, DatasetError, ImportItem, i
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import Origin
 from services.ingest.rejecting import reject
-from services.ingest.service import IngestDeps, Submission, ingest
+from services.ingest.service import IngestDeps, Outcome, Prepared, Submission, prepare, store_many
 from shared.background import PollingLoop
 from shared.events import AnnotationsImported, Envelope
 
@@ -69,14 +70,8 @@ class ImportWorker:
         await self.jobs.renew(job_id, self.owner, settings.import_lease_seconds, total=len(dataset.items), warnings=dataset.warnings[:100])
         todo = [i for i in range(len(dataset.items)) if i not in done]
         log.info("import running", extra={"import_id": job_id, "total": len(dataset.items), "remaining": len(todo)})
-        slots = asyncio.Semaphore(settings.concurrency)
-
-        async def one(index: int) -> None:
-            async with slots:
-                await self.jobs.record_item(job_id, index, await self._item(job, dataset, index))
-
         for start in range(0, len(todo), settings.import_chunk):
-            await asyncio.gather(*(one(i) for i in todo[start : start + settings.import_chunk]))
+            await self._chunk(job, dataset, todo[start : start + settings.import_chunk])
             processed, counts = await self.jobs.counts(job_id)
             if not await self.jobs.renew(job_id, self.owner, settings.import_lease_seconds, processed=processed, counts=counts):
                 log.warning("import lease lost; another worker continues", extra={"import_id": job_id})
@@ -85,10 +80,28 @@ class ImportWorker:
         await self.jobs.finish(job_id, self.owner, "done", processed=processed, counts=counts)
         log.info("import done", extra={"import_id": job_id, **counts})
 
-    async def _item(self, job: dict[str, Any], dataset: Dataset, index: int) -> dict[str, Any]:
-        item = dataset.items[index]
+    async def _chunk(self, job: dict[str, Any], dataset: Dataset, indexes: list[int]) -> None:
+        """Probe a chunk's images concurrently, store them as one group, then send each one's annotations
+        and record it. An item is recorded only once its image and its annotations event are durable,
+        so a job interrupted anywhere in the chunk redoes exactly the unrecorded items."""
+        slots = asyncio.Semaphore(self.deps.settings.concurrency)
+
+        async def prepare_one(index: int) -> Prepared | dict[str, Any]:
+            async with slots:
+                return await self._prepare(job, dataset, index)
+
+        prepared = await asyncio.gather(*(prepare_one(i) for i in indexes))
+        ready = [(index, item) for index, item in zip(indexes, prepared, strict=True) if isinstance(item, Prepared)]
+        stored = await store_many(self.deps, [item for _, item in ready])
+        records = {index: item for index, item in zip(indexes, prepared, strict=True) if not isinstance(item, Prepared)}
+        for (index, _), result in zip(ready, stored, strict=True):
+            records[index] = await self._finish(job, dataset, index, result)
+        for index in indexes:
+            await self.jobs.record_item(job["_id"], index, records[index])
+
+    def _origin(self, job: dict[str, Any], dataset: Dataset, item: ImportItem) -> Origin:
         rel = item.path.relative_to(dataset.root).as_posix() if item.path.is_relative_to(dataset.root) else item.source_id
-        origin = Origin(
+        return Origin(
             kind="folder" if job["kind"] == "folder" else "dataset",
             uri=item.uri or rel,
             dataset=dataset.name,
@@ -96,13 +109,21 @@ class ImportWorker:
             author=job.get("author"),
             import_id=job["_id"],
         )
-        record: dict[str, Any] = {"source_id": item.source_id, "path": str(item.path), "annotations": 0, "events": 0}
+
+    @staticmethod
+    def _record(item: ImportItem) -> dict[str, Any]:
+        return {"source_id": item.source_id, "path": str(item.path), "annotations": 0, "events": 0}
+
+    async def _prepare(self, job: dict[str, Any], dataset: Dataset, index: int) -> Prepared | dict[str, Any]:
+        """The item probed and ready to store, or its record if it was refused (the refusal is recorded)."""
+        item = dataset.items[index]
+        origin = self._origin(job, dataset, item)
         try:
             data = await asyncio.to_thread(item.path.read_bytes)
         except OSError as exc:
             refused = ImageRefused("unreadable", f"{item.path.name} cannot be read: {exc.strerror or exc}.")
             await reject(self.deps, refused, source=origin.uri, filename=item.path.name, origin=origin, uploader=job.get("created_by"))
-            return {**record, "outcome": "rejected", "reason": refused.reason, "detail": refused.message}
+            return {**self._record(item), "outcome": "rejected", "reason": refused.reason, "detail": refused.message}
         submission = Submission(
             data=data,
             filename=item.path.name,
@@ -112,16 +133,21 @@ class ImportWorker:
             uploader=job.get("created_by"),
         )
         try:
-            outcome = await ingest(self.deps, submission)
+            return await prepare(self.deps, submission)
         except ImageRefused as refused:
-            return {**record, "outcome": "rejected", "reason": refused.reason, "detail": refused.message}
-        doc = outcome.doc
-        if outcome.created:
+            return {**self._record(item), "outcome": "rejected", "reason": refused.reason, "detail": refused.message}
+
+    async def _finish(self, job: dict[str, Any], dataset: Dataset, index: int, result: Outcome | ImageRefused) -> dict[str, Any]:
+        item = dataset.items[index]
+        if isinstance(result, ImageRefused):
+            return {**self._record(item), "outcome": "rejected", "reason": result.reason, "detail": result.message}
+        doc = result.doc
+        if result.created:
             kind = "near_duplicates" if doc.near_duplicate_of else "ingested"
         else:  # stored before; by this very job if it is being resumed
             kind = "ingested" if doc.origin.import_id == job["_id"] else "duplicates"
         await self._send_annotations(job, dataset, index, item, doc.id, doc.width, doc.height)
-        return {**record, "outcome": kind, "image_id": doc.id, "annotations": len(item.annotations), "events": 1}
+        return {**self._record(item), "outcome": kind, "image_id": doc.id, "annotations": len(item.annotations), "events": 1}
 
     async def _send_annotations(
         self, job: dict[str, Any], dataset: Dataset, index: int, item: ImportItem, image_id: str, width: int, height: int
