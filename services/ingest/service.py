@@ -11,7 +11,8 @@ The probe runs per image (bounded in time and memory in a worker); the rest
 runs per group (:func:`store_many`): one query finds the exact duplicates,
 one the near-duplicate candidates, the blobs go up concurrently and one
 transaction writes the group, so a batch upload or an import pays each
-round trip once, not once per image. A single image is a group of one.
+round trip once, not once per image. Images that arrive one at a time share
+groups through a group commit (:class:`GroupCommit`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,6 +47,50 @@ Status = Literal["created", "duplicate"]
 NEAR_CANDIDATES = 200
 
 
+class GroupCommit:
+    """Group commit for images that arrive one at a time (single uploads, URLs, upstream events).
+
+    An image is stored at once when fewer than ``in_flight`` groups are being
+    stored; otherwise it waits, and the images that waited go together as the
+    next group (at most ``max_group``). Nothing waits while the service is
+    idle, and under load one lookup and one transaction serve many images.
+    """
+
+    def __init__(self, store: Callable[[IngestDeps, Sequence[Prepared]], Awaitable[list[Outcome | ImageRefused]]] | None = None,
+                 *, max_group: int = 32, in_flight: int = 2) -> None:  # fmt: skip
+        self._store_many = store
+        self.max_group = max_group
+        self.in_flight = in_flight
+        self._waiting: list[tuple[Prepared, asyncio.Future[Outcome | ImageRefused]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def store(self, deps: IngestDeps, item: Prepared) -> Outcome | ImageRefused:
+        future: asyncio.Future[Outcome | ImageRefused] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        self._start(deps)
+        return await future
+
+    def _start(self, deps: IngestDeps) -> None:
+        while self._waiting and len(self._running) < self.in_flight:
+            group, self._waiting = self._waiting[: self.max_group], self._waiting[self.max_group :]
+            task = asyncio.get_running_loop().create_task(self._store(deps, group))
+            self._running.add(task)
+            task.add_done_callback(lambda done: (self._running.discard(done), self._start(deps)))
+
+    async def _store(self, deps: IngestDeps, group: list[tuple[Prepared, asyncio.Future[Outcome | ImageRefused]]]) -> None:
+        store = self._store_many or store_many
+        try:
+            results = await store(deps, [item for item, _ in group])
+        except Exception as exc:  # noqa: BLE001 - every waiting caller re-raises it
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for (_, future), result in zip(group, results, strict=True):
+                if not future.done():  # a caller that gave up (its image is stored all the same)
+                    future.set_result(result)
+
+
 @dataclass(frozen=True)
 class IngestDeps:
     repository: ImageRepository
@@ -54,6 +99,7 @@ class IngestDeps:
     relay: OutboxRelay
     producer: str
     settings: IngestSettings
+    groups: GroupCommit = field(default_factory=GroupCommit, compare=False)
 
     @property
     def policy(self) -> Policy:
@@ -100,8 +146,10 @@ class Prepared:
 
 
 async def ingest(deps: IngestDeps, submission: Submission) -> Outcome:
-    """Store one image, or raise :class:`ImageRefused` after recording why."""
-    [result] = await store_many(deps, [await prepare(deps, submission)])
+    """Store one image, or raise :class:`ImageRefused` after recording why.
+
+    Concurrent callers share groups (:class:`GroupCommit`)."""
+    result = await deps.groups.store(deps, await prepare(deps, submission))
     if isinstance(result, ImageRefused):
         raise result
     return result

@@ -1,6 +1,10 @@
 """Ingest's HTTP API against the real stack."""
 
+import asyncio
 import hashlib
+import io
+
+from PIL import Image
 
 from services.ingest.adapters.repository import IMAGES, REJECTIONS
 from shared.clients.blobs import original_key
@@ -98,3 +102,27 @@ async def test_health_readiness_metrics_and_openapi(ingest_client):
 async def test_correlation_id_is_echoed(ingest_client):
     response = await ingest_client.get("/healthz", headers={"X-Correlation-ID": "abc-123"})
     assert response.headers["X-Correlation-ID"] == "abc-123"
+
+
+async def test_concurrent_single_uploads_share_groups_and_each_gets_its_own_answer(ingest_client, mongo_db):
+    # Real photos turned a quarter (bytes and pictures no other test stores), one of them sent twice at once.
+    photos = []
+    for name in ("camera.png", "moon.png", "page.png", "coins.png", "text.png", "grass.png"):
+        image = Image.open(io.BytesIO(skimage_photo(name))).transpose(Image.Transpose.ROTATE_90)
+        out = io.BytesIO()
+        image.save(out, "PNG")
+        photos.append((name, out.getvalue()))
+    sends = [*photos, photos[0]]
+    responses = await asyncio.gather(
+        *(ingest_client.post("/v1/images", data=image_form(data, f"quarter-{name}")) for name, data in sends)
+    )
+    statuses = [r.status for r in responses]
+    bodies = [await r.json() for r in responses]
+    for (name, data), body in zip(sends, bodies, strict=True):
+        assert body["id"] == hashlib.sha256(data).hexdigest(), (name, body)
+    # The same bytes twice at once: one stored it, the other was told it is already there.
+    assert sorted([statuses[0], statuses[-1]]) == [200, 201]
+    assert statuses[1:-1] == [201] * 5
+    ids = [hashlib.sha256(data).hexdigest() for _, data in photos]
+    assert await mongo_db[IMAGES].count_documents({"_id": {"$in": ids}}) == 6
+    assert await mongo_db[OUTBOX].count_documents({"envelope.data.image_id": {"$in": ids}, "type": "image.ingested"}) == 6
