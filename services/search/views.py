@@ -17,7 +17,7 @@ from services.search.domain.cursor import Cursor, decode_cursor, encode_cursor
 from services.search.domain.errors import cursor_expired, index_missing
 from services.search.domain.facets import facet_buckets
 from services.search.domain.params import parse_params
-from services.search.domain.query import build_search, sort_clause
+from services.search.domain.query import HIDDEN_FIELDS, build_search, sort_clause
 from services.search.models import FacetBucket, ImageDetail, SearchPage
 from shared.clients.blobs import original_key, thumbnail_key
 from shared.problems import Problem, problem_type
@@ -75,12 +75,18 @@ async def search(request: web.Request) -> web.Response:
     page = SearchPage.model_construct(
         total=total["value"],
         total_relation=total["relation"],
-        items=[hit["_source"] for hit in hits],
+        items=[_shown(hit["_source"]) for hit in hits],
         next=next_cursor,
         facets=_facets(result["aggregations"]) if "aggregations" in result else None,
     )
     body = page.model_dump_json(exclude={"facets"} if page.facets is None else set())
     return web.Response(text=body, content_type="application/json")
+
+
+def _shown(source: dict[str, Any]) -> dict[str, Any]:
+    for field in HIDDEN_FIELDS:
+        source.pop(field, None)
+    return source
 
 
 def _facets(aggregations: dict[str, Any]) -> dict[str, list[FacetBucket]]:

