@@ -18,7 +18,7 @@ from services.ingest.deps import DEPS, FETCHER, IDEMPOTENCY, IMPORT_WORKER, INGE
 from services.ingest.domain.addresses import parse_networks
 from services.ingest.handlers import SubmissionHandler, record_invalid
 from services.ingest.importer import ImportWorker
-from services.ingest.service import IngestDeps
+from services.ingest.service import GroupCommit, IngestDeps
 from shared.outbox import OutboxRelay
 from shared.web import ServiceInfo, build_app
 from shared.web.resources import BLOBS, BUS, MONGO, blobs_ctx, bus_ctx
@@ -46,7 +46,10 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     await jobs.ensure_indexes()
     relay = OutboxRelay.configured(db, app[BUS], settings)
     cpu = CpuPool(settings.cpu_workers, memory_bytes=settings.worker_memory_bytes)
-    deps = IngestDeps(repository=repository, blobs=app[BLOBS], cpu=cpu, relay=relay, producer=settings.service_name, settings=settings)
+    deps = IngestDeps(
+        repository=repository, blobs=app[BLOBS], cpu=cpu, relay=relay, producer=settings.service_name, settings=settings,
+        groups=GroupCommit(max_group=settings.store_group),
+    )
     fetcher, s3 = fetcher_for(settings), S3Reader(settings)
     worker = ImportWorker(deps, jobs)
     app[DEPS], app[FETCHER], app[IDEMPOTENCY], app[JOBS], app[IMPORT_WORKER] = deps, fetcher, idempotency, jobs, worker

@@ -1,4 +1,5 @@
-"""Ingesting a stream of images in groups: each is probed as it arrives, and stored with its group.
+"""Ingesting a stream of images in groups: each is probed as it arrives, and stored with its group
+through the service's group commit (``IngestDeps.groups``), which bounds the groups being stored.
 
 Back-pressure both ways: the reader waits while ``probing`` images are in the
 worker pool, and while two groups are being stored, so a huge batch never
@@ -11,7 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from services.ingest.domain.errors import ImageRefused
-from services.ingest.service import IngestDeps, Outcome, Prepared, Submission, prepare, store_many
+from services.ingest.service import IngestDeps, Outcome, Prepared, Submission, prepare
 
 GROUPS_IN_FLIGHT = 2
 
@@ -74,7 +75,7 @@ class GroupIngest:
                 else:
                     future.set_exception(item)
             try:
-                stored = await store_many(self.deps, [item for _, item in ready])
+                stored = await self.deps.groups.store_all(self.deps, [item for _, item in ready])
             except Exception as exc:  # noqa: BLE001 - each image's waiter re-raises it
                 for future, _ in ready:
                     future.set_exception(exc)

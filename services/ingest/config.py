@@ -28,7 +28,8 @@ class IngestSettings(CorpusSettings):
     worker_memory_bytes: int = Field(default=3 * 1024**3, ge=256 * 1024**2)
     # Images processed at once per request / import (back-pressure on memory and the pool).
     concurrency: int = Field(default=8, ge=1)
-    # Images stored together (one lookup, one transaction) from a batch upload.
+    # Most images stored together (one lookup, one transaction): a batch upload's group, an import chunk's,
+    # or single arrivals that waited while earlier groups were stored.
     store_group: int = Field(default=32, ge=1)
 
     # Policy.

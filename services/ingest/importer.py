@@ -22,7 +22,7 @@ from services.ingest.domain.datasets import Dataset, DatasetError, ImportItem, i
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import Origin
 from services.ingest.rejecting import reject
-from services.ingest.service import IngestDeps, Outcome, Prepared, Submission, prepare, store_many
+from services.ingest.service import IngestDeps, Outcome, Prepared, Submission, prepare
 from shared.background import PollingLoop
 from shared.events import AnnotationsImported, Envelope
 
@@ -92,7 +92,7 @@ class ImportWorker:
 
         prepared = await asyncio.gather(*(prepare_one(i) for i in indexes))
         ready = [(index, item) for index, item in zip(indexes, prepared, strict=True) if isinstance(item, Prepared)]
-        stored = await store_many(self.deps, [item for _, item in ready])
+        stored = await self.deps.groups.store_all(self.deps, [item for _, item in ready])
         records = {index: item for index, item in zip(indexes, prepared, strict=True) if not isinstance(item, Prepared)}
         for (index, _), result in zip(ready, stored, strict=True):
             records[index] = await self._finish(job, dataset, index, result)

@@ -65,10 +65,26 @@ class GroupCommit:
         self._running: set[asyncio.Task[None]] = set()
 
     async def store(self, deps: IngestDeps, item: Prepared) -> Outcome | ImageRefused:
-        future: asyncio.Future[Outcome | ImageRefused] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
+        [result] = await self.store_all(deps, [item])
+        return result
+
+    async def store_all(self, deps: IngestDeps, items: Sequence[Prepared]) -> list[Outcome | ImageRefused]:
+        """Store these images, in arrival order, in as few groups as the queue allows (a batch's images
+        go together when a slot is free). Raises the error of a group that failed."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Outcome | ImageRefused]] = [loop.create_future() for _ in items]
+        self._waiting.extend(zip(items, futures, strict=True))
         self._start(deps)
-        return await future
+        results: list[Outcome | ImageRefused] = []
+        failure: Exception | None = None
+        for future in futures:  # every one is awaited, so no error is left unretrieved
+            try:
+                results.append(await future)
+            except Exception as exc:  # noqa: BLE001 - raised below, once
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return results
 
     def _start(self, deps: IngestDeps) -> None:
         while self._waiting and len(self._running) < self.in_flight:
@@ -226,14 +242,16 @@ async def store_many(deps: IngestDeps, items: Sequence[Prepared]) -> list[Outcom
         if outcome.created:
             OUTCOMES.labels(outcome="created", reason="").inc()
             log.info("image ingested", extra={"image_id": doc.id, "bytes": doc.bytes, "format": doc.format})
+    later_copies: list[dict[str, Any]] = []
     for position, item in enumerate(items):
         if results[position] is None:  # a second copy of bytes stored earlier in this group
             first = results[first_in_group[item.facts.sha256]]
             assert isinstance(first, Outcome)
-            await deps.repository.add_source(_source_record(item.facts.sha256, item.submission))
+            later_copies.append(_source_record(item.facts.sha256, item.submission))
             results[position] = Outcome(first.doc, "duplicate")
         if isinstance(results[position], Outcome) and results[position].status == "duplicate":
             OUTCOMES.labels(outcome="duplicate", reason="").inc()
+    await deps.repository.add_sources(later_copies)
     return [result for result in results if result is not None]  # every position is settled by now
 
 

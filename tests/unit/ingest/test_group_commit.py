@@ -55,3 +55,19 @@ async def test_a_failed_group_fails_each_of_its_callers_and_the_next_group_still
         with pytest.raises(ConnectionError):
             await task
     assert await commit.store(None, "f") == "stored f"
+
+
+async def test_a_batch_handed_over_at_once_goes_as_one_group_and_its_failure_is_raised_once():
+    store = SlowStore()
+    commit = GroupCommit(store, max_group=3, in_flight=1)
+    single = asyncio.create_task(commit.store(None, "a"))
+    await _settle()
+    batch = asyncio.create_task(commit.store_all(None, ["b", "c", "d"]))
+    failing = asyncio.create_task(commit.store_all(None, ["e", "bad"]))
+    await _settle()
+    store.release.set()
+    assert await single == "stored a"
+    assert await batch == ["stored b", "stored c", "stored d"]
+    with pytest.raises(ConnectionError):
+        await failing
+    assert store.groups == [["a"], ["b", "c", "d"], ["e", "bad"]]
