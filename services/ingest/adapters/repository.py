@@ -69,11 +69,7 @@ class ImageRepository:
             await self.sources.replace_one({"_id": source["_id"]}, source, upsert=True, session=session)
             await stage(self.db, envelope, session)
 
-        try:
-            await self._in_transaction(write)
-        except DuplicateKeyError:
-            return False
-        return True
+        return await self._insert_in_transaction(write)
 
     async def add_many(self, docs: list[ImageDocument], envelopes: list[Envelope], sources: list[dict[str, Any]]) -> bool:
         """Insert many documents, their source records and their events in one transaction.
@@ -89,15 +85,7 @@ class ImageRepository:
             )
             await stage_many(self.db, envelopes, session)
 
-        try:
-            await self._in_transaction(write)
-        except DuplicateKeyError:
-            return False
-        except BulkWriteError as exc:
-            if all(error.get("code") == 11000 for error in exc.details.get("writeErrors", [])):
-                return False
-            raise
-        return True
+        return await self._insert_in_transaction(write)
 
     async def add_source(self, source: dict[str, Any]) -> None:
         """Another arrival of an image already stored (same bytes from elsewhere)."""
@@ -125,10 +113,18 @@ class ImageRepository:
         async def write(session: AsyncClientSession) -> None:
             await stage(self.db, envelope, session)
 
+        return await self._insert_in_transaction(write)
+
+    async def _insert_in_transaction(self, write: Write) -> bool:
+        """Run ``write`` in a transaction; False (nothing written) if a key it inserts already exists."""
         try:
             await self._in_transaction(write)
         except DuplicateKeyError:
             return False
+        except BulkWriteError as exc:
+            if all(error.get("code") == 11000 for error in exc.details.get("writeErrors", [])):
+                return False
+            raise
         return True
 
     async def _in_transaction(self, write: Write) -> None:
