@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from services.ingest import idempotent
 from services.ingest.adapters.rejections import BadCursor, list_rejections
 from services.ingest.deps import IMPORT_WORKER, INGEST_SETTINGS, JOBS
 from services.ingest.domain.datasets import KINDS
+from services.ingest.views import json_body
 from shared.auth import PRINCIPAL
 from shared.naming import normalize_names
 from shared.problems import Problem, problem_type
@@ -66,10 +67,7 @@ def _allowed_path(raw: str, roots: list[Path]) -> Path:
 
 async def create_import(request: web.Request) -> web.Response:
     async def produce():
-        try:
-            body = ImportRequest.model_validate(await request.json())
-        except (ValueError, ValidationError) as exc:
-            raise Problem(400, "Bad Request", f"Send JSON like {{\"kind\": \"coco\", \"path\": \"/data/coco\"}}: {exc}", type_=problem_type("invalid-body")) from None
+        body = await json_body(request, ImportRequest, '{"kind": "coco", "path": "/data/coco"}')
         if body.kind not in KINDS:
             raise Problem(422, "Unprocessable Content", f"Unknown kind {body.kind!r}; use one of {', '.join(KINDS)}.", type_=problem_type("import-kind"))
         path = _allowed_path(body.path, request.app[INGEST_SETTINGS].import_roots)

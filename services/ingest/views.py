@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
@@ -13,12 +14,22 @@ from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import ImageOut, Origin
 from services.ingest.fetching import ingest_url
 from services.ingest.rejecting import record_rejection
-from services.ingest.service import Submission, ingest
 from services.ingest.batching import GroupIngest
+from services.ingest.service import Submission, ingest
 from services.ingest.uploads import BatchPart, read_batch, read_submission
 from shared.auth import PRINCIPAL
 from shared.naming import normalize_names
 from shared.problems import Problem, problem_type
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def json_body(request: web.Request, model: type[M], example: str) -> M:
+    """The request's JSON as ``model``; a 400 problem showing ``example`` when it is not."""
+    try:
+        return model.model_validate(await request.json())
+    except (ValueError, ValidationError) as exc:
+        raise Problem(400, "Bad Request", f"Send JSON like {example}: {exc}", type_=problem_type("invalid-body")) from None
 
 
 def refusal_problem(refused: ImageRefused) -> Problem:
@@ -83,10 +94,7 @@ class FetchRequest(BaseModel):
 
 async def fetch_images(request: web.Request) -> web.Response:
     async def produce():
-        try:
-            body = FetchRequest.model_validate(await request.json())
-        except (ValueError, ValidationError) as exc:
-            raise Problem(400, "Bad Request", f"Send JSON like {{\"urls\": [\"https://...\"]}}: {exc}", type_=problem_type("invalid-body")) from None
+        body = await json_body(request, FetchRequest, '{"urls": ["https://..."]}')
         if body.sha256 is not None and len(body.sha256) != len(body.urls):
             raise Problem(400, "Bad Request", "Give one sha256 per URL (null where unknown).")
         deps, fetcher = request.app[DEPS], request.app[FETCHER]

@@ -17,6 +17,19 @@ from tests.conftest import eventually
 from tests.photos import skimage_photo
 
 
+async def parked_message(channel: aio_pika.abc.AbstractChannel, queue: str) -> aio_pika.abc.AbstractIncomingMessage:
+    """The next message parked on the queue's dead-letter queue (taken off it), waiting for it to arrive."""
+    dlq = await channel.get_queue(dead_letter_queue_name(queue))
+
+    async def parked():
+        message = await dlq.get(no_ack=False, fail=False)
+        if message is not None:
+            await message.ack()
+        return message
+
+    return await eventually(parked)
+
+
 @pytest.fixture
 async def bus(names):
     bus = Bus(IngestSettings(**names, service_name="upstream-test"))
@@ -80,15 +93,7 @@ async def test_blocked_url_and_invalid_messages_are_rejected_with_reasons(ingest
         await exchange.publish(aio_pika.Message(bad.to_json()), routing_key="image.submitted")
         rejection = await eventually(lambda: mongo_db[REJECTIONS].find_one({"reason": "invalid_message"}))
         assert "url" in rejection["message"] and "s3" in rejection["message"]
-        dlq = await channel.get_queue(dead_letter_queue_name(f"{names['amqp_exchange']}.ingest"))
-
-        async def parked():
-            message = await dlq.get(no_ack=False, fail=False)
-            if message is not None:
-                await message.ack()
-            return message
-
-        message = await eventually(parked)
+        message = await parked_message(channel, f"{names['amqp_exchange']}.ingest")
         assert message.headers["x-outcome"] == "invalid"
 
 
@@ -104,15 +109,7 @@ async def test_transient_failures_are_retried_then_parked(make_ingest, listen, n
         connection = await aio_pika.connect(IngestSettings(**names).amqp_url)
         async with connection:
             channel = await connection.channel()
-            dlq = await channel.get_queue(dead_letter_queue_name(f"{exchange_name}.ingest"))
-
-            async def parked():
-                message = await dlq.get(no_ack=False, fail=False)
-                if message is not None:
-                    await message.ack()
-                return message
-
-            message = await eventually(parked)
+            message = await parked_message(channel, f"{exchange_name}.ingest")
             assert message.headers["x-outcome"] == "failed"
             assert "503" in message.headers["x-error"]
         assert server.connections == 3  # every attempt reached the server; then it was parked, not rejected
