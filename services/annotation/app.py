@@ -12,10 +12,11 @@ from aiohttp import web
 from services.annotation import routes
 from services.annotation.adapters.annotations import AnnotationRepository
 from services.annotation.adapters.label_changes import LabelRepository
+from services.annotation.adapters.search_service import SearchService
 from services.annotation.adapters.store import ensure_indexes
 from services.annotation.adapters.users import UserRepository
 from services.annotation.config import AnnotationSettings
-from services.annotation.deps import ANNOTATION_SETTINGS, DEPS, USERS_REPO
+from services.annotation.deps import ANNOTATION_SETTINGS, DEPS, SEARCH, USERS_REPO
 from services.annotation.handlers import handlers
 from services.annotation.service import AnnotationDeps
 from shared.auth.bootstrap import create_first_admin
@@ -49,10 +50,12 @@ async def annotation_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[DEPS] = deps
     app[USERS_REPO] = UserRepository(db)
+    app[SEARCH] = SearchService(settings.search_url)
     relay.start()
     await app[BUS].consume(handlers(deps))
     yield
     await relay.stop()
+    await app[SEARCH].close()
     cpu.shutdown(wait=True, cancel_futures=True)
 
 

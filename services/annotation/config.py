@@ -18,3 +18,5 @@ class AnnotationSettings(CorpusSettings):
     cpu_workers: int | None = Field(default=None, ge=1)
     # Most images in one export archive.
     export_max_images: int = Field(default=5_000, ge=1)
+    # The search service, asked which images an export by search query holds.
+    search_url: str = "http://127.0.0.1:8003"

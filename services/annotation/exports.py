@@ -39,7 +39,7 @@ async def select_images(deps: AnnotationDeps, image_ids: list[str] | None, datas
         if len(ids) > limit:
             raise InvalidAnnotation("too_many_images", f"The dataset has {len(ids)} images; export at most {limit} at once.")
         return sorted(ids)
-    raise InvalidAnnotation("no_selection", "Give 'image_ids' or 'dataset' to say which images to export.")
+    raise InvalidAnnotation("no_selection", "Give 'image_ids', 'dataset' or 'search' to say which images to export.")
 
 
 async def export_archive(

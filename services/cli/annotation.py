@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import aiohttp
 import typer
@@ -109,10 +110,18 @@ def export(
     fmt: str = typer.Option("coco", "--format", help="coco, yolo or voc"),
     image_id: list[str] = typer.Option(None, "--image-id", help="An image to export (repeatable)"),
     dataset: str = typer.Option(None, "--dataset", help="Or: every image with annotations from this dataset"),
+    search: str = typer.Option(
+        None, "--search", help="Or: every image a search matches, as search's query string, e.g. 'labels=person&min_width=640'"
+    ),
     url: str = URL,
     key: str = KEY,
 ) -> None:
     body = {"format": fmt, "image_ids": image_id or None, "dataset": dataset}
+    if search is not None:
+        try:
+            body["search"] = dict(parse_qsl(search.lstrip("?"), strict_parsing=bool(search.strip("?"))))
+        except ValueError:
+            raise typer.BadParameter(f"--search {search!r} is not a query string such as 'labels=person&min_width=640'") from None
     data = call(url, key, "POST", "/v1/exports", json=body, timeout=aiohttp.ClientTimeout(total=3600))
     out.write_bytes(data)
     console.print(f"wrote {out} ({len(data):,} bytes)")

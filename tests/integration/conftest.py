@@ -74,10 +74,11 @@ async def search_client(names):
 
 
 @pytest.fixture(scope="session")
-async def annotation_client(names):
+async def annotation_client(names, search_client):
+    """The annotation service, asking the session's search service for exports by search query."""
     from services.annotation.app import init_app
     from services.annotation.config import AnnotationSettings
 
-    client = await _serve(await init_app(AnnotationSettings(**names)))
+    client = await _serve(await init_app(AnnotationSettings(**names, search_url=str(search_client.make_url("")))))
     yield client
     await client.close()

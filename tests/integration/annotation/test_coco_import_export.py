@@ -195,6 +195,91 @@ async def test_yolo_and_voc_exports(imported, annotation_client):
     assert "JPEGImages/000000000009.jpg" in voc.namelist()
 
 
+async def _until_search_shows(search_client, expected: set[str], **params: str) -> None:
+    """The search mirror catches up with the import through annotation events; wait for it."""
+
+    async def mirrored():
+        response = await search_client.get("/v1/search", params={**params, "limit": "100"})
+        return {item["image_id"] for item in (await response.json())["items"]} == expected
+
+    await eventually(mirrored, timeout=60)
+
+
+async def test_export_by_search_query_holds_exactly_what_search_matches(imported, annotation_client, search_client, mongo_db):
+    """The annotation service pages through the search service: the archive holds every matching image
+    (by label and width, in the search's order) with all of their annotations, and nothing else."""
+    data = imported["data"]
+    names = {c["id"]: normalize_name(c["name"]) for c in data["categories"]}
+    wide = {i["id"] for i in data["images"] if i["width"] >= 600}
+    expected = {
+        imported["image_ids"][a["image_id"]] for a in data["annotations"] if names[a["category_id"]] in ("zebra", "giraffe", "bus") and a["image_id"] in wide
+    }  # fmt: skip
+    query = {"labels": ["zebra", "giraffe", "bus"], "min_width": 600, "sort": "width"}
+    assert len(expected) > 2
+
+    await _until_search_shows(search_client, expected, labels="zebra,giraffe,bus", min_width="600")
+    archive = await _export(annotation_client, format="coco", search=query)
+    exported = json.loads(archive.read("annotations/instances.json"))
+    by_sha = {hashlib.sha256(archive.read(f"images/{i['file_name']}")).hexdigest(): i for i in exported["images"]}
+    assert set(by_sha) == expected
+    widths = [image["width"] for image in exported["images"]]
+    assert widths == sorted(widths)  # the search's order
+    current = await mongo_db[ANNOTATIONS].count_documents({"image_id": {"$in": sorted(expected)}, "deleted": False})
+    assert len(exported["annotations"]) == current
+    carrying = {a["image_id"] for a in exported["annotations"] if a["category_id"] in {c["id"] for c in exported["categories"] if c["name"] in ("zebra", "giraffe", "bus")}}
+    assert carrying == {i["id"] for i in exported["images"]}
+
+
+async def test_export_by_search_query_explains_a_bad_query(imported, annotation_client):
+    bad_sort = await annotation_client.post("/v1/exports", json={"format": "coco", "search": {"labels": "zebra", "sort": "colour"}})
+    assert bad_sort.status == 422 and "sort must be one of" in (await bad_sort.json())["detail"]
+    paging = await annotation_client.post("/v1/exports", json={"format": "coco", "search": {"labels": "zebra", "cursor": "x"}})
+    assert paging.status == 422 and "cursor" in (await paging.json())["detail"]
+    nothing = await annotation_client.post("/v1/exports", json={"format": "coco", "search": {"labels": "no such label anywhere"}})
+    assert nothing.status == 422 and (await nothing.json())["type"].endswith("/empty-selection")
+    both = await annotation_client.post("/v1/exports", json={"format": "coco", "dataset": DATASET, "search": {"labels": "zebra"}})
+    assert both.status == 422 and "dataset and search" in (await both.json())["detail"]
+
+
+async def test_cli_exports_by_search_query(imported, annotation_client, search_client, tmp_path):
+    from tests.integration.annotation.test_cli import corpus
+
+    data = imported["data"]
+    zebra = {c["id"] for c in data["categories"] if c["name"] == "zebra"}
+    expected = {imported["image_ids"][a["image_id"]] for a in data["annotations"] if a["category_id"] in zebra}
+    await _until_search_shows(search_client, expected, labels="zebra")
+    out = tmp_path / "zebra.zip"
+    assert "wrote" in await corpus(annotation_client, "export", "--format", "yolo", "--search", "labels=Zebra&sort=width", "--out", str(out))
+    with zipfile.ZipFile(out) as archive:
+        images = [name for name in archive.namelist() if name.startswith("images/")]
+        assert {hashlib.sha256(archive.read(name)).hexdigest() for name in images} == expected
+        assert archive.read("classes.txt").decode().splitlines().count("zebra") == 1
+
+
+async def test_search_selection_refuses_more_than_the_limit_and_says_when_search_is_down(imported, search_client):
+    from services.annotation.adapters.search_service import SearchService
+    from shared.problems import Problem
+    from tests.conftest import ADMIN
+
+    search = SearchService(str(search_client.make_url("")))
+    try:
+        with pytest.raises(Problem) as too_many:
+            await search.matching_image_ids({"labels": "person"}, ADMIN["Authorization"], limit=3)
+        assert too_many.value.status == 413 and too_many.value.extensions["matched"] > 3
+        with pytest.raises(Problem) as no_key:
+            await search.matching_image_ids({"labels": "person"}, None, limit=3)
+        assert no_key.value.status == 401
+    finally:
+        await search.close()
+    down = SearchService("http://127.0.0.1:9")  # discard port: nothing listens
+    try:
+        with pytest.raises(Problem) as unavailable:
+            await down.matching_image_ids({"labels": "person"}, ADMIN["Authorization"], limit=3)
+        assert unavailable.value.status == 503 and unavailable.value.headers["Retry-After"]
+    finally:
+        await down.close()
+
+
 async def test_export_of_unknown_images_is_404(annotation_client):
     response = await annotation_client.post("/v1/exports", json={"format": "coco", "image_ids": ["nope"]})
     assert response.status == 404 and (await response.json())["missing"] == ["nope"]
