@@ -38,7 +38,8 @@ async def ensure_outbox_indexes(db: AsyncDatabase) -> None:
     await outbox.create_index("sent_at", expireAfterSeconds=SENT_RETENTION_SECONDS)
 
 
-def _entry(envelope: Envelope) -> dict:
+def outbox_entry(envelope: Envelope) -> dict:
+    """The outbox document of an event (written by :func:`stage`, or kept by a writer to stage later)."""
     return {
         "_id": str(envelope.id),
         "type": envelope.type,
@@ -50,12 +51,17 @@ def _entry(envelope: Envelope) -> dict:
 
 async def stage(db: AsyncDatabase, envelope: Envelope, session: AsyncClientSession) -> None:
     """Write the event inside the caller's transaction."""
-    await db[OUTBOX].insert_one(_entry(envelope), session=session)
+    await db[OUTBOX].insert_one(outbox_entry(envelope), session=session)
 
 
 async def stage_many(db: AsyncDatabase, envelopes: list[Envelope], session: AsyncClientSession) -> None:
     """Write many events inside the caller's transaction in one round trip (bulk writes)."""
-    await insert_all(db[OUTBOX], [_entry(envelope) for envelope in envelopes], session)
+    await stage_entries(db, [outbox_entry(envelope) for envelope in envelopes], session)
+
+
+async def stage_entries(db: AsyncDatabase, entries: list[dict], session: AsyncClientSession) -> None:
+    """Write outbox documents made earlier by :func:`outbox_entry`, in one round trip."""
+    await insert_all(db[OUTBOX], entries, session)
 
 
 class OutboxRelay:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import multiprocessing
 import sys
 from collections.abc import AsyncIterator
@@ -12,6 +14,7 @@ from aiohttp import web
 from services.annotation import routes
 from services.annotation.adapters.annotations import AnnotationRepository
 from services.annotation.adapters.label_changes import LabelRepository
+from services.annotation.adapters.pending import PendingDrain
 from services.annotation.adapters.search_service import SearchService
 from services.annotation.adapters.store import ensure_indexes
 from services.annotation.adapters.users import UserRepository
@@ -23,6 +26,8 @@ from shared.auth.bootstrap import create_first_admin
 from shared.outbox import OutboxRelay
 from shared.web import ServiceInfo, build_app
 from shared.web.resources import BUS, MONGO, SETTINGS, blobs_ctx, bus_ctx
+
+log = logging.getLogger(__name__)
 
 
 async def bootstrap_admin_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -39,12 +44,13 @@ async def annotation_ctx(app: web.Application) -> AsyncIterator[None]:
     db = app[MONGO]
     await ensure_indexes(db)
     relay = OutboxRelay.configured(db, app[BUS], settings)
+    drain = PendingDrain(db, relay, poll_seconds=settings.outbox_poll_seconds, gather_seconds=settings.pending_gather_seconds)
     # forkserver: never fork the event-loop process with its threads and sockets.
     cpu = ProcessPoolExecutor(settings.cpu_workers, mp_context=multiprocessing.get_context("forkserver"))
     deps = AnnotationDeps(
         annotations=AnnotationRepository(db),
         labels=LabelRepository(db, settings.service_name),
-        relay=relay,
+        pending=drain,
         cpu=cpu,
         producer=settings.service_name,
     )
@@ -52,8 +58,14 @@ async def annotation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[USERS_REPO] = UserRepository(db)
     app[SEARCH] = SearchService(settings.search_url)
     relay.start()
+    drain.start()
     await app[BUS].consume(handlers(deps))
     yield
+    await drain.stop()
+    try:  # what this process wrote, moved now rather than by another replica's sweep in 5 s
+        await asyncio.wait_for(drain.flush(), timeout=5)
+    except Exception:  # noqa: BLE001 - still pending in MongoDB: the next sweep takes it
+        log.warning("pending changes left for the sweep at shutdown", exc_info=True)
     await relay.stop()
     await app[SEARCH].close()
     cpu.shutdown(wait=True, cancel_futures=True)

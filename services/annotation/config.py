@@ -18,5 +18,8 @@ class AnnotationSettings(CorpusSettings):
     cpu_workers: int | None = Field(default=None, ge=1)
     # Most images in one export archive.
     export_max_images: int = Field(default=5_000, ge=1)
+    # After a write nudges the drain (pending changes → history, summaries, outbox), it waits this long so
+    # a burst of writes is moved in one transaction. Reads of history never wait for it.
+    pending_gather_seconds: float = Field(default=0.05, ge=0)
     # The search service, asked which images an export by search query holds.
     search_url: str = "http://127.0.0.1:8003"

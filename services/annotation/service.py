@@ -14,13 +14,13 @@ from typing import Any
 
 from services.annotation.adapters.annotations import AnnotationRepository, history_entry
 from services.annotation.adapters.label_changes import LabelRepository
+from services.annotation.adapters.pending import PendingDrain
 from services.annotation.domain.errors import InvalidAnnotation, NotAllowed, NotFound, VersionConflict
 from services.annotation.domain.geometry import GEOMETRY_FIELDS, check_all
 from services.annotation.domain.model import GEOMETRY_KEYS, AnnotationPatch, changes_between, now_ms, state_of
 from shared.auth import Principal, Role
 from shared.auth.rules import may_delete_annotation
 from shared.events import AnnotationCreated, AnnotationDeleted, AnnotationUpdated, Envelope
-from shared.outbox import OutboxRelay
 
 CHUNK = 500  # annotations per transaction in bulk paths
 
@@ -29,7 +29,7 @@ CHUNK = 500  # annotations per transaction in bulk paths
 class AnnotationDeps:
     annotations: AnnotationRepository
     labels: LabelRepository
-    relay: OutboxRelay
+    pending: PendingDrain
     cpu: Executor
     producer: str
 
@@ -90,10 +90,12 @@ async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, An
         docs.append(doc)
         events.append(Envelope.wrap(_event(AnnotationCreated, doc, label["name"]), producer=deps.producer))
         results[i].update(status=201, id=doc["_id"], version=1, doc=doc, label=label["name"])
-    names = {label["_id"]: label["name"] for label in labels.values() if isinstance(label, dict)}
     for start in range(0, len(docs), CHUNK):
-        await deps.annotations.add(docs[start : start + CHUNK], events[start : start + CHUNK], names)
-        deps.relay.nudge()
+        chunk = docs[start : start + CHUNK]
+        if await deps.annotations.add(chunk, events[start : start + CHUNK]):
+            deps.pending.nudge(doc["_id"] for doc in chunk)
+        else:
+            deps.pending.relay.nudge()
     return results
 
 
@@ -130,20 +132,14 @@ async def _write(deps: AnnotationDeps, before: Labelled, state: dict, actor: str
     if doc["label_id"] not in names:
         names.update(await deps.labels.names_of({doc["label_id"]}))
     label, previous = names[doc["label_id"]], names[before["label_id"]]
-    delta: tuple[dict[str, int], dict[str, int]] = ({}, {})
-    for side, sign in ((before, -1), (doc, 1)):
-        if not side["deleted"]:
-            name = names[side["label_id"]]
-            delta[0][name] = delta[0].get(name, 0) + sign
-            delta[1][side["type"]] = delta[1].get(side["type"], 0) + sign
     if doc["deleted"]:
         event = _event(AnnotationDeleted, doc, label)
     else:
         kind = AnnotationCreated if before["deleted"] else AnnotationUpdated
         event = _event(kind, doc, label, **({"previous_label": previous} if kind is AnnotationUpdated else {}))
     entry = history_entry(doc, action, changes_between(state_of(before), state_of(doc)), extra.get("reverted_to"))
-    await deps.annotations.replace(doc, entry, Envelope.wrap(event, producer=deps.producer), delta)
-    deps.relay.nudge()
+    await deps.annotations.write_version(doc, entry, Envelope.wrap(event, producer=deps.producer))
+    deps.pending.nudge([doc["_id"]])
     return labelled(doc, label)
 
 

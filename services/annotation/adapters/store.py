@@ -18,6 +18,10 @@ LABEL_NAMES = "label_names"  # _id: a normalised name or alias → label_id: one
 ANNOTATIONS = "annotations"  # current state, deleted ones kept as tombstones (their history goes on)
 HISTORY = "annotation_history"  # one document per version: full state, who, when, what changed
 IMPORT_ERRORS = "annotation_import_errors"
+# Inside an annotation: changes written with its state, not yet moved into history, summaries and the
+# outbox (adapters/pending.py), and their count, indexed where above zero so the drain finds them.
+PENDING = "pending"
+PENDING_COUNT = "pending_n"
 
 T = TypeVar("T")
 
@@ -33,6 +37,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
         [("dataset", ASCENDING), ("source_id", ASCENDING)],
         unique=True,
         partialFilterExpression={"source_id": {"$type": "string"}},
+    )
+    await annotations.create_index(
+        [(PENDING_COUNT, ASCENDING)], name="pending", partialFilterExpression={PENDING_COUNT: {"$gt": 0}}
     )
     await db[HISTORY].create_index([("annotation_id", ASCENDING), ("version", ASCENDING)], unique=True)
     await db[HISTORY].create_index([("image_id", ASCENDING), ("changed_at", DESCENDING)])

@@ -1,15 +1,17 @@
-"""The ``annotation_summaries`` read model, maintained inside the transaction of each change.
+"""The ``annotation_summaries`` read model: per image, counts by label name and by type.
 
-Bulk writes, renames and merges recompute the summaries of the images they
-touch (one aggregation; label names with dots or dollars are safe as keys
-that way). A single edit applies its delta with ``$inc`` in one round trip.
+Always recomputed from the current annotations of the images a transaction
+touches (one aggregation, one bulk upsert), never patched by deltas, so
+applying it twice or late gives the same answer. Label names with dots or
+dollars are safe as keys that way. The pending-change drain, bulk writes,
+renames and merges call it inside their transactions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pymongo import ReturnDocument
+from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -41,44 +43,11 @@ async def refresh_summaries(db: AsyncDatabase, image_ids: Iterable[str], session
         summary["types"][key["t"]] = summary["types"].get(key["t"], 0) + n
         summary["count"] += n
     now = utcnow()
-    for image_id, summary in summaries.items():
-        await db[ANNOTATION_SUMMARIES].update_one(
-            {"_id": image_id},
-            {"$set": {**summary, "updated_at": now}, "$inc": {"version": 1}},
-            upsert=True,
-            session=session,
-        )
-
-
-def _safe_key(name: str) -> bool:
-    return "." not in name and not name.startswith("$")
-
-
-async def apply_summary_delta(
-    db: AsyncDatabase, image_id: str, labels: dict[str, int], types: dict[str, int], session: AsyncClientSession
-) -> None:
-    """One change's effect on its image's summary, in one round trip (the hot path of single edits).
-
-    Falls back to a full recompute when a label name cannot be a field path
-    (a dot, or a leading dollar); removes counts that fell to zero.
-    """
-    if not all(_safe_key(name) for name in labels):
-        await refresh_summaries(db, [image_id], session)
-        return
-    labels = {k: v for k, v in labels.items() if v}
-    types = {k: v for k, v in types.items() if v}
-    inc = {"version": 1, "count": sum(types.values())}
-    inc.update({f"labels.{k}": v for k, v in labels.items()})
-    inc.update({f"types.{k}": v for k, v in types.items()})
-    change = {"$inc": inc, "$set": {"updated_at": utcnow()}}
-    if all(v > 0 for v in (*labels.values(), *types.values())):
-        # Only increments (a create): no count can reach zero, so the new state need not come back.
-        await db[ANNOTATION_SUMMARIES].update_one({"_id": image_id}, change, upsert=True, session=session)
-        return
-    after = await db[ANNOTATION_SUMMARIES].find_one_and_update(
-        {"_id": image_id}, change, upsert=True, return_document=ReturnDocument.AFTER, session=session
+    await db[ANNOTATION_SUMMARIES].bulk_write(
+        [
+            UpdateOne({"_id": image_id}, {"$set": {**summary, "updated_at": now}, "$inc": {"version": 1}}, upsert=True)
+            for image_id, summary in summaries.items()
+        ],
+        ordered=False,
+        session=session,
     )
-    empty = [f"labels.{k}" for k in labels if after.get("labels", {}).get(k, 0) <= 0]
-    empty += [f"types.{k}" for k in types if after.get("types", {}).get(k, 0) <= 0]
-    if empty:
-        await db[ANNOTATION_SUMMARIES].update_one({"_id": image_id}, {"$unset": dict.fromkeys(empty, "")}, session=session)

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.readmodels import IMAGES
+from shared.readmodels import ANNOTATION_SUMMARIES, IMAGES
+from tests.conftest import eventually
 
 
 async def add_image(db, width: int = 640, height: int = 480, *, data: bytes | None = None, filename: str | None = None) -> str:
@@ -33,3 +34,14 @@ async def image_id(mongo_db) -> str:
 
 def etag_of(response) -> str:
     return response.headers["ETag"]
+
+
+async def summary_once(db, image_id: str, **expected) -> dict:
+    """The image's summary once the drain has moved the pending changes into it and it holds ``expected``
+    (field → value); fails, showing the last summary, if it never does."""
+
+    async def holds():
+        summary = await db[ANNOTATION_SUMMARIES].find_one({"_id": image_id}) or {}
+        return summary if all(summary.get(k) == v for k, v in expected.items()) else None
+
+    return await eventually(holds)

@@ -1,5 +1,9 @@
-"""A hypothesis state machine drives create / update / delete / revert / as_of through the service
-layer against the real MongoDB, and checks every answer against a simple in-memory model."""
+"""A hypothesis state machine drives create / update / delete / revert / as_of / drain through the
+service layer against the real MongoDB, and checks every answer against a simple in-memory model.
+
+Writes leave their changes pending inside the annotations; the ``drain`` rule moves them into
+history and the summary at random points, so history, as_of and revert are checked both while
+changes wait and after they moved, and the summary after every drain."""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from services.annotation import service
 from services.annotation.adapters.annotations import AnnotationRepository
 from services.annotation.adapters.label_changes import LabelRepository
-from services.annotation.adapters.store import ensure_indexes
+from services.annotation.adapters.pending import PendingDrain
+from services.annotation.adapters.store import PENDING_COUNT, ensure_indexes
 from services.annotation.domain.errors import NotFound, VersionConflict
 from services.annotation.domain.model import AnnotationPatch
 from shared.auth import Principal, Role
@@ -46,7 +51,8 @@ class AnnotationHistory(RuleBasedStateMachine):
         self.run(ensure_indexes(db))
         self.deps = service.AnnotationDeps(
             annotations=AnnotationRepository(db), labels=LabelRepository(db, "tests"),
-            relay=OutboxRelay(db, None, poll_seconds=1), cpu=ThreadPoolExecutor(1), producer="tests",
+            pending=PendingDrain(db, OutboxRelay(db, None, poll_seconds=1), poll_seconds=1), cpu=ThreadPoolExecutor(1),
+            producer="tests",
         )  # fmt: skip
         self.image_id = self.run(add_image(db, 100, 100))
         self.versions: dict[str, list[dict]] = {}  # id → [state at v1, v2, ...]
@@ -138,13 +144,18 @@ class AnnotationHistory(RuleBasedStateMachine):
         live = {i: v[-1] for i, v in self.versions.items() if not v[-1]["deleted"]}
         assert {d["_id"]: self._state(d) for d in docs} == live
 
-    @invariant()
-    def summary_counts_the_live_annotations(self):
+    @rule()
+    def drain(self):
+        """Move every pending change; then the summary counts exactly the live annotations."""
+        self.run(self.deps.pending.drain_all())
+        assert self.run(self.deps.annotations.annotations.count_documents({PENDING_COUNT: {"$gt": 0}})) == 0
         live = [v[-1] for v in self.versions.values() if not v[-1]["deleted"]]
         names = self.run(self.deps.labels.names_of({s["label_id"] for s in live}))
         summary = self.run(self.deps.annotations.db[ANNOTATION_SUMMARIES].find_one({"_id": self.image_id})) or {}
         assert summary.get("labels", {}) == dict(Counter(names[s["label_id"]] for s in live))
         assert summary.get("count", 0) == len(live) and summary.get("types", {}) == ({"bbox": len(live)} if live else {})
+        stored = self.run(self.deps.annotations.history_docs.count_documents({"image_id": self.image_id}))
+        assert stored == sum(len(v) for v in self.versions.values())
 
     @invariant()
     def history_has_every_version(self):

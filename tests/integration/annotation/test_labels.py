@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from shared.outbox import OUTBOX
-from shared.readmodels import ANNOTATION_SUMMARIES
+from tests.integration.annotation.conftest import summary_once
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +71,7 @@ async def test_merge_moves_annotations_and_keeps_the_old_name_as_alias(annotatio
     # Using the old name now lands on the surviving label.
     again = await annotation_client.post("/v1/annotations", json={"image_id": image_id, "type": "bbox", "label": old, "bbox": [1, 1, 4, 4]})
     assert (await again.json())["label_id"] == target["id"]
-    summary = await mongo_db[ANNOTATION_SUMMARIES].find_one({"_id": image_id})
-    assert summary["labels"] == {new: 4}
+    await summary_once(mongo_db, image_id, labels={new: 4})
     event = await mongo_db[OUTBOX].find_one({"type": "label.changed", "envelope.data.change": "merged", "envelope.data.label_id": source["id"]})
     assert event["envelope"]["data"]["merged_into"] == target["id"]
     again_merge = await annotation_client.post(f"/v1/labels/{source['id']}/merge", json={"into": target["id"]})

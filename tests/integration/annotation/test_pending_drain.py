@@ -1,0 +1,74 @@
+"""Edits wait inside their annotation until a drain moves them: reads see them at once, a crashed
+writer's changes are swept up by another replica, and nothing is moved twice."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+
+from services.annotation import service
+from services.annotation.adapters.annotations import AnnotationRepository
+from services.annotation.adapters.label_changes import LabelRepository
+from services.annotation.adapters.pending import PendingDrain
+from services.annotation.adapters.store import ANNOTATIONS, HISTORY, ensure_indexes
+from services.annotation.domain.model import AnnotationPatch
+from shared.auth import Principal, Role
+from shared.outbox import OUTBOX, OutboxRelay
+from shared.readmodels import ANNOTATION_SUMMARIES
+from tests.integration.annotation.conftest import add_image
+
+pytestmark = pytest.mark.integration
+
+ADMIN = Principal("admin", "admin", Role.ADMIN)
+
+
+def replica(db) -> service.AnnotationDeps:
+    """The service layer of one process whose drain loop never runs (it crashed before draining)."""
+    drain = PendingDrain(db, OutboxRelay(db, None, poll_seconds=60), poll_seconds=60)
+    return service.AnnotationDeps(
+        annotations=AnnotationRepository(db), labels=LabelRepository(db, "tests"), pending=drain,
+        cpu=ThreadPoolExecutor(1), producer="tests",
+    )  # fmt: skip
+
+
+async def test_a_crashed_writers_changes_are_readable_then_swept_by_another_replica(mongo_db):
+    await ensure_indexes(mongo_db)
+    image_id = await add_image(mongo_db, 200, 100)
+    writer = replica(mongo_db)
+    [created] = await service.create_many(writer, "admin", [{"image_id": image_id, "type": "bbox", "label": "swept", "bbox": [1, 1, 5, 5]}])
+    annotation_id = created["id"]
+    await service.update(writer, ADMIN, annotation_id, AnnotationPatch(bbox=[2, 2, 6, 6]), 1)
+    after_update = datetime.now(UTC)
+    await service.delete(writer, ADMIN, annotation_id, 2)
+
+    # Nothing drained yet: the changes wait in the document, and every history read still sees them.
+    doc = await mongo_db[ANNOTATIONS].find_one({"_id": annotation_id})
+    assert doc["pending_n"] == 3 and [c["history"]["version"] for c in doc["pending"]] == [1, 2, 3]
+    assert await mongo_db[HISTORY].count_documents({"annotation_id": annotation_id}) == 0
+    history = await writer.annotations.history(annotation_id, 0, 100)
+    assert [(h["version"], h["action"]) for h in history] == [(1, "created"), (2, "updated"), (3, "deleted")]
+    assert (await writer.annotations.version(annotation_id, 2))["state"]["bbox"] == [2, 2, 6, 6]
+    [then] = await writer.annotations.as_of(image_id, after_update)
+    assert then["_id"] == annotation_id and then["bbox"] == [2, 2, 6, 6]
+    assert await mongo_db[ANNOTATION_SUMMARIES].find_one({"_id": image_id}) is None
+    # The API never shows the waiting changes as part of the annotation.
+    assert "pending" not in await writer.annotations.get(annotation_id)
+
+    # Another replica leaves fresh changes to their writer, then sweeps up what waited too long.
+    other = replica(mongo_db).pending
+    assert await other.sweep(older_than_seconds=60) == 0
+    assert await other.sweep() == 1
+    stored = await mongo_db[HISTORY].find({"annotation_id": annotation_id}).sort("version").to_list()
+    assert [h["version"] for h in stored] == [1, 2, 3] and stored[1]["state"]["bbox"] == [2, 2, 6, 6]
+    events = await mongo_db[OUTBOX].find({"envelope.data.annotation_id": annotation_id}).sort("created_at").to_list()
+    assert [e["type"] for e in events] == ["annotation.created", "annotation.updated", "annotation.deleted"]
+    summary = await mongo_db[ANNOTATION_SUMMARIES].find_one({"_id": image_id})
+    assert summary["count"] == 0 and summary["labels"] == {}
+    assert (await mongo_db[ANNOTATIONS].find_one({"_id": annotation_id}))["pending_n"] == 0
+
+    # The crashed writer's own drain, coming back, finds nothing left to move: nothing twice.
+    assert await writer.pending.drain([annotation_id]) == 0
+    assert await mongo_db[HISTORY].count_documents({"annotation_id": annotation_id}) == 3
+    assert await writer.annotations.history(annotation_id, 0, 100) == stored
