@@ -206,3 +206,42 @@ def import_status(import_id: str, wait: bool = typer.Option(False, help="Follow 
             return await follow(http, url.rstrip("/"), job) if wait else job
 
     _job_table(asyncio.run(run()))
+
+
+@ingest_app.command("orphans")
+def orphan_blobs(
+    older_than: float = typer.Option(3600, "--older-than", help="Seconds: younger blobs may belong to an upload committing now"),
+    delete: bool = typer.Option(False, "--delete", help="Remove the orphans (without it: only count and list them)"),
+) -> None:
+    """Blobs in MinIO that no image document owns (left by a crash between blob and document): count or remove.
+
+    Talks to MinIO and MongoDB directly with the CORPUS_* settings, like `corpus search reindex`.
+    """
+    from datetime import timedelta
+
+    from services.ingest.orphans import remove_orphan_blobs
+    from shared.clients.blobs import BlobStore
+    from shared.clients.mongo import database, mongo_client
+    from shared.settings import CorpusSettings
+
+    async def run() -> dict[str, Any]:
+        settings = CorpusSettings()
+        client, blobs = mongo_client(settings), BlobStore(settings)
+        try:
+            report = await remove_orphan_blobs(blobs, database(client, settings), grace=timedelta(seconds=older_than), dry_run=not delete)
+            return report.as_dict()
+        finally:
+            await blobs.close()
+            await client.close()
+
+    report = asyncio.run(run())
+    table = Table("blobs", "count")
+    for name in ("scanned", "owned", "too_young", "unrecognised", "orphans", "removed"):
+        table.add_row(name.replace("_", " "), f"{report[name]:,}")
+    console.print(table)
+    for key in report["examples"]:
+        console.print(f"  orphan: {key}")
+    if report["raced"]:
+        console.print(f"[red]re-ingest these images: their blob was removed as they arrived: {', '.join(report['raced'])}[/red]")
+    if report["orphans"] and not delete:
+        console.print("dry run: nothing removed; run again with --delete to remove the orphans")

@@ -16,13 +16,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 import aiohttp
 from minio import Minio
+from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from shared.settings import CorpusSettings
@@ -109,16 +112,39 @@ class BlobStore:
         return await self._run(read)
 
     async def exists(self, key: str) -> bool:
-        try:
-            await self._run(self._client.stat_object, self.bucket, key)
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
-                return False
-            raise
-        return True
+        return await self.modified(key) is not None
 
     async def delete(self, key: str) -> None:
         await self._run(self._client.remove_object, self.bucket, key)
+
+    async def delete_many(self, keys: list[str]) -> None:
+        """Remove many objects (one multi-object DELETE per thousand); a key already gone is no error."""
+
+        def remove() -> list[str]:
+            errors = self._client.remove_objects(self.bucket, [DeleteObject(key) for key in keys])
+            return [f"{error.name}: {error.code}" for error in errors]  # the SDK is lazy: iterating sends
+
+        if keys and (failed := await self._run(remove)):
+            raise BlobWriteError(f"MinIO refused to remove {len(failed)} object(s), e.g. {failed[0]}")
+
+    async def modified(self, key: str) -> datetime | None:
+        """When the object was last written, or None if there is none."""
+        try:
+            return (await self._run(self._client.stat_object, self.bucket, key)).last_modified
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+                return None
+            raise
+
+    async def list_pages(self, prefix: str, size: int = 1000) -> AsyncIterator[list[tuple[str, datetime]]]:
+        """Every object under ``prefix`` as (key, last modified), ``size`` at a time, listed in a worker thread."""
+        listing = self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
+
+        def next_page() -> list[tuple[str, datetime]]:
+            return [(obj.object_name, obj.last_modified) for obj in itertools.islice(listing, size)]
+
+        while page := await self._run(next_page):
+            yield page
 
     def presigned_url(self, key: str) -> str:
         """A time-limited GET URL. Signing is local computation: no request is made."""
