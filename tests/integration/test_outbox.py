@@ -4,7 +4,6 @@ import asyncio
 
 import pytest
 
-from shared.bus import Bus
 from shared.outbox import OUTBOX, OutboxRelay, ensure_outbox_indexes, stage
 from tests.conftest import eventually
 from tests.integration.test_bus import bus, ingested  # noqa: F401 - fixture

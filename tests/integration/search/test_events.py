@@ -10,7 +10,7 @@ from shared.events.envelope import utcnow
 from shared.readmodels import ANNOTATION_SUMMARIES, IMAGES
 from tests.conftest import RUN_ID, eventually
 from tests.integration.search.helpers import (
-    all_ids, image_document, ingested, publish, run_job, search_json, write_images, write_summary,
+    all_ids, image_document, ingested, publish, run_job, write_images, write_summary,
 )
 from tests.photos import skimage_photo
 

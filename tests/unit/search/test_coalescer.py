@@ -2,8 +2,6 @@
 
 import asyncio
 
-import pytest
-
 from services.search.projection import Coalescer
 
 
