@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import multiprocessing
 import sys
 from collections.abc import AsyncIterator
@@ -14,7 +12,7 @@ from aiohttp import web
 from services.annotation import routes
 from services.annotation.adapters.annotations import AnnotationRepository
 from services.annotation.adapters.label_changes import LabelRepository
-from services.annotation.adapters.pending import PendingDrain
+from services.annotation.adapters.drain_process import DrainProcess
 from services.annotation.adapters.search_service import SearchService
 from services.annotation.adapters.store import ensure_indexes
 from services.annotation.adapters.users import UserRepository
@@ -23,11 +21,8 @@ from services.annotation.deps import ANNOTATION_SETTINGS, DEPS, SEARCH, USERS_RE
 from services.annotation.handlers import handlers
 from services.annotation.service import AnnotationDeps
 from shared.auth.bootstrap import create_first_admin
-from shared.outbox import OutboxRelay
 from shared.web import ServiceInfo, build_app
 from shared.web.resources import BUS, MONGO, SETTINGS, blobs_ctx, bus_ctx
-
-log = logging.getLogger(__name__)
 
 
 async def bootstrap_admin_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -43,8 +38,9 @@ async def annotation_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[ANNOTATION_SETTINGS]
     db = app[MONGO]
     await ensure_indexes(db)
-    relay = OutboxRelay.configured(db, app[BUS], settings)
-    drain = PendingDrain(db, relay, poll_seconds=settings.outbox_poll_seconds, gather_seconds=settings.pending_gather_seconds)
+    # The drain and the outbox relay run in a process of their own, off the request loop.
+    drain = DrainProcess(settings)
+    await drain.start()
     # forkserver: never fork the event-loop process with its threads and sockets.
     cpu = ProcessPoolExecutor(settings.cpu_workers, mp_context=multiprocessing.get_context("forkserver"))
     deps = AnnotationDeps(
@@ -57,16 +53,9 @@ async def annotation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DEPS] = deps
     app[USERS_REPO] = UserRepository(db)
     app[SEARCH] = SearchService(settings.search_url)
-    relay.start()
-    drain.start()
     await app[BUS].consume(handlers(deps))
     yield
     await drain.stop()
-    try:  # what this process wrote, moved now rather than by another replica's sweep in 5 s
-        await asyncio.wait_for(drain.flush(), timeout=5)
-    except Exception:  # noqa: BLE001 - still pending in MongoDB: the next sweep takes it
-        log.warning("pending changes left for the sweep at shutdown", exc_info=True)
-    await relay.stop()
     await app[SEARCH].close()
     cpu.shutdown(wait=True, cancel_futures=True)
 

@@ -10,11 +10,11 @@ import asyncio
 import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from services.annotation.adapters.annotations import AnnotationRepository, history_entry
 from services.annotation.adapters.label_changes import LabelRepository
-from services.annotation.adapters.pending import PendingDrain
 from services.annotation.domain.errors import InvalidAnnotation, NotAllowed, NotFound, VersionConflict
 from services.annotation.domain.geometry import GEOMETRY_FIELDS, check_all
 from services.annotation.domain.model import GEOMETRY_KEYS, AnnotationPatch, changes_between, now_ms, state_of
@@ -25,11 +25,20 @@ from shared.events import AnnotationCreated, AnnotationDeleted, AnnotationUpdate
 CHUNK = 500  # annotations per transaction in bulk paths
 
 
+class Nudges(Protocol):
+    """Where the service says that it left work for the background (the drain process, or a drain
+    in this process for tests and tools)."""
+
+    def nudge(self, annotation_ids: Iterable[str]) -> None: ...
+
+    def nudge_relay(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class AnnotationDeps:
     annotations: AnnotationRepository
     labels: LabelRepository
-    pending: PendingDrain
+    pending: Nudges
     cpu: Executor
     producer: str
 
@@ -95,7 +104,7 @@ async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, An
         if await deps.annotations.add(chunk, events[start : start + CHUNK]):
             deps.pending.nudge(doc["_id"] for doc in chunk)
         else:
-            deps.pending.relay.nudge()
+            deps.pending.nudge_relay()
     return results
 
 

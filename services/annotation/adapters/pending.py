@@ -59,6 +59,10 @@ class PendingDrain:
         self._written.update(annotation_ids)
         self._loop.nudge()
 
+    def nudge_relay(self) -> None:
+        """Events were staged directly (a bulk write): the relay should publish them."""
+        self.relay.nudge()
+
     def start(self) -> None:
         self._loop.start()
 

@@ -33,7 +33,20 @@ def replica(db) -> service.AnnotationDeps:
     )  # fmt: skip
 
 
-async def test_a_crashed_writers_changes_are_readable_then_swept_by_another_replica(mongo_db):
+@pytest.fixture
+async def own_db(base_settings):
+    """A database of this test's own: the session's annotation service drains (and sweeps) its own."""
+    from shared.clients.mongo import mongo_client
+
+    client = mongo_client(base_settings)
+    name = f"{base_settings.mongo_db}_drain"
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()
+
+
+async def test_a_crashed_writers_changes_are_readable_then_swept_by_another_replica(own_db):
+    mongo_db = own_db
     await ensure_indexes(mongo_db)
     image_id = await add_image(mongo_db, 200, 100)
     writer = replica(mongo_db)
@@ -72,3 +85,28 @@ async def test_a_crashed_writers_changes_are_readable_then_swept_by_another_repl
     assert await writer.pending.drain([annotation_id]) == 0
     assert await mongo_db[HISTORY].count_documents({"annotation_id": annotation_id}) == 3
     assert await writer.annotations.history(annotation_id, 0, 100) == stored
+
+
+async def test_a_killed_drain_process_is_restarted_and_nothing_it_missed_is_lost(annotation_client, image_id, mongo_db):
+    import os
+    import signal
+
+    from services.annotation.deps import DEPS
+    from tests.conftest import eventually
+
+    drain = annotation_client.server.app[DEPS].pending
+    killed = drain.pid
+    assert killed is not None
+    os.kill(killed, signal.SIGKILL)
+    # Written while the drain process is down: its nudge reaches nobody.
+    body = {"image_id": image_id, "type": "bbox", "label": "while down", "bbox": [1, 1, 5, 5]}
+    created = await (await annotation_client.post("/v1/annotations", json=body)).json()
+
+    async def restarted():
+        return drain.pid not in (None, killed)
+
+    await eventually(restarted)
+    # The new process's sweep finds the change that waited (after its 5 s grace), and moves it.
+    moved = await eventually(lambda: mongo_db[HISTORY].find_one({"_id": f"{created['id']}:1"}), timeout=30)
+    assert moved["action"] == "created"
+    assert await mongo_db[OUTBOX].count_documents({"envelope.data.annotation_id": created["id"]}) == 1
