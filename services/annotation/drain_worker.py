@@ -7,7 +7,7 @@ work from stdin, one line at a time:
 - ``<id> <id> ...``: annotations the service just wrote, whose pending changes to move;
 - ``relay``: events were staged directly (a bulk write): publish them.
 
-Stdin closing is the signal to stop: it moves what it was told about, stops the relay and
+Stdin closing is the signal to stop (SIGINT and SIGTERM are ignored: the service decides): it moves what it was told about, stops the relay and
 exits. Anything it never got to stays pending in MongoDB, where its sweep (or the next
 worker's) finds it: the pipe carries hints, never the only copy of anything.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 
 from services.annotation.adapters.pending import PendingDrain
@@ -71,6 +72,10 @@ async def run(settings: AnnotationSettings) -> None:
 
 
 def main() -> None:
+    # It lives exactly as long as the service's end of the pipe: a Ctrl-C in a terminal reaches the whole
+    # process group, and the service, not this process, decides when to stop (it closes stdin).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     settings = AnnotationSettings.model_validate_json(os.environ[SETTINGS_ENV])
     configure_logging(f"{settings.service_name}-drain", settings.log_level)
     asyncio.run(run(settings))
