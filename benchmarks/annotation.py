@@ -45,7 +45,7 @@ from services.annotation import service
 from services.annotation.domain.model import AnnotationPatch
 from services.annotation.service import create_many
 from shared.auth import Principal, Role
-from shared.outbox import OUTBOX, OutboxRelay
+from shared.outbox import OUTBOX
 from shared.readmodels import IMAGES
 from shared.web.resources import MONGO
 from tests.stack import remove_test_data
@@ -94,7 +94,7 @@ async def load(app, image_ids: list[str]) -> None:
 
 async def drain_everything(db) -> None:
     """Move every pending change now, here (the app's drain process would get there too, a little later)."""
-    await PendingDrain(db, OutboxRelay(db, None, poll_seconds=60), poll_seconds=60).drain_all()
+    await PendingDrain.on_demand(db).drain_all()
 
 
 async def http_phase(

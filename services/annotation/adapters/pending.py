@@ -54,6 +54,12 @@ class PendingDrain:
         self._last_sweep = 0.0
         self._loop = PollingLoop("pending-drain", self._pass, poll_seconds=poll_seconds, gather_seconds=gather_seconds)
 
+    @classmethod
+    def on_demand(cls, db: AsyncDatabase) -> PendingDrain:
+        """A drain that moves changes only when called (tests, benchmarks), never started: its relay
+        publishes nothing, the events it stages are left to a running service's relay."""
+        return cls(db, OutboxRelay(db, None, poll_seconds=60), poll_seconds=60)
+
     def nudge(self, annotation_ids: Iterable[str]) -> None:
         """Writes left pending changes in these annotations (called once they are acknowledged)."""
         self._written.update(annotation_ids)

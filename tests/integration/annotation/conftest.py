@@ -12,6 +12,22 @@ from shared.readmodels import ANNOTATION_SUMMARIES, IMAGES
 from tests.conftest import eventually
 
 
+def service_layer(db):
+    """The annotation service layer on ``db`` whose drain moves pending changes only when told to
+    (``deps.pending.drain``, ``sweep``, ``drain_all``): like a process that has not drained yet."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.annotation.adapters.annotations import AnnotationRepository
+    from services.annotation.adapters.label_changes import LabelRepository
+    from services.annotation.adapters.pending import PendingDrain
+    from services.annotation.service import AnnotationDeps
+
+    return AnnotationDeps(
+        annotations=AnnotationRepository(db), labels=LabelRepository(db, "tests"), pending=PendingDrain.on_demand(db),
+        cpu=ThreadPoolExecutor(1), producer="tests",
+    )  # fmt: skip
+
+
 async def add_image(db, width: int = 640, height: int = 480, *, data: bytes | None = None, filename: str | None = None) -> str:
     """An image document as ingest writes it (the blob too is the caller's business)."""
     sha = hashlib.sha256(data if data is not None else uuid.uuid4().bytes).hexdigest()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -18,19 +17,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from services.annotation import service
-from services.annotation.adapters.annotations import AnnotationRepository
-from services.annotation.adapters.label_changes import LabelRepository
-from services.annotation.adapters.pending import PendingDrain
 from services.annotation.adapters.store import PENDING_COUNT, ensure_indexes
 from services.annotation.domain.errors import NotFound, VersionConflict
 from services.annotation.domain.model import AnnotationPatch
 from shared.auth import Principal, Role
 from shared.clients.mongo import database, mongo_client
-from shared.outbox import OutboxRelay
 from shared.readmodels import ANNOTATION_SUMMARIES
 from shared.settings import CorpusSettings
 from tests.conftest import isolated_names
-from tests.integration.annotation.conftest import add_image
+from tests.integration.annotation.conftest import add_image, service_layer
 
 pytestmark = pytest.mark.integration
 
@@ -49,11 +44,7 @@ class AnnotationHistory(RuleBasedStateMachine):
         self.client = mongo_client(settings_)
         db = database(self.client, settings_)
         self.run(ensure_indexes(db))
-        self.deps = service.AnnotationDeps(
-            annotations=AnnotationRepository(db), labels=LabelRepository(db, "tests"),
-            pending=PendingDrain(db, OutboxRelay(db, None, poll_seconds=1), poll_seconds=1), cpu=ThreadPoolExecutor(1),
-            producer="tests",
-        )  # fmt: skip
+        self.deps = service_layer(db)
         self.image_id = self.run(add_image(db, 100, 100))
         self.versions: dict[str, list[dict]] = {}  # id → [state at v1, v2, ...]
         self.timeline: list[tuple] = []  # (time, {id: state}) after each write

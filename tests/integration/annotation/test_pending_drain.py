@@ -3,34 +3,21 @@ writer's changes are swept up by another replica, and nothing is moved twice."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
 
 from services.annotation import service
-from services.annotation.adapters.annotations import AnnotationRepository
-from services.annotation.adapters.label_changes import LabelRepository
-from services.annotation.adapters.pending import PendingDrain
 from services.annotation.adapters.store import ANNOTATIONS, HISTORY, ensure_indexes
 from services.annotation.domain.model import AnnotationPatch
 from shared.auth import Principal, Role
-from shared.outbox import OUTBOX, OutboxRelay
+from shared.outbox import OUTBOX
 from shared.readmodels import ANNOTATION_SUMMARIES
-from tests.integration.annotation.conftest import add_image
+from tests.integration.annotation.conftest import add_image, service_layer
 
 pytestmark = pytest.mark.integration
 
 ADMIN = Principal("admin", "admin", Role.ADMIN)
-
-
-def replica(db) -> service.AnnotationDeps:
-    """The service layer of one process whose drain loop never runs (it crashed before draining)."""
-    drain = PendingDrain(db, OutboxRelay(db, None, poll_seconds=60), poll_seconds=60)
-    return service.AnnotationDeps(
-        annotations=AnnotationRepository(db), labels=LabelRepository(db, "tests"), pending=drain,
-        cpu=ThreadPoolExecutor(1), producer="tests",
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -49,7 +36,7 @@ async def test_a_crashed_writers_changes_are_readable_then_swept_by_another_repl
     mongo_db = own_db
     await ensure_indexes(mongo_db)
     image_id = await add_image(mongo_db, 200, 100)
-    writer = replica(mongo_db)
+    writer = service_layer(mongo_db)
     [created] = await service.create_many(writer, "admin", [{"image_id": image_id, "type": "bbox", "label": "swept", "bbox": [1, 1, 5, 5]}])
     annotation_id = created["id"]
     await service.update(writer, ADMIN, annotation_id, AnnotationPatch(bbox=[2, 2, 6, 6]), 1)
@@ -70,7 +57,7 @@ async def test_a_crashed_writers_changes_are_readable_then_swept_by_another_repl
     assert "pending" not in await writer.annotations.get(annotation_id)
 
     # Another replica leaves fresh changes to their writer, then sweeps up what waited too long.
-    other = replica(mongo_db).pending
+    other = service_layer(mongo_db).pending
     assert await other.sweep(older_than_seconds=60) == 0
     assert await other.sweep() == 1
     stored = await mongo_db[HISTORY].find({"annotation_id": annotation_id}).sort("version").to_list()
