@@ -21,5 +21,8 @@ class AnnotationSettings(CorpusSettings):
     # After a write nudges the drain (pending changes → history, summaries, outbox), it waits this long so
     # a burst of writes is moved in one transaction. Reads of history never wait for it.
     pending_gather_seconds: float = Field(default=0.05, ge=0)
+    # The drain process's CPU priority (added to the service's niceness, 0-19): on a busy machine its
+    # background transactions yield the cores to requests, so edits are answered without waiting on it.
+    drain_niceness: int = Field(default=10, ge=0, le=19)
     # The search service, asked which images an export by search query holds.
     search_url: str = "http://127.0.0.1:8003"
