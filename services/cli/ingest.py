@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,12 +162,15 @@ def _job_table(job: dict[str, Any]) -> None:
     console.print(table)
 
 
-def _start(kind: str, path: Path, dataset: str | None, tags: str | None, wait: bool, url: str, key: str | None) -> None:
+Send = Callable[[aiohttp.ClientSession, str], Awaitable[dict[str, Any]]]
+
+
+def _queue_and_follow(send: Send, wait: bool, url: str, key: str | None, timeout: float | None = 300) -> None:
+    """Queue an import with ``send`` (which answers the job), follow it if asked, print it; exit 1 if it failed."""
+
     async def run() -> dict[str, Any]:
-        async with aiohttp.ClientSession(headers=_headers(key)) as http:
-            body = {"kind": kind, "path": str(path.resolve()), "dataset": dataset, "tags": [t for t in (tags or "").split(",") if t.strip()]}
-            async with http.post(f"{url.rstrip('/')}/v1/imports", json=body) as response:
-                job = await _answer(response)
+        async with aiohttp.ClientSession(headers=_headers(key), timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+            job = await send(http, url.rstrip("/"))
             console.print(f"import {job['id']} queued")
             return await follow(http, url.rstrip("/"), job) if wait else job
 
@@ -174,6 +178,15 @@ def _start(kind: str, path: Path, dataset: str | None, tags: str | None, wait: b
     _job_table(job)
     if job["status"] == "failed":
         raise typer.Exit(1)
+
+
+def _start(kind: str, path: Path, dataset: str | None, tags: str | None, wait: bool, url: str, key: str | None) -> None:
+    async def send(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+        body = {"kind": kind, "path": str(path.resolve()), "dataset": dataset, "tags": [t for t in (tags or "").split(",") if t.strip()]}
+        async with http.post(f"{base}/v1/imports", json=body) as response:
+            return await _answer(response)
+
+    _queue_and_follow(send, wait, url, key)
 
 
 def _kind_command(kind: str, help_text: str) -> None:
@@ -193,6 +206,33 @@ _kind_command("folder", "A folder tree of images; each image's parent folder is 
 _kind_command("coco", "COCO instances JSON (or a folder with annotations/instances.json and images/).")
 _kind_command("yolo", "YOLO: images/ and labels/ with classes.txt or data.yaml.")
 _kind_command("voc", "Pascal VOC: Annotations/*.xml and JPEGImages/.")
+
+
+@import_app.command("archive")
+def import_archive(
+    archive: Path = typer.Argument(..., exists=True, dir_okay=False, help="A zip, tar, tar.gz, tar.bz2 or tar.xz on this machine"),
+    kind: str = typer.Option(..., "--kind", help="folder | coco | yolo | voc"),
+    path: str = typer.Option(None, help="Where the dataset starts inside the archive (default: its single top folder; '.' for its root)"),
+    dataset: str = typer.Option(None, help="Dataset name (default: the archive's name without extension)"),
+    tags: str = typer.Option(None, help="Comma-separated tags for every image"),
+    wait: bool = typer.Option(True, help="Follow the progress until the import ends"),
+    url: str = URL,
+    key: str = KEY,
+) -> None:
+    """Upload a dataset archive and import it (for datasets that are not on the server's disk)."""
+
+    async def send(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+        form = aiohttp.FormData()
+        for name, value in {"kind": kind, "path": path, "dataset": dataset, "tags": tags}.items():
+            if value:
+                form.add_field(name, value)
+        console.print(f"uploading {archive.name} ({archive.stat().st_size / 1e6:,.1f} MB)")
+        with archive.open("rb") as handle:
+            form.add_field("archive", handle, filename=archive.name, content_type="application/octet-stream")
+            async with http.post(f"{base}/v1/imports:upload", data=form) as response:
+                return await _answer(response)
+
+    _queue_and_follow(send, wait, url, key, timeout=None)
 
 
 @import_app.command("status")

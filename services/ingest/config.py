@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -64,5 +65,11 @@ class IngestSettings(CorpusSettings):
     import_lease_seconds: float = Field(default=30.0, gt=0)
     import_poll_seconds: float = Field(default=1.0, gt=0)
     import_chunk: int = Field(default=32, ge=1)
+    # Imports from an uploaded archive (POST /v1/imports:upload): the archive is kept in the object store
+    # under imports/ until its job ends, and unpacked into this folder by whichever process runs the job.
+    import_staging_dir: Path = Path(tempfile.gettempdir()) / "image-corpus-imports"
+    import_archive_max_bytes: int = Field(default=10 * 1024**3, ge=1024)
+    import_archive_max_expanded_bytes: int = Field(default=40 * 1024**3, ge=1024)
+    import_archive_max_members: int = Field(default=2_000_000, ge=1)
     # Idempotency-Key replays are kept this long.
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)

@@ -30,10 +30,18 @@ class ImportRequest(BaseModel):
     author: str | None = None
 
 
+class ArchiveOut(BaseModel):
+    name: str
+    bytes: int
+    sha256: str
+    format: str  # zip | tar
+
+
 class ImportOut(BaseModel):
     id: str
     kind: str
-    path: str
+    path: str  # on the server; for an uploaded archive, inside it ("" : its root folder)
+    archive: ArchiveOut | None = None  # set when the dataset came as an upload
     dataset: str
     status: str  # queued | running | done | failed
     total: int | None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from services.ingest.adapters.jobs import JobRepository
+from services.ingest.archive_staging import ArchiveStaging
 from services.ingest.domain.datasets import Dataset, DatasetError, ImportItem, in_pixels, read_dataset
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import Origin
@@ -39,6 +40,7 @@ class ImportWorker:
 
     def __post_init__(self) -> None:
         self.owner = self.owner or f"ingest-{uuid.uuid4().hex[:12]}"
+        self.staging = ArchiveStaging(self.deps.blobs, self.deps.settings)
         self._loop = PollingLoop("import-worker", self._claim_and_process, poll_seconds=self.deps.settings.import_poll_seconds)
 
     def start(self) -> None:
@@ -62,9 +64,10 @@ class ImportWorker:
     async def process(self, job: dict[str, Any]) -> None:
         job_id, settings = job["_id"], self.deps.settings
         try:
-            dataset = await asyncio.to_thread(read_dataset, job["kind"], Path(job["path"]), job["dataset"])
+            path = await self.staging.dataset_path(job) if job.get("archive") else Path(job["path"])
+            dataset = await asyncio.to_thread(read_dataset, job["kind"], path, job["dataset"])
         except (DatasetError, OSError) as exc:
-            await self.jobs.finish(job_id, self.owner, "failed", error=str(exc))
+            await self._end(job, "failed", error=str(exc))
             return
         done = await self.jobs.done_indexes(job_id)
         await self.jobs.renew(job_id, self.owner, settings.import_lease_seconds, total=len(dataset.items), warnings=dataset.warnings[:100])
@@ -77,8 +80,13 @@ class ImportWorker:
                 log.warning("import lease lost; another worker continues", extra={"import_id": job_id})
                 return
         processed, counts = await self.jobs.counts(job_id)
-        await self.jobs.finish(job_id, self.owner, "done", processed=processed, counts=counts)
+        await self._end(job, "done", processed=processed, counts=counts)
         log.info("import done", extra={"import_id": job_id, **counts})
+
+    async def _end(self, job: dict[str, Any], status: str, **fields: Any) -> None:
+        await self.jobs.finish(job["_id"], self.owner, status, **fields)
+        if job.get("archive"):
+            await self.staging.remove(job)
 
     async def _chunk(self, job: dict[str, Any], dataset: Dataset, indexes: list[int]) -> None:
         """Probe a chunk's images concurrently, store them as one group, then send each one's annotations

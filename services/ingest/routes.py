@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.ingest import import_views, views
+from services.ingest import archive_imports, import_views, views
 from services.ingest.domain.model import ImageOut
 from services.ingest.import_views import ImportOut, ImportRequest
 from services.ingest.results import BatchResult
@@ -42,6 +42,28 @@ def _multipart(file_field: str, description: str, many: bool) -> dict:
             }
         },
     }
+
+
+ARCHIVE_UPLOAD = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["archive", "kind"],
+                "properties": {
+                    "kind": {"type": "string", "enum": ["folder", "coco", "yolo", "voc"]},
+                    "path": {"type": "string", "description": "Where the dataset starts inside the archive (default: its single top folder, or its root; '.' for the root)"},
+                    "dataset": {"type": "string", "description": "Dataset name (default: the archive's name without extension)"},
+                    "tags": TEXT_FIELDS["tags"],
+                    "licence": {"type": "string"},
+                    "author": {"type": "string"},
+                    "archive": {"type": "string", "format": "binary", "description": "The archive"},
+                },
+            }
+        }
+    },
+}
 
 
 def _json(model) -> dict:
@@ -127,6 +149,23 @@ def endpoints() -> list[Endpoint]:
             parameters=[IDEMPOTENCY_KEY],
             request_body=_json(ImportRequest),
             responses={202: ImportOut, 400: "Malformed body", 403: "Path outside CORPUS_IMPORT_ROOTS", 422: "Unknown kind or missing path"},
+        ),
+        Endpoint(
+            "POST",
+            "/v1/imports:upload",
+            archive_imports.upload_import,
+            "Start a dataset import from an uploaded archive (zip, tar, tar.gz/bz2/xz)",
+            permission=Permission.INGEST,
+            tag="imports",
+            parameters=[IDEMPOTENCY_KEY],
+            request_body=ARCHIVE_UPLOAD,
+            responses={
+                202: ImportOut,
+                400: "Malformed form",
+                413: "Archive over CORPUS_IMPORT_ARCHIVE_MAX_BYTES",
+                415: "Not multipart/form-data",
+                422: "Unknown kind; not an archive; an unsafe member (absolute, '..', link); expands past the caps",
+            },
         ),
         Endpoint(
             "GET",

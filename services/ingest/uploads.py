@@ -24,7 +24,7 @@ def too_large(what: str, limit: int) -> Problem:
     )
 
 
-def _disposition(part: BodyPartReader) -> tuple[str | None, str | None]:
+def disposition(part: BodyPartReader) -> tuple[str | None, str | None]:
     """(name, filename) of a part from one parse of its Content-Disposition.
 
     aiohttp's ``part.name`` and ``part.filename`` each parse the header again, and
@@ -48,17 +48,12 @@ async def _drain(part: BodyPartReader) -> None:
         pass
 
 
-def _require_multipart(request: web.Request) -> None:
+def require_multipart(request: web.Request, hint: str = "Send multipart/form-data with the image in a part named 'file'.") -> None:
     if not request.content_type.startswith("multipart/form-data"):
-        raise Problem(
-            415,
-            "Unsupported Media Type",
-            "Send multipart/form-data with the image in a part named 'file'.",
-            type_=problem_type("unsupported-media-type"),
-        )
+        raise Problem(415, "Unsupported Media Type", hint, type_=problem_type("unsupported-media-type"))
 
 
-async def _text(part: BodyPartReader, name: str) -> str:
+async def read_text_field(part: BodyPartReader, name: str) -> str:
     return (await _read_capped(part, FIELD_LIMIT, f"The field '{name}'")).decode("utf-8", errors="replace").strip()
 
 
@@ -90,7 +85,7 @@ def _submission(data: bytes, filename: str | None, fields: dict[str, str], uploa
 
 async def read_submission(request: web.Request, max_bytes: int, uploader: str | None = None) -> Submission:
     """One image: a part named 'file' and optional text fields."""
-    _require_multipart(request)
+    require_multipart(request)
     reader = await request.multipart()
     data: bytes | None = None
     filename: str | None = None
@@ -98,14 +93,14 @@ async def read_submission(request: web.Request, max_bytes: int, uploader: str | 
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise Problem(400, "Bad Request", "Nested multipart bodies are not accepted.")
-        name, part_filename = _disposition(part)
+        name, part_filename = disposition(part)
         if name == "file":
             if data is not None:
                 raise Problem(400, "Bad Request", "Send one part named 'file' per request (or use /v1/images:batch).")
             filename = part_filename
             data = await _read_capped(part, max_bytes, f"The file {filename or ''}".strip())
         elif name in TEXT_FIELDS:
-            fields[name] = await _text(part, name)
+            fields[name] = await read_text_field(part, name)
         else:
             raise _unknown(name, "file")
     if data is None:
@@ -130,14 +125,14 @@ async def read_batch(
     the per-file cap is reported for itself and skipped; the whole request is
     refused only past the total cap.
     """
-    _require_multipart(request)
+    require_multipart(request)
     reader = await request.multipart()
     fields: dict[str, str] = {}
     index = total = 0
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise Problem(400, "Bad Request", "Nested multipart bodies are not accepted.")
-        name, filename = _disposition(part)
+        name, filename = disposition(part)
         if name in ("files", "file"):
             buf = bytearray()
             over = False
@@ -155,7 +150,7 @@ async def read_batch(
                 yield BatchPart(index, filename, _submission(bytes(buf), filename, fields, uploader))
             index += 1
         elif name in TEXT_FIELDS:
-            fields[name] = await _text(part, name)
+            fields[name] = await read_text_field(part, name)
         else:
             await _drain(part)
             raise _unknown(name, "files")

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -110,6 +111,14 @@ class BlobStore:
                 response.release_conn()
 
         return await self._run(read)
+
+    async def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> None:
+        """Store a file of any size (the SDK sends it in parts past 64 MiB), from a worker thread."""
+        await self._run(self._client.fput_object, self.bucket, key, str(path), content_type=content_type, part_size=64 * 1024**2)
+
+    async def get_file(self, key: str, path: Path) -> None:
+        """Write an object to a file (through a temporary name, so a half-written file never has ``path``)."""
+        await self._run(self._client.fget_object, self.bucket, key, str(path))
 
     async def exists(self, key: str) -> bool:
         return await self.modified(key) is not None

@@ -68,6 +68,16 @@ async def own_names(names):
     await remove_test_data(CorpusSettings(**own))
 
 
+@pytest.fixture
+async def own_db(own_names):
+    """The database of ``own_names``."""
+    from shared.clients.mongo import database, mongo_client
+
+    client = mongo_client(CorpusSettings(**own_names))
+    yield database(client, CorpusSettings(**own_names))
+    await client.close()
+
+
 @dataclass
 class Listener:
     """A minimal HTTP server: ``routes`` maps a path to (status, headers, body)."""

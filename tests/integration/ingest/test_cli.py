@@ -1,6 +1,7 @@
 """``corpus ingest files`` and ``corpus import folder`` against an ingest app on the real stack."""
 
 import asyncio
+import re
 
 from typer.testing import CliRunner
 
@@ -37,3 +38,18 @@ async def test_cli_import_follows_the_job_to_its_end(own_names, make_ingest, tmp
     assert "done" in result.output and "cli-pets" in result.output
     outside = await asyncio.to_thread(_invoke, "import", "folder", "/etc", "--url", url)
     assert outside.exit_code == 1 and "outside the import roots" in " ".join(outside.output.split())
+
+
+async def test_cli_uploads_an_archive_and_follows_its_import(own_names, make_ingest, tmp_path):
+    from tests.integration.ingest.test_archive_imports import pets_tree, zipped
+
+    client = await make_ingest(**own_names, consume_submissions=False, import_poll_seconds=0.2, import_staging_dir=tmp_path / "staging")
+    url = str(client.make_url("")).rstrip("/")
+    (tmp_path / "pets.zip").write_bytes(zipped(pets_tree()))
+    result = await asyncio.to_thread(_invoke, "import", "archive", str(tmp_path / "pets.zip"), "--kind", "folder", "--url", url)
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "done" in flat and "pets" in flat and re.search(r"ingested\W+4\b", flat), flat
+    (tmp_path / "slip.zip").write_bytes(zipped({"../evil.png": b"x"}))
+    refused = await asyncio.to_thread(_invoke, "import", "archive", str(tmp_path / "slip.zip"), "--kind", "folder", "--url", url)
+    assert refused.exit_code == 1 and "outside the import's folder" in " ".join(refused.output.split())

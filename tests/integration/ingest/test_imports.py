@@ -3,21 +3,12 @@
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from shared.clients.mongo import database, mongo_client
-from shared.settings import CorpusSettings
 from tests.conftest import ADMIN
 from services.ingest.adapters.repository import IMAGES
 from shared.outbox import OUTBOX
 from tests.conftest import eventually
 from tests.photos import require_coco
 from tests.unit.ingest.datasets import make_folder, make_voc, make_yolo
-
-
-@pytest.fixture
-async def own_db(own_names):
-    client = mongo_client(CorpusSettings(**own_names))
-    yield database(client, CorpusSettings(**own_names))
-    await client.close()
 
 
 @pytest.fixture
@@ -43,12 +34,17 @@ async def run_import(client, **body) -> dict:
     assert response.status == 202, await response.text()
     job = await response.json()
     assert response.headers["Location"] == f"/v1/imports/{job['id']}"
+    return await finished(client, job["id"])
 
-    async def finished():
-        current = await (await client.get(f"/v1/imports/{job['id']}")).json()
+
+async def finished(client, job_id: str) -> dict:
+    """The job once it has ended (done or failed)."""
+
+    async def ended():
+        current = await (await client.get(f"/v1/imports/{job_id}")).json()
         return current if current["status"] in ("done", "failed") else None
 
-    return await eventually(finished, timeout=180, interval=0.3)
+    return await eventually(ended, timeout=180, interval=0.3)
 
 
 async def _annotation_events(mongo_db, import_id: str) -> list[dict]:
