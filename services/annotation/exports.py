@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 
 from services.annotation.adapters.archive import build_zip
 from services.annotation.domain import export_formats
 from services.annotation.domain.errors import InvalidAnnotation, NotFound
+from services.annotation.domain.model import ExportFormat as Format
 from services.annotation.service import AnnotationDeps
 from shared.clients.blobs import BlobStore
 from shared.readmodels import IMAGES
 
-Format = Literal["coco", "yolo", "voc"]
-FOLDERS = {"coco": "images", "yolo": "images", "voc": "JPEGImages"}
+FOLDERS = {"coco": "images", "yolo": "images", "yolo-seg": "images", "voc": "JPEGImages"}
+WRITERS = {"yolo": export_formats.yolo, "yolo-seg": export_formats.yolo_seg, "voc": export_formats.voc}
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "TIFF": "tif", "WEBP": "webp", "BMP": "bmp"}
 
 
@@ -56,11 +58,14 @@ async def export_archive(
         label = await deps.labels.get(label_id)
         parent = (await deps.labels.get(label["parent_id"]))["name"] if label.get("parent_id") else None
         labels[label_id] = {**label, "parent": parent}
-    if fmt == "coco":
-        document = export_formats.coco(images, annotations, labels, id_scheme)
-        files = {"annotations/instances.json": json.dumps(document)}
-    elif fmt == "yolo":
-        files = export_formats.yolo(images, annotations, labels)
-    else:
-        files = export_formats.voc(images, annotations, labels)
+    # A worker thread: rasterising and tracing masks for thousands of images would hold up the event loop.
+    files = await asyncio.to_thread(_annotation_files, fmt, images, annotations, labels, id_scheme)
     return await build_zip(blobs, images, FOLDERS[fmt], files)
+
+
+def _annotation_files(
+    fmt: Format, images: list[dict], annotations: list[dict], labels: dict[str, dict], id_scheme: str | None
+) -> Mapping[str, str | bytes]:
+    if fmt == "coco":
+        return {"annotations/instances.json": json.dumps(export_formats.coco(images, annotations, labels, id_scheme))}
+    return WRITERS[fmt](images, annotations, labels)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from services.annotation.domain.model import AnnotationOut
+from typing import get_args
+
+from services.annotation.domain.model import AnnotationOut, ExportFormat
 from services.annotation.views import annotations as a
 from services.annotation.views import exports as ex
 from services.annotation.views import labels as lb
@@ -83,9 +85,10 @@ def user_endpoints() -> list[Endpoint]:
 
 def export_endpoints() -> list[Endpoint]:
     return [
-        Endpoint("POST", "/v1/exports", ex.create_export, "Download images and annotations as COCO, YOLO or VOC (zip)", Permission.READ, "exports",
-                 request_body=_body('{"format": "coco|yolo|voc", "image_ids": [...]} or {"dataset": "..."}'),
-                 responses={200: "application/zip", 404: "Unknown image ids", 413: "Too many images", 422: "No selection"}),
+        Endpoint("POST", "/v1/exports", ex.create_export, "Download images and annotations as COCO, YOLO, YOLO segmentation or VOC (zip)",
+                 Permission.READ, "exports", request_body=_body(f'{{"format": "{"|".join(get_args(ExportFormat))}", "image_ids": [...]}} or {{"dataset": "..."}}'),
+                 responses={200: "application/zip", 404: "Unknown image ids", 413: "Too many images",
+                            422: "No selection, an unknown format, or more classes or objects than VOC's PNGs number"}),
     ]  # fmt: skip
 
 

@@ -14,9 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.annotation.domain.model import ExportFormat
+
 annotation_app = typer.Typer(no_args_is_help=True, help="Labels, annotation history and revert.")
 users_app = typer.Typer(no_args_is_help=True, help="Users, roles and API keys (admin).")
-export_app = typer.Typer(help="Download images with their annotations as COCO, YOLO or Pascal VOC.")
+export_app = typer.Typer(help="Download images with their annotations as COCO, YOLO, YOLO segmentation or Pascal VOC.")
 console = Console()
 
 URL = typer.Option("http://127.0.0.1:8002", "--url", envvar="CORPUS_ANNOTATION_URL", help="The annotation service")
@@ -107,7 +109,9 @@ def revert(annotation_id: str, version: int, url: str = URL, key: str = KEY) -> 
 @export_app.callback(invoke_without_command=True)
 def export(
     out: Path = typer.Option(..., "--out", help="The zip file to write"),
-    fmt: str = typer.Option("coco", "--format", help="coco, yolo or voc"),
+    fmt: ExportFormat = typer.Option(
+        "coco", "--format", help="coco, yolo (boxes), yolo-seg (polygons and masks as outlines) or voc (boxes, segmentation PNGs)"
+    ),
     image_id: list[str] = typer.Option(None, "--image-id", help="An image to export (repeatable)"),
     dataset: str = typer.Option(None, "--dataset", help="Or: every image with annotations from this dataset"),
     search: str = typer.Option(

@@ -2,7 +2,8 @@
 
 Blobs are read from MinIO (thread pool, inside BlobStore); the zip is
 written in a worker thread, so compression never blocks the event loop.
-Photos are stored as they are (already compressed); text files are deflated.
+Photos and other binary members (PNG label images) are stored as they are
+(already compressed); text files are deflated.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import asyncio
 import os
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from shared.clients.blobs import BlobStore, original_key
 
 
-async def build_zip(blobs: BlobStore, images: list[dict], folder: str, files: dict[str, str]) -> Path:
+async def build_zip(blobs: BlobStore, images: list[dict], folder: str, files: Mapping[str, str | bytes]) -> Path:
     """Write ``files`` and every image (under ``folder/<file_name>``) to a new temporary zip; return its path."""
     handle, name = tempfile.mkstemp(prefix="corpus-export-", suffix=".zip")
     os.close(handle)
@@ -27,8 +29,9 @@ async def build_zip(blobs: BlobStore, images: list[dict], folder: str, files: di
             for image in images:
                 data = await blobs.get(original_key(image["sha256"]))
                 await asyncio.to_thread(archive.writestr, f"{folder}/{image['file_name']}", data, zipfile.ZIP_STORED)
-            for member, text in files.items():
-                await asyncio.to_thread(archive.writestr, member, text)
+            for member, content in files.items():
+                compression = zipfile.ZIP_STORED if isinstance(content, bytes) else None  # None: the archive's deflate
+                await asyncio.to_thread(archive.writestr, member, content, compression)
         finally:
             await asyncio.to_thread(archive.close)
     except BaseException:

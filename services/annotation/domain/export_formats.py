@@ -1,19 +1,27 @@
-"""COCO, YOLO and Pascal VOC documents from annotations: pure functions, no I/O.
+"""COCO, YOLO (boxes and segmentation) and Pascal VOC (boxes and segmentation PNGs) from annotations:
+pure functions, no I/O.
 
 Inputs are plain dicts: ``images`` ({id, file_name, width, height}),
 ``annotations`` (stored annotation documents) and ``labels`` (id → {name,
 parent, external_ids}). Category ids come from the labels' external ids
 under ``id_scheme`` (e.g. the dataset name an import used) when they are
 integers, so a COCO import exports with its own category ids; other labels
-get the next free numbers.
+get the next free numbers. YOLO and VOC number classes by sorted label name
+and carry no keypoints (a keypoints annotation with a box exports the box) and
+no image-level classifications.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from itertools import cycle
 from pathlib import PurePosixPath
 from typing import Any
 from xml.etree import ElementTree as ET
+
+from services.annotation.domain import segmentation
+from services.annotation.domain.errors import InvalidAnnotation
 
 GEOMETRIC = ("bbox", "polygon", "mask", "keypoints")
 
@@ -59,44 +67,143 @@ def coco(images: list[dict], annotations: list[dict], labels: dict[str, dict], i
     }
 
 
-def yolo(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> dict[str, str]:
-    """``classes.txt``, ``data.yaml`` and one ``labels/<stem>.txt`` per image: ``class cx cy w h``, normalised."""
+def _class_names(annotations: list[dict], labels: dict[str, dict]) -> list[str]:
+    """The annotations' label names, sorted: the class order of YOLO (from 0) and VOC (from 1)."""
+    return sorted({labels[a["label_id"]]["name"] for a in annotations})
+
+
+def _by_image(images: list[dict], annotations: list[dict]) -> dict[str, list[dict]]:
+    by_image: dict[str, list[dict]] = {image["id"]: [] for image in images}
+    for a in annotations:
+        by_image[a["image_id"]].append(a)
+    return by_image
+
+
+def _stem(image: dict) -> str:
+    return PurePosixPath(image["file_name"]).stem
+
+
+def _box_coordinates(a: dict, width: int, height: int) -> list[str]:
+    x, y, w, h = a["bbox"]
+    return [f"{(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} {w / width:.6f} {h / height:.6f}"]
+
+
+def _ring_coordinates(a: dict, width: int, height: int) -> list[str]:
+    """``x1 y1 ... xn yn`` per ring, normalised and clamped to [0, 1]; none for an annotation without an outline."""
+    if not segmentation.has_shape(a):
+        return []
+    rings = a.get("polygon") or segmentation.outer_rings(segmentation.mask_of(a, height, width))
+    return [" ".join(f"{min(max(v / size, 0.0), 1.0):.6f}" for v, size in zip(ring, cycle((width, height)))) for ring in rings]
+
+
+def _yolo(
+    images: list[dict], annotations: list[dict], labels: dict[str, dict], coordinates: Callable[[dict, int, int], list[str]]
+) -> dict[str, str]:
+    """``classes.txt``, ``data.yaml`` and one ``labels/<stem>.txt`` per image: ``class <coordinates>`` lines."""
     boxed = [a for a in annotations if a.get("bbox")]
-    names = sorted({labels[a["label_id"]]["name"] for a in boxed})
+    names = _class_names(boxed, labels)
     index = {name: n for n, name in enumerate(names)}
     files = {"classes.txt": "".join(f"{name}\n" for name in names)}
     files["data.yaml"] = "path: .\ntrain: images\nval: images\nnames:\n" + "".join(
         f"  {n}: {json.dumps(name)}\n" for n, name in enumerate(names)
     )
-    by_image: dict[str, list[str]] = {image["id"]: [] for image in images}
-    sizes = {image["id"]: (image["width"], image["height"]) for image in images}
-    for a in boxed:
-        (x, y, w, h), (width, height) = a["bbox"], sizes[a["image_id"]]
-        cls = index[labels[a["label_id"]]["name"]]
-        by_image[a["image_id"]].append(f"{cls} {(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} {w / width:.6f} {h / height:.6f}")
+    objects = _by_image(images, boxed)
     for image in images:
-        files[f"labels/{PurePosixPath(image['file_name']).stem}.txt"] = "".join(f"{line}\n" for line in by_image[image["id"]])
+        files[f"labels/{_stem(image)}.txt"] = "".join(
+            f"{index[labels[a['label_id']]['name']]} {line}\n"
+            for a in objects[image["id"]]
+            for line in coordinates(a, image["width"], image["height"])
+        )
     return files
 
 
-def voc(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> dict[str, str]:
-    """One ``Annotations/<stem>.xml`` per image, boxes as xmin/ymin/xmax/ymax pixels."""
-    files = {}
+def yolo(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> dict[str, str]:
+    """YOLO detection: ``class cx cy w h`` per box, normalised."""
+    return _yolo(images, annotations, labels, _box_coordinates)
+
+
+def yolo_seg(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> dict[str, str]:
+    """YOLO segmentation (Ultralytics): ``class x1 y1 x2 y2 ... xn yn`` per outline, normalised, 6 decimals.
+
+    A polygon gives one line per ring (a line holds one outline, so a polygon in several parts is several
+    lines); a mask gives one line per outer contour traced from its pixels (holes are dropped, see
+    :func:`segmentation.outer_rings`). Boxes and keypoints without an outline are left out. ``classes.txt``
+    and ``data.yaml`` are those of :func:`yolo` for the same selection, so class indices agree between the two.
+    """
+    return _yolo(images, annotations, labels, _ring_coordinates)
+
+
+def voc(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> dict[str, str | bytes]:
+    """Pascal VOC: ``Annotations/<stem>.xml`` per image (boxes as xmin/ymin/xmax/ymax pixels), ``labelmap.txt``
+    and, for each image with polygons or masks, VOC's segmentation PNGs.
+
+    ``SegmentationClass/<stem>.png`` holds each object's class index: 1-based in the sorted label names,
+    the order ``labelmap.txt`` lists them in after ``background`` (CVAT's ``name:r,g,b::`` lines).
+    ``SegmentationObject/<stem>.png`` holds each object's position in the XML's ``<object>`` list (from 1),
+    and the XML says ``<segmented>1</segmented>``. Both are palette PNGs of the image's size with the VOC
+    colour map, 0 for background. Objects are painted in ``<object>`` order, so where two overlap the later
+    one covers the earlier in both PNGs; a box-only object in a segmented image has no pixels. VOC's 255
+    (void) outline around each object is not drawn. ``ImageSets/Segmentation/default.txt`` lists the
+    images that have PNGs; images with boxes only have their XML alone.
+    """
+    boxed = [a for a in annotations if a.get("bbox")]
+    names = _class_names(boxed, labels)
+    classes = {name: n for n, name in enumerate(names, start=1)}
+    files: dict[str, str | bytes] = {"labelmap.txt": _labelmap(names)}
+    objects, segmented = _by_image(images, boxed), []
     for image in images:
-        root = ET.Element("annotation")
-        ET.SubElement(root, "folder").text = "JPEGImages"
-        ET.SubElement(root, "filename").text = image["file_name"]
-        size = ET.SubElement(root, "size")
-        for tag, value in (("width", image["width"]), ("height", image["height"]), ("depth", 3)):
-            ET.SubElement(size, tag).text = str(value)
-        for a in (a for a in annotations if a["image_id"] == image["id"] and a.get("bbox")):
-            obj = ET.SubElement(root, "object")
-            ET.SubElement(obj, "name").text = labels[a["label_id"]]["name"]
-            ET.SubElement(obj, "difficult").text = "0"
-            box = ET.SubElement(obj, "bndbox")
-            x, y, w, h = a["bbox"]
-            for tag, value in (("xmin", x), ("ymin", y), ("xmax", x + w), ("ymax", y + h)):
-                ET.SubElement(box, tag).text = str(round(value))
-        ET.indent(root)
-        files[f"Annotations/{PurePosixPath(image['file_name']).stem}.xml"] = ET.tostring(root, encoding="unicode")
+        own, stem = objects[image["id"]], _stem(image)
+        shaped = any(segmentation.has_shape(a) for a in own)
+        files[f"Annotations/{stem}.xml"] = _voc_xml(image, own, labels, shaped)
+        if shaped:
+            pngs = _voc_pngs(image, own, [classes[labels[a["label_id"]]["name"]] for a in own])
+            files[f"SegmentationClass/{stem}.png"], files[f"SegmentationObject/{stem}.png"] = pngs
+            segmented.append(stem)
+    if segmented:
+        files["ImageSets/Segmentation/default.txt"] = "".join(f"{stem}\n" for stem in segmented)
     return files
+
+
+def _labelmap(names: list[str]) -> str:
+    lines = [f"{name}:{','.join(map(str, segmentation.voc_colour(n)))}::\n" for n, name in enumerate(["background", *names])]
+    return "# label:color_rgb:parts:actions\n" + "".join(lines)
+
+
+def _voc_xml(image: dict, objects: list[dict], labels: dict[str, dict], segmented: bool) -> str:
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = "JPEGImages"
+    ET.SubElement(root, "filename").text = image["file_name"]
+    size = ET.SubElement(root, "size")
+    for tag, value in (("width", image["width"]), ("height", image["height"]), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(value)
+    ET.SubElement(root, "segmented").text = str(int(segmented))
+    for a in objects:
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = labels[a["label_id"]]["name"]
+        ET.SubElement(obj, "difficult").text = "0"
+        box = ET.SubElement(obj, "bndbox")
+        x, y, w, h = a["bbox"]
+        for tag, value in (("xmin", x), ("ymin", y), ("xmax", x + w), ("ymax", y + h)):
+            ET.SubElement(box, tag).text = str(round(value))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode")
+
+
+def _voc_pngs(image: dict, objects: list[dict], classes: list[int]) -> tuple[bytes, bytes]:
+    """The SegmentationClass and SegmentationObject PNGs of one image's objects (with their class indices)."""
+    if len(objects) > segmentation.MAX_INDEX or max(classes) > segmentation.MAX_INDEX:
+        raise InvalidAnnotation(
+            "voc_too_many",
+            f"Pascal VOC segmentation PNGs hold at most {segmentation.MAX_INDEX} classes and {segmentation.MAX_INDEX} "
+            f"objects per image; {image['file_name']} has {len(objects)} objects, with class indices up to {max(classes)}. "
+            "Export fewer labels, or use COCO or yolo-seg.",
+        )
+    height, width = image["height"], image["width"]
+    shaped = [
+        (n, cls, segmentation.mask_of(a, height, width))
+        for n, (a, cls) in enumerate(zip(objects, classes, strict=True), start=1)
+        if segmentation.has_shape(a)
+    ]
+    class_image = segmentation.painted(((cls, mask) for _, cls, mask in shaped), height, width)
+    object_image = segmentation.painted(((n, mask) for n, _, mask in shaped), height, width)
+    return segmentation.palette_png(class_image), segmentation.palette_png(object_image)

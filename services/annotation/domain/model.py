@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.events import utcnow
 
 AnnotationType = Literal["bbox", "polygon", "mask", "keypoints", "classification"]
+# What ``POST /v1/exports`` and ``corpus export --format`` offer (``domain/export_formats.py`` writes them).
+ExportFormat = Literal["coco", "yolo", "yolo-seg", "voc"]
 
 # The fields that make up an annotation's state: what history keeps and diffs.
 STATE_FIELDS = (

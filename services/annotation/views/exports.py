@@ -1,4 +1,6 @@
-"""``POST /v1/exports``: a zip with the images and their annotations as COCO, YOLO or Pascal VOC."""
+"""``POST /v1/exports``: a zip with the images and their annotations as COCO, YOLO (boxes), YOLO
+segmentation (``yolo-seg``: outlines) or Pascal VOC (boxes, and segmentation PNGs for polygons and masks).
+An unknown format is refused with 422, the message naming the formats there are."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ CHUNK = 1024 * 1024
 class ExportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    format: Format = "coco"
+    format: Format = Field(default="coco", description="coco, yolo (boxes), yolo-seg (polygons and masks as outlines) or voc")
     image_ids: list[str] | None = Field(default=None, description="The images to export")
     dataset: str | None = Field(default=None, description="Or: every image with annotations imported from this dataset")
     search: dict[str, Any] | None = Field(

@@ -1,6 +1,6 @@
 """The COCO sample through ``annotations.imported``: 939 annotations, 71 used categories, normalised;
 bad annotations recorded beside the good ones; redelivery creates nothing twice; and export
-(COCO, YOLO, VOC) reproduces the boxes, masks and categories."""
+(COCO, YOLO, YOLO segmentation, VOC with its segmentation PNGs) reproduces the boxes, masks and categories."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import hashlib
 import io
 import json
 import zipfile
+from xml.etree import ElementTree as ET
 
 import numpy as np
 import pytest
+from PIL import Image
 from pycocotools import mask as coco_mask
 
 from services.annotation.adapters.store import ANNOTATIONS, IMPORT_ERRORS, LABELS
@@ -193,6 +195,90 @@ async def test_yolo_and_voc_exports(imported, annotation_client):
     xml = voc.read("Annotations/000000000009.xml").decode()
     assert xml.count("<object>") == len(ours) and "<width>640</width>" in xml
     assert "JPEGImages/000000000009.jpg" in voc.namelist()
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return (a & b).sum() / (a | b).sum()
+
+
+def _png(archive: zipfile.ZipFile, name: str) -> np.ndarray:
+    image = Image.open(io.BytesIO(archive.read(name)))
+    assert image.mode == "P"
+    return np.array(image)
+
+
+SEGMENTED = "000000000257"  # polygons in several parts, and a crowd mask
+
+
+def _segmented_image(imported) -> tuple[dict, list[dict], dict[int, str], str]:
+    """That sample image: its COCO entry, its annotations, the category names (normalised) and its image id."""
+    data = imported["data"]
+    image = next(i for i in data["images"] if i["file_name"] == f"{SEGMENTED}.jpg")
+    ours = [a for a in data["annotations"] if a["image_id"] == image["id"]]
+    assert any(a["iscrowd"] for a in ours) and any(len(a["segmentation"]) > 1 for a in ours if not a["iscrowd"])
+    names = {c["id"]: normalize_name(c["name"]) for c in data["categories"]}
+    return image, ours, names, imported["image_ids"][image["id"]]
+
+
+def _box_key(name: str, bbox: list[float]) -> tuple:
+    x, y, w, h = bbox
+    return name, round(x), round(y), round(x + w), round(y + h)
+
+
+def _voc_key(obj: ET.Element) -> tuple:
+    return obj.find("name").text, *(int(obj.find(f"bndbox/{t}").text) for t in ("xmin", "ymin", "xmax", "ymax"))
+
+
+async def test_voc_segmentation_pngs_reproduce_the_polygons_and_masks(imported, annotation_client):
+    """The SegmentationObject PNG shows each <object> where pycocotools decodes its source annotation,
+    less what later objects cover (IoU >= 0.99); the SegmentationClass PNG holds the index labelmap.txt
+    gives its label."""
+    image, ours, names, image_id = _segmented_image(imported)
+    height, width = image["height"], image["width"]
+    by_box = {_box_key(names[a["category_id"]], a["bbox"]): a for a in ours}
+    assert len(by_box) == len(ours)  # each <object> names its source by label and box
+
+    voc = await _export(annotation_client, format="voc", image_ids=[image_id])
+    root = ET.fromstring(voc.read(f"Annotations/{SEGMENTED}.xml"))
+    assert root.find("segmented").text == "1"
+    objects = [by_box[_voc_key(obj)] for obj in root.findall("object")]
+    assert len(objects) == len(ours)
+    instances, classes = _png(voc, f"SegmentationObject/{SEGMENTED}.png"), _png(voc, f"SegmentationClass/{SEGMENTED}.png")
+    assert instances.shape == classes.shape == (height, width)
+    labelmap = [line.split(":")[0] for line in voc.read("labelmap.txt").decode().splitlines() if not line.startswith("#")]
+    covered = np.zeros((height, width), bool)
+    for n in range(len(objects), 0, -1):  # from the top: a later object covers the earlier ones
+        source = _mask(objects[n - 1]["segmentation"], height, width).astype(bool)
+        visible = source & ~covered
+        assert _iou(instances == n, visible) >= 0.99 if visible.any() else not (instances == n).any(), n
+        assert np.all(classes[instances == n] == labelmap.index(names[objects[n - 1]["category_id"]]))
+        covered |= source
+    assert np.array_equal(classes > 0, covered)
+    assert voc.read("ImageSets/Segmentation/default.txt").decode() == f"{SEGMENTED}\n"
+
+
+async def test_yolo_seg_export_has_every_polygon_ring_and_the_traced_mask(imported, annotation_client):
+    image, ours, names, image_id = _segmented_image(imported)
+    height, width = image["height"], image["width"]
+    archive = await _export(annotation_client, format="yolo-seg", image_ids=[image_id])
+    assert f"images/{SEGMENTED}.jpg" in archive.namelist() and archive.read("data.yaml").startswith(b"path: .")
+    classes = archive.read("classes.txt").decode().splitlines()
+    rows = [line.split() for line in archive.read(f"labels/{SEGMENTED}.txt").decode().splitlines()]
+    lines = [(classes[int(cls)], [float(v) for v in coords]) for cls, *coords in rows]
+    for a in (a for a in ours if not a["iscrowd"]):
+        for ring in a["segmentation"]:  # one line per ring, normalised
+            expected = (names[a["category_id"]], pytest.approx([v / (width, height)[k % 2] for k, v in enumerate(ring)], abs=1e-6))
+            lines.remove(next(line for line in lines if line == expected))
+    [crowd] = [a for a in ours if a["iscrowd"]]
+    assert lines and {name for name, _ in lines} == {names[crowd["category_id"]]}  # what is left: the mask's outline
+    rings = [[v * (width, height)[k % 2] for k, v in enumerate(coords)] for _, coords in lines]
+    assert _iou(_mask(rings, height, width).astype(bool), _mask(crowd["segmentation"], height, width).astype(bool)) > 0.95
+
+
+async def test_an_unknown_format_is_refused_naming_the_formats(annotation_client):
+    response = await annotation_client.post("/v1/exports", json={"format": "yolov8", "image_ids": ["x"]})
+    assert response.status == 422
+    assert "'coco', 'yolo', 'yolo-seg' or 'voc'" in (await response.json())["errors"][0]["msg"]
 
 
 async def _until_search_shows(search_client, expected: set[str], **params: str) -> None:

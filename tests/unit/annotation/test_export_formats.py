@@ -1,10 +1,20 @@
-"""Export formats as pure functions: category ids from external ids, YOLO normalisation, VOC boxes."""
+"""Export formats as pure functions: category ids from external ids, YOLO normalisation, VOC boxes;
+VOC segmentation PNGs and YOLO segmentation outlines, compared with pycocotools' own decoding."""
 
 from __future__ import annotations
 
+import io
 from xml.etree import ElementTree as ET
 
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as coco_mask
+
 from services.annotation.domain import export_formats
+from services.annotation.domain.errors import InvalidAnnotation
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 
 IMAGES = [{"id": "i1", "file_name": "a.jpg", "width": 200, "height": 100}]
 LABELS = {
@@ -36,3 +46,100 @@ def test_voc_boxes_are_corners():
     box = xml.find("object/bndbox")
     assert [box.find(t).text for t in ("xmin", "ymin", "xmax", "ymax")] == ["10", "20", "60", "60"]
     assert len(xml.findall("object")) == 2
+
+
+# --- segmentation: VOC PNGs and YOLO outlines, checked against pycocotools' own decoding -------------
+
+W, H = 64, 48
+SEG_IMAGES = [{"id": "s", "file_name": "seg.jpg", "width": W, "height": H}, {"id": "b", "file_name": "box.png", "width": W, "height": H}]
+SEG_LABELS = {"cat": {"name": "cat"}, "dog": {"name": "dog"}}
+YY, XX = np.mgrid[:H, :W]
+DISC = np.asfortranarray(((XX - 32) ** 2 + (YY - 24) ** 2 < 10**2).astype(np.uint8))  # overlaps SQUARE's right side
+
+
+def _rle(mask: np.ndarray) -> dict:
+    encoded = coco_mask.encode(np.asfortranarray(mask))
+    return {"size": encoded["size"], "counts": encoded["counts"].decode()}
+
+
+SQUARE = {"image_id": "s", "label_id": "dog", "type": "polygon", "bbox": [10, 10, 20, 20], "polygon": [[10, 10, 30, 10, 30, 30, 10, 30]]}
+CIRCLE = {"image_id": "s", "label_id": "cat", "type": "mask", "bbox": [23, 15, 19, 19], "rle": _rle(DISC)}
+BOX = {"image_id": "s", "label_id": "cat", "type": "bbox", "bbox": [1, 1, 5, 5]}
+BOX_ONLY = {"image_id": "b", "label_id": "dog", "type": "bbox", "bbox": [2, 2, 8, 8]}
+SEG_ANNOTATIONS = [BOX, SQUARE, CIRCLE, BOX_ONLY]  # objects 1, 2, 3 of seg.jpg; cat is class 1, dog class 2
+
+
+def _png(files: dict, name: str) -> np.ndarray:
+    image = Image.open(io.BytesIO(files[name]))
+    assert image.mode == "P" and image.size == (W, H)
+    assert image.getpalette()[:9] == [0, 0, 0, 128, 0, 0, 0, 128, 0]  # VOC colours: background, 1, 2
+    return np.array(image)
+
+
+def test_voc_polygon_square_rasterises_to_its_pixels_with_its_class_index():
+    files = export_formats.voc(SEG_IMAGES, [BOX, SQUARE], SEG_LABELS)
+    classes = _png(files, "SegmentationClass/seg.png")
+    assert np.count_nonzero(classes) == 20 * 20 and np.all(classes[10:30, 10:30] == 2)  # dog, second in name order
+    assert files["labelmap.txt"].splitlines()[1:] == ["background:0,0,0::", "cat:128,0,0::", "dog:0,128,0::"]
+    objects = _png(files, "SegmentationObject/seg.png")
+    assert np.array_equal(objects, np.where(classes == 2, 2, 0))  # the square is the second <object>; the box has no pixels
+
+
+def test_voc_rle_mask_round_trips_through_segmentation_object():
+    files = export_formats.voc(SEG_IMAGES, [CIRCLE], SEG_LABELS)
+    objects = _png(files, "SegmentationObject/seg.png")
+    assert np.array_equal(objects == 1, coco_mask.decode(CIRCLE["rle"]).astype(bool))
+
+
+def test_voc_paints_later_objects_over_earlier_ones_in_xml_order():
+    files = export_formats.voc(SEG_IMAGES, SEG_ANNOTATIONS, SEG_LABELS)
+    xml = ET.fromstring(files["Annotations/seg.xml"])
+    assert xml.find("segmented").text == "1" and [o.find("name").text for o in xml.findall("object")] == ["cat", "dog", "cat"]
+    square = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(SQUARE["polygon"], H, W))).astype(bool)
+    disc = DISC.astype(bool)
+    assert (square & disc).any()
+    objects, classes = _png(files, "SegmentationObject/seg.png"), _png(files, "SegmentationClass/seg.png")
+    assert np.array_equal(objects, np.select([disc, square], [3, 2], 0))
+    assert np.array_equal(classes, np.select([disc, square], [1, 2], 0))
+
+
+def test_voc_images_with_boxes_only_keep_their_xml_alone():
+    files = export_formats.voc(SEG_IMAGES, SEG_ANNOTATIONS, SEG_LABELS)
+    assert ET.fromstring(files["Annotations/box.xml"]).find("segmented").text == "0"
+    assert "SegmentationClass/box.png" not in files and "SegmentationObject/box.png" not in files
+    assert files["ImageSets/Segmentation/default.txt"] == "seg\n"
+    boxes_only = export_formats.voc(SEG_IMAGES, [BOX, BOX_ONLY], SEG_LABELS)
+    assert not [name for name in boxes_only if name.endswith(".png") or name.startswith("ImageSets/")]
+
+
+def test_voc_refuses_more_objects_than_a_png_can_number():
+    many = [BOX] * 254 + [SQUARE]
+    with pytest.raises(InvalidAnnotation) as caught:
+        export_formats.voc(SEG_IMAGES, many, SEG_LABELS)
+    assert caught.value.reason == "voc_too_many"
+    assert len(ET.fromstring(export_formats.voc(SEG_IMAGES, [BOX] * 300, SEG_LABELS)["Annotations/seg.xml"]).findall("object")) == 300
+
+
+def _outlines(text: str) -> list[tuple[int, list[float]]]:
+    return [(int(line.split()[0]), [float(v) for v in line.split()[1:]]) for line in text.splitlines()]
+
+
+def test_yolo_seg_lines_are_the_polygon_rings_normalised():
+    two_rings = {**SQUARE, "polygon": [[10, 10, 30, 10, 30, 30, 10, 30], [40, 5, 60, 5, 50, 45]]}
+    files = export_formats.yolo_seg(SEG_IMAGES, [BOX, two_rings, BOX_ONLY], SEG_LABELS)
+    assert files["classes.txt"] == export_formats.yolo(SEG_IMAGES, [BOX, two_rings, BOX_ONLY], SEG_LABELS)["classes.txt"] == "cat\ndog\n"
+    lines = _outlines(files["labels/seg.txt"])
+    assert [cls for cls, _ in lines] == [1, 1]  # one line per ring; the box is not an outline
+    for (_, coords), ring in zip(lines, two_rings["polygon"], strict=True):
+        expected = [v / size for v, size in zip(ring, [W, H] * len(ring), strict=False)]
+        assert coords == pytest.approx(expected, abs=5e-7)
+    assert all(len(v.split(".")[1]) == 6 for line in files["labels/seg.txt"].splitlines() for v in line.split()[1:])
+    assert files["labels/box.txt"] == ""  # boxes only: nothing to outline
+
+
+def test_yolo_seg_traces_a_mask_to_an_outline_that_rasterises_back():
+    [(cls, coords)] = _outlines(export_formats.yolo_seg(SEG_IMAGES, [CIRCLE], SEG_LABELS)["labels/seg.txt"])
+    ring = [v * size for v, size in zip(coords, [W, H] * len(coords), strict=False)]
+    again = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects([ring], H, W))).astype(bool)
+    disc = DISC.astype(bool)
+    assert cls == 0 and (again & disc).sum() / (again | disc).sum() > 0.9

@@ -1,0 +1,83 @@
+"""Pixels from annotations and polygons from pixels, for the segmentation exports: pure functions, no I/O.
+
+Polygons and RLE masks are rasterised by pycocotools (the COCO reference
+implementation), so an exported label image has exactly the pixels a COCO
+reader would decode. Masks become polygons by OpenCV's contour tracing.
+Index images are written as palette PNGs with the Pascal VOC devkit's colour
+map, as VOC's ``SegmentationClass`` and ``SegmentationObject`` are.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+from PIL import Image
+from pycocotools import mask as coco_mask
+
+# 0 is background and 255 marks void in VOC label images: 254 classes or objects at the most.
+MAX_INDEX = 254
+
+
+def voc_colour(index: int) -> tuple[int, int, int]:
+    """The VOC devkit's ``labelcolormap``: bits 0, 1, 2 of each three-bit group of ``index`` go to red,
+    green and blue, the first group to the top bit (1 → (128, 0, 0), 15 → (192, 128, 128))."""
+    r = g = b = 0
+    for group in range(8):
+        bits = index >> (3 * group)
+        r |= (bits & 1) << (7 - group)
+        g |= (bits >> 1 & 1) << (7 - group)
+        b |= (bits >> 2 & 1) << (7 - group)
+    return r, g, b
+
+
+PALETTE = [value for index in range(256) for value in voc_colour(index)]
+
+
+def has_shape(annotation: dict) -> bool:
+    """Whether the annotation outlines pixels (a polygon or an RLE mask), not just a box."""
+    return bool(annotation.get("polygon") or annotation.get("rle"))
+
+
+def mask_of(annotation: dict, height: int, width: int) -> np.ndarray:
+    """The annotation's pixels (``height`` × ``width``, 0/1): its polygon rings merged, or its RLE decoded.
+
+    Masks are stored as compressed RLE of the image's size (``domain/rle.py`` checks both on the way in).
+    """
+    if annotation.get("rle"):
+        return coco_mask.decode(annotation["rle"])
+    return coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(annotation["polygon"], height, width)))
+
+
+def painted(layers: Iterable[tuple[int, np.ndarray]], height: int, width: int) -> np.ndarray:
+    """An index image: 0 everywhere, then each layer's value on its pixels, in order (later layers cover earlier)."""
+    out = np.zeros((height, width), np.uint8)
+    for value, mask in layers:
+        out[mask.astype(bool)] = value
+    return out
+
+
+def palette_png(indices: np.ndarray) -> bytes:
+    """A "P"-mode PNG of an index image with the VOC colour map."""
+    image = Image.fromarray(indices)
+    image.putpalette(PALETTE)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def outer_rings(mask: np.ndarray) -> list[list[float]]:
+    """The mask's outer contours as flat rings ``[x1, y1, x2, y2, ...]`` in COCO pixel coordinates.
+
+    OpenCV traces through the centres of the edge pixels, which would shrink a shape by half a pixel all
+    round (a 10×10 square would come back 9×9). So it traces the grid of pixel corners instead, a corner
+    being set when any of its four pixels is: the rings run along pixel edges and rasterise back to the
+    mask except along diagonal steps. Holes are dropped (outer contours only), and parts with at most one
+    pixel between them become one ring.
+    """
+    padded = np.pad(mask.astype(np.uint8), 1)
+    corners = padded[:-1, :-1] | padded[1:, :-1] | padded[:-1, 1:] | padded[1:, 1:]
+    contours, _ = cv2.findContours(corners, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [contour.reshape(-1).astype(float).tolist() for contour in contours]

@@ -1,0 +1,76 @@
+"""Segmentation helpers: the VOC colour map, pycocotools rasterising, and masks traced to outlines that
+rasterise back to the same pixels (synthetic shapes, scikit-image's horse, the COCO sample's crowd masks)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import skimage.data
+from pycocotools import mask as coco_mask
+
+from services.annotation.domain import segmentation
+from tests.photos import require_coco
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+
+
+def _rasterised(rings: list[list[float]], height: int, width: int) -> np.ndarray:
+    return coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(rings, height, width))).astype(bool)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_voc_colours_are_the_devkit_colour_map():
+    # aeroplane, bicycle, bird, boat, dog, person, tvmonitor and void as the VOC2012 devkit lists them
+    expected = {0: (0, 0, 0), 1: (128, 0, 0), 2: (0, 128, 0), 3: (128, 128, 0), 4: (0, 0, 128), 12: (64, 0, 128),
+                15: (192, 128, 128), 20: (0, 64, 128), 255: (224, 224, 192)}  # fmt: skip
+    assert {index: segmentation.voc_colour(index) for index in expected} == expected
+    assert len(segmentation.PALETTE) == 768 and segmentation.PALETTE[15 * 3 : 16 * 3] == [192, 128, 128]
+
+
+def test_a_polygon_and_its_rle_give_the_same_pixels():
+    ring = [3, 2, 17, 4, 12, 15, 2, 11]
+    polygon = {"polygon": [ring]}
+    rle = coco_mask.merge(coco_mask.frPyObjects([ring], 20, 24))
+    mask = {"rle": {"size": rle["size"], "counts": rle["counts"].decode()}}
+    assert np.array_equal(segmentation.mask_of(polygon, 20, 24), segmentation.mask_of(mask, 20, 24))
+    assert segmentation.has_shape(polygon) and segmentation.has_shape(mask) and not segmentation.has_shape({"bbox": [1, 1, 2, 2]})
+
+
+def test_outlines_follow_pixel_edges():
+    mask = np.zeros((30, 40), np.uint8)
+    mask[5:15, 20:30] = 1  # a 10 x 10 square
+    mask[25, 3] = 1  # a single pixel
+    rings = segmentation.outer_rings(mask)
+    assert sorted(sorted(zip(ring[0::2], ring[1::2], strict=True)) for ring in rings) == [
+        [(3, 25), (3, 26), (4, 25), (4, 26)],
+        [(20, 5), (20, 15), (30, 5), (30, 15)],
+    ]
+    assert np.array_equal(_rasterised(rings, 30, 40), mask.astype(bool))
+
+
+def test_outlines_drop_holes():
+    yy, xx = np.mgrid[:60, :60]
+    distance = (xx - 30) ** 2 + (yy - 30) ** 2
+    ring_shape, disc = (distance < 20**2) & (distance > 8**2), distance < 20**2
+    rings = segmentation.outer_rings(ring_shape)
+    assert len(rings) == 1 and _iou(_rasterised(rings, 60, 60), disc) > 0.97
+
+
+def test_a_real_silhouette_traces_to_an_outline_that_rasterises_back():
+    horse = ~skimage.data.horse()  # the horse is the dark part
+    rings = segmentation.outer_rings(horse)
+    assert _iou(_rasterised(rings, *horse.shape), horse) > 0.95
+
+
+def test_the_coco_sample_crowd_masks_trace_to_outlines_that_rasterise_back():
+    data = json.loads((require_coco() / "annotations" / "instances.json").read_text())
+    crowd = [a for a in data["annotations"] if a["iscrowd"]]
+    for a in crowd:
+        height, width = a["segmentation"]["size"]
+        mask = coco_mask.decode(coco_mask.frPyObjects(a["segmentation"], height, width)).astype(bool)
+        assert _iou(_rasterised(segmentation.outer_rings(mask), height, width), mask) > 0.95, a["id"]
