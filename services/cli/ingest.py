@@ -285,3 +285,33 @@ def orphan_blobs(
         console.print(f"[red]re-ingest these images: their blob was removed as they arrived: {', '.join(report['raced'])}[/red]")
     if report["orphans"] and not delete:
         console.print("dry run: nothing removed; run again with --delete to remove the orphans")
+
+
+@ingest_app.command("reband")
+def reband_hashes(
+    radius: int = typer.Option(None, "--radius", min=0, max=15, help="Default: CORPUS_NEAR_DUPLICATE_RADIUS"),
+) -> None:
+    """After CORPUS_NEAR_DUPLICATE_RADIUS changed: give the stored images the pHash bands of the new radius.
+
+    Until then, images stored under the old radius are not found as near-duplicate candidates (the ingest service
+    warns at start). Safe to stop and run again. Talks to MongoDB directly with the CORPUS_* settings.
+    """
+    from services.ingest.config import IngestSettings
+    from services.ingest.rebanding import banded_otherwise, reband
+    from shared.clients.mongo import database, mongo_client
+
+    settings = IngestSettings()
+    target = settings.near_duplicate_radius if radius is None else radius
+
+    async def run() -> int:
+        client = mongo_client(settings)
+        try:
+            db = database(client, settings)
+            with _progress() as progress:
+                task = progress.add_task(f"re-band for radius {target}", total=await banded_otherwise(db, target))
+                report = await reband(db, target, progress=lambda n: progress.advance(task, n))
+            return report.rebanded
+        finally:
+            await client.close()
+
+    console.print(f"{asyncio.run(run()):,} image(s) re-banded for near-duplicate radius {target}")

@@ -18,6 +18,7 @@ from services.ingest.deps import DEPS, FETCHER, IDEMPOTENCY, IMPORT_WORKER, INGE
 from services.ingest.domain.addresses import parse_networks
 from services.ingest.handlers import SubmissionHandler, record_invalid
 from services.ingest.importer import ImportWorker
+from services.ingest.rebanding import warn_if_banded_otherwise
 from services.ingest.service import GroupCommit, IngestDeps
 from shared.outbox import OutboxRelay
 from shared.web import ServiceInfo, build_app
@@ -40,6 +41,7 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, db = app[INGEST_SETTINGS], app[MONGO]
     repository = ImageRepository(db)
     await repository.ensure_indexes()
+    await warn_if_banded_otherwise(db, settings.near_duplicate_radius)
     idempotency = IdempotencyStore(db, settings.idempotency_ttl_seconds)
     await idempotency.ensure_indexes()
     jobs = JobRepository(db)

@@ -297,6 +297,7 @@ def _document(
         _id=facts.sha256,
         **facts.model_dump(),
         phash_bands=phash_bands,
+        phash_bands_radius=settings.near_duplicate_radius,
         tags=list(submission.tags),
         source=submission.source,
         filename=submission.filename,

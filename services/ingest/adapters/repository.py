@@ -38,6 +38,7 @@ class ImageRepository:
     async def ensure_indexes(self) -> None:
         await self.images.create_index([("created_at", DESCENDING)])
         await self.images.create_index("phash_bands")
+        await self.images.create_index("phash_bands_radius")  # finding images banded for another radius
         await self.rejections.create_index([("rejected_at", DESCENDING), ("_id", DESCENDING)])
         await self.rejections.create_index([("reason", ASCENDING), ("rejected_at", DESCENDING)])
         await self.sources.create_index("image_id")

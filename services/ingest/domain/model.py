@@ -65,6 +65,7 @@ class ImageDocument(BaseModel):
     phash: str
     dhash: str
     phash_bands: list[str] = []
+    phash_bands_radius: int | None = None  # the near-duplicate radius the bands were made for (rebanding.py)
     tags: list[str] = []
     source: str | None = None
     filename: str | None = None
