@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -18,6 +19,7 @@ from services.ingest.deps import DEPS, FETCHER, IDEMPOTENCY, IMPORT_WORKER, INGE
 from services.ingest.domain.addresses import parse_networks
 from services.ingest.handlers import SubmissionHandler, record_invalid
 from services.ingest.importer import ImportWorker
+from services.ingest.orphans import OrphanSweeper
 from services.ingest.rebanding import warn_if_banded_otherwise
 from services.ingest.service import GroupCommit, IngestDeps
 from shared.outbox import OutboxRelay
@@ -55,6 +57,11 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     fetcher, s3 = fetcher_for(settings), S3Reader(settings)
     worker = ImportWorker(deps, jobs)
     app[DEPS], app[FETCHER], app[IDEMPOTENCY], app[JOBS], app[IMPORT_WORKER] = deps, fetcher, idempotency, jobs, worker
+    sweeper = None
+    if settings.orphan_sweep_seconds:
+        grace = timedelta(seconds=settings.orphan_grace_seconds)
+        sweeper = OrphanSweeper(app[BLOBS], db, interval=settings.orphan_sweep_seconds, grace=grace, owner=worker.owner)
+        sweeper.start()
     relay.start()
     worker.start()
     if settings.consume_submissions:
@@ -65,6 +72,8 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
 
         await app[BUS].consume(handler.handlers(), on_invalid=on_invalid)
     yield
+    if sweeper is not None:
+        await sweeper.stop()
     await worker.stop()
     await relay.stop()
     s3.close()

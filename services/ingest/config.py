@@ -71,5 +71,9 @@ class IngestSettings(CorpusSettings):
     import_archive_max_bytes: int = Field(default=10 * 1024**3, ge=1024)
     import_archive_max_expanded_bytes: int = Field(default=40 * 1024**3, ge=1024)
     import_archive_max_members: int = Field(default=2_000_000, ge=1)
+    # Orphan blobs (left by a crash between a blob write and its document) are removed this often, by one
+    # replica per round (0: only by `corpus ingest orphans --delete`); blobs younger than the grace are kept.
+    orphan_sweep_seconds: float = Field(default=24 * 3600, ge=0)
+    orphan_grace_seconds: float = Field(default=3600, ge=0)
     # Idempotency-Key replays are kept this long.
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)

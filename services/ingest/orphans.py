@@ -19,14 +19,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from shared.background import PollingLoop
 from shared.clients.blobs import BlobStore
 from shared.events import utcnow
 from shared.readmodels import IMAGES
 
 log = logging.getLogger(__name__)
 
+LEASES = "maintenance_leases"
+SWEEP = "orphan-sweep"
 PREFIXES = ("originals/", "thumbnails/", "standard/")
 _NAME = re.compile(r"^(?P<prefix>originals|thumbnails|standard)/(?P<a>[0-9a-f]{2})/(?P<b>[0-9a-f]{2})/(?P<sha>[0-9a-f]{64})(\.(jpg|png))?$")
 PAGE = 1000
@@ -98,3 +103,48 @@ async def _settle(page: list[tuple[str, datetime]], blobs: BlobStore, db: AsyncD
     if arrived:
         log.error("images arrived while their orphaned blobs were removed; re-ingest them", extra={"image_ids": arrived})
         report.raced.extend(arrived)
+
+
+class OrphanSweeper:
+    """Removes orphan blobs every ``interval`` (``CORPUS_ORPHAN_SWEEP_SECONDS``), on one replica per interval.
+
+    The first sweep comes one interval after the service starts. Each replica's timer fires, and the one
+    that takes the lease in ``maintenance_leases`` (held for most of an interval) sweeps; the others see
+    the lease and wait for the next round. The last sweep's counts are kept on the lease for operators.
+    """
+
+    def __init__(self, blobs: BlobStore, db: AsyncDatabase, *, interval: float, grace: timedelta, owner: str) -> None:
+        self.blobs, self.db, self.interval, self.grace, self.owner = blobs, db, interval, grace, owner
+        self._loop = PollingLoop("orphan-sweeper", self._pass, poll_seconds=interval)
+        self._started = False
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    async def _pass(self) -> bool:
+        if not self._started:  # the loop's first pass comes at once; the first sweep one interval later
+            self._started = True
+            return False
+        if not await self._claim():
+            return False
+        report = await remove_orphan_blobs(self.blobs, self.db, grace=self.grace, dry_run=False)
+        summary = {k: v for k, v in report.as_dict().items() if k not in ("examples", "dry_run")}
+        log.info("orphan sweep done", extra=summary)
+        await self.db[LEASES].update_one({"_id": SWEEP, "owner": self.owner}, {"$set": {"last_report": summary, "finished_at": utcnow()}})
+        return False
+
+    async def _claim(self) -> bool:
+        now = utcnow()
+        try:
+            claimed = await self.db[LEASES].find_one_and_update(
+                {"_id": SWEEP, "until": {"$lt": now}},
+                {"$set": {"owner": self.owner, "started_at": now, "until": now + timedelta(seconds=self.interval * 0.9)}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # another replica holds this round's lease
+            return False
+        return claimed is not None and claimed["owner"] == self.owner

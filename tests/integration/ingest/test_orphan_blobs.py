@@ -76,3 +76,39 @@ async def test_orphans_are_listed_then_removed_and_nothing_else(own_bucket, mong
     assert await store.exists(foreign)
     again = await remove_orphan_blobs(store, mongo_db, grace=timedelta(0), dry_run=False)
     assert (again.scanned, again.orphans) == (3, 0)
+
+
+async def test_the_service_sweeps_orphans_on_its_schedule_one_replica_a_round(own_names, make_ingest, own_db):
+    from services.ingest.config import IngestSettings
+    from services.ingest.deps import IMPORT_WORKER
+    from services.ingest.orphans import LEASES, SWEEP, OrphanSweeper
+    from shared.clients.blobs import BlobStore
+    from tests.conftest import eventually
+
+    store = BlobStore(IngestSettings(**own_names))
+    await store.ensure_bucket()
+    lost = hashlib.sha256(b"left by a crash between blob and document").hexdigest()
+    await store.put(original_key(lost), b"bytes", "application/octet-stream")
+    foreign = "originals/zz/not-ours.txt"
+    await store.put(foreign, b"someone else's", "text/plain")
+
+    # Two replicas; the first sweep comes one interval after start, and one replica takes each round.
+    schedule = {"orphan_sweep_seconds": 1.0, "orphan_grace_seconds": 0, "consume_submissions": False}
+    replicas = [await make_ingest(**own_names, **schedule) for _ in range(2)]
+    owners = {client.server.app[IMPORT_WORKER].owner for client in replicas}
+    assert await store.exists(original_key(lost))  # not at start
+
+    lease = await eventually(lambda: own_db[LEASES].find_one({"_id": SWEEP, "last_report": {"$exists": True}}), timeout=30)
+    assert lease["owner"] in owners
+    assert lease["last_report"]["removed"] == 1 and lease["last_report"]["unrecognised"] == 1
+    assert not await store.exists(original_key(lost))
+    assert await store.exists(foreign)
+
+    # The lease: of two replicas whose timers fire together, exactly one sweeps the round.
+    for client in replicas:
+        await client.close()  # their own timers stop
+    await own_db[LEASES].delete_many({})
+    a, b = (OrphanSweeper(store, own_db, interval=60, grace=timedelta(0), owner=name) for name in ("a", "b"))
+    assert sorted(await asyncio.gather(a._claim(), b._claim())) == [False, True]
+    assert not await a._claim() and not await b._claim()  # held for the rest of the round
+    await store.close()
