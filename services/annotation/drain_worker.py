@@ -20,6 +20,8 @@ import os
 import signal
 import sys
 
+import uvloop
+
 from services.annotation.adapters.pending import PendingDrain
 from services.annotation.config import AnnotationSettings
 from shared.bus import Bus
@@ -78,7 +80,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     settings = AnnotationSettings.model_validate_json(os.environ[SETTINGS_ENV])
     configure_logging(f"{settings.service_name}-drain", settings.log_level)
-    asyncio.run(run(settings))
+    if settings.event_loop == "uvloop":
+        uvloop.run(run(settings))
+    else:
+        asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import Awaitable, Callable
 
+import uvloop
 from aiohttp import web
 
 from shared.logs import configure_logging
@@ -34,5 +35,6 @@ def serve(settings: CorpusSettings, factory: Callable[[CorpusSettings], Awaitabl
         app.on_startup.append(_freeze_heap)  # after the cleanup contexts have started the clients
         return app
 
-    log.info("starting", extra={"host": settings.host, "port": settings.port})
-    web.run_app(build(), host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=10)
+    log.info("starting", extra={"host": settings.host, "port": settings.port, "event_loop": settings.event_loop})
+    loop = uvloop.new_event_loop() if settings.event_loop == "uvloop" else None
+    web.run_app(build(), host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=10, loop=loop)
