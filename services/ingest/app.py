@@ -56,6 +56,7 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     fetcher, s3 = fetcher_for(settings), S3Reader(settings)
     worker = ImportWorker(deps, jobs)
+    await worker.staging.clear_leftovers(await jobs.unfinished_ids())
     app[DEPS], app[FETCHER], app[IDEMPOTENCY], app[JOBS], app[IMPORT_WORKER] = deps, fetcher, idempotency, jobs, worker
     sweeper = None
     if settings.orphan_sweep_seconds:

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from services.ingest import idempotent
-from services.ingest.archive_staging import archive_key, limits
+from services.ingest.archive_staging import UPLOADS, archive_key, limits
 from services.ingest.config import IngestSettings
 from services.ingest.deps import DEPS, IMPORT_WORKER, INGEST_SETTINGS, JOBS
 from services.ingest.domain import archives
@@ -83,7 +83,7 @@ async def _read_upload(request: web.Request, settings: IngestSettings) -> tuple[
             name, part_filename = disposition(part)
             if name == "archive" and spool is None:
                 filename = part_filename
-                spool = _Spool(settings.import_staging_dir / "uploads", settings.import_archive_max_bytes)
+                spool = _Spool(settings.import_staging_dir / UPLOADS, settings.import_archive_max_bytes)
                 await spool.fill(part)
             elif name in FIELDS:
                 fields[name] = await read_text_field(part, name)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,11 @@ from services.ingest.domain.archives import ArchiveRefused, Limits
 from services.ingest.domain.datasets import DatasetError
 from shared.clients.blobs import BlobStore
 
+log = logging.getLogger(__name__)
+
 COMPLETE = ".unpacked"
+UPLOADS = "uploads"  # archives being received, before they are stored (archive_imports.py)
+STALE_UPLOAD_SECONDS = 24 * 3600
 
 
 def archive_key(job_id: str) -> str:
@@ -87,3 +93,27 @@ class ArchiveStaging:
         """The job ended: its tree here and its archive in the object store go."""
         await asyncio.to_thread(shutil.rmtree, self.folder(job["_id"]), True)
         await self.blobs.delete(archive_key(job["_id"]))
+
+    async def clear_leftovers(self, live_jobs: set[str]) -> int:
+        """At start: remove trees of jobs that are no longer queued or running here (ended, or taken over by
+        another machine that unpacked its own), and spooled uploads a crash left (older than a day).
+        Returns how many entries were removed."""
+        return await asyncio.to_thread(self._clear, live_jobs)
+
+    def _clear(self, live_jobs: set[str]) -> int:
+        root = self.settings.import_staging_dir
+        if not root.is_dir():
+            return 0
+        removed = 0
+        for entry in root.iterdir():
+            if entry.name == UPLOADS:
+                for spooled in entry.iterdir():
+                    if time.time() - spooled.stat().st_mtime > STALE_UPLOAD_SECONDS:
+                        spooled.unlink(missing_ok=True)
+                        removed += 1
+            elif entry.is_dir() and entry.name not in live_jobs:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        if removed:
+            log.info("import staging cleared", extra={"removed": removed, "folder": str(root)})
+        return removed

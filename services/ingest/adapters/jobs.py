@@ -58,6 +58,10 @@ class JobRepository:
         query = {"created_at": {"$lt": before}} if before else {}
         return await self.jobs.find(query).sort("created_at", -1).limit(limit).to_list()
 
+    async def unfinished_ids(self) -> set[str]:
+        """Jobs still queued or running (by any process)."""
+        return {doc["_id"] async for doc in self.jobs.find({"status": {"$in": ["queued", "running"]}}, {"_id": 1})}
+
     async def claim(self, owner: str, lease_seconds: float) -> dict[str, Any] | None:
         now = utcnow()
         return await self.jobs.find_one_and_update(

@@ -214,3 +214,27 @@ async def test_a_job_resumed_on_another_machine_unpacks_the_stored_archive_again
 
     await first.remove(job)
     assert not (tmp_path / "machine-a" / "job-1").exists() and not await own_blobs.exists(archive_key("job-1"))
+
+
+async def test_leftovers_of_ended_jobs_and_crashed_uploads_are_cleared_at_start(own_names, make_ingest, own_blobs, tmp_path):
+    import os
+    import time
+
+    staging = tmp_path / "staging"
+    for job_id in ("ended-job", "live-job"):
+        (staging / job_id / "tree").mkdir(parents=True)
+        (staging / job_id / "tree" / "a.png").write_bytes(b"x")
+    (staging / "uploads").mkdir()
+    (staging / "uploads" / "upload-crashed").write_bytes(b"half an archive")
+    (staging / "uploads" / "upload-receiving").write_bytes(b"being received by another process")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(staging / "uploads" / "upload-crashed", (two_days_ago, two_days_ago))
+
+    cleaner = ArchiveStaging(own_blobs, IngestSettings(**own_names, import_staging_dir=staging))
+    assert await cleaner.clear_leftovers({"live-job"}) == 2
+    assert sorted(p.name for p in staging.iterdir()) == ["live-job", "uploads"]
+    assert [p.name for p in (staging / "uploads").iterdir()] == ["upload-receiving"]
+
+    # The service does it when it starts: no job is queued or running, so the tree of "live-job" goes too.
+    await make_ingest(**own_names, consume_submissions=False, import_staging_dir=staging)
+    assert [p.name for p in staging.iterdir()] == ["uploads"]
