@@ -238,3 +238,20 @@ async def test_leftovers_of_ended_jobs_and_crashed_uploads_are_cleared_at_start(
     # The service does it when it starts: no job is queued or running, so the tree of "live-job" goes too.
     await make_ingest(**own_names, consume_submissions=False, import_staging_dir=staging)
     assert [p.name for p in staging.iterdir()] == ["uploads"]
+
+
+async def test_the_coco_sample_sent_as_a_tar_gz_arrives_with_all_its_annotations(own_names, make_ingest, tmp_path):
+    from tests.photos import require_coco
+
+    coco = require_coco()  # skips, saying why, where the sample is absent
+    uploader = await make_ingest(**own_names, consume_submissions=False, import_poll_seconds=0.2, import_staging_dir=tmp_path)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as archive:
+        archive.add(coco / "images", arcname="coco128/images")
+        archive.add(coco / "annotations" / "instances.json", arcname="coco128/annotations/instances.json")
+    response = await upload(uploader, buf.getvalue(), "coco128.tar.gz", kind="coco", dataset="coco128-archive")
+    assert response.status == 202, await response.text()
+    job = await finished(uploader, (await response.json())["id"])
+    assert job["status"] == "done", job["error"]
+    assert job["total"] == job["processed"] == 128 and job["counts"]["rejected"] == 0
+    assert job["counts"]["annotations_sent"] == 939 and job["counts"]["annotation_events"] == 128
