@@ -62,7 +62,7 @@ def handlers(deps: AnnotationDeps) -> dict[str, Handler]:
             )
         log.info(
             "annotations imported",
-            extra={"image_id": data.image_id, "created": len(results) - len(failures), "failed": len(failures),
+            extra={"image_id": data.image_id, "annotations_created": len(results) - len(failures), "failed": len(failures),
                    "already_there": len(done)},  # fmt: skip
         )
 
