@@ -7,27 +7,26 @@ from aiohttp import web
 from services.search import maintenance
 from services.search.deps import JOBS, PROJECTOR
 from services.search.domain.errors import bad_parameter
-from services.search.jobs import Job
+from services.search.jobs import KEEP_DAYS, JobRunning
 from shared.problems import Problem, problem_type
 
 
-def _accepted(job: Job) -> web.Response:
+async def _start(request: web.Request, kind: str, work: maintenance.Work) -> web.Response:
+    """Start the job (one maintenance job at a time, across replicas) and answer 202 with where to follow it."""
+    try:
+        job = await request.app[JOBS].start(kind, work)
+    except JobRunning as running:
+        other = running.job
+        raise Problem(
+            409, "Conflict", f"A {other.kind} is already running (job {other.id}); follow it at /v1/admin/jobs/{other.id}.",
+            type_=problem_type("job-running"),
+        ) from None
     return web.json_response(job.model_dump(mode="json"), status=202, headers={"Location": f"/v1/admin/jobs/{job.id}"})
 
 
-def _refuse_if_running(request: web.Request) -> None:
-    running = request.app[JOBS].running("reindex")
-    if running is not None:
-        raise Problem(
-            409, "Conflict", f"A reindex is already running (job {running.id}); follow it at /v1/admin/jobs/{running.id}.",
-            type_=problem_type("job-running"),
-        )
-
-
 async def start_reindex(request: web.Request) -> web.Response:
-    _refuse_if_running(request)
     projector = request.app[PROJECTOR]
-    return _accepted(request.app[JOBS].start("reindex", lambda progress: maintenance.reindex(projector, progress=progress)))
+    return await _start(request, "reindex", lambda progress: maintenance.reindex(projector, progress=progress))
 
 
 async def start_reconcile(request: web.Request) -> web.Response:
@@ -37,17 +36,14 @@ async def start_reconcile(request: web.Request) -> web.Response:
     repair = request.query.get("repair", "true").lower()
     if repair not in ("true", "false"):
         raise bad_parameter(f"repair must be true or false, not {repair!r}.")
-    _refuse_if_running(request)
     projector = request.app[PROJECTOR]
-    return _accepted(
-        request.app[JOBS].start(
-            "reconcile", lambda progress: maintenance.reconcile(projector, repair=repair == "true", progress=progress)
-        )
+    return await _start(
+        request, "reconcile", lambda progress: maintenance.reconcile(projector, repair=repair == "true", progress=progress)
     )
 
 
 async def get_job(request: web.Request) -> web.Response:
-    job = request.app[JOBS].jobs.get(request.match_info["job_id"])
+    job = await request.app[JOBS].get(request.match_info["job_id"])
     if job is None:
-        raise Problem(404, "Not Found", "No such job in this process (jobs are kept in memory, the last 50).", type_=problem_type("not-found"))
+        raise Problem(404, "Not Found", f"No job has this id (finished jobs are kept {KEEP_DAYS} days).", type_=problem_type("not-found"))
     return web.json_response(job.model_dump(mode="json"))

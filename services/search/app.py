@@ -30,7 +30,8 @@ async def search_ctx(app: web.Application) -> AsyncIterator[None]:
     projector = Projector(ImageReader(app[MONGO]), index, similarity)
     app[INDEX], app[READER], app[PROJECTOR], app[SIMILARITY] = index, projector.reader, projector, similarity
     app[HASHER] = Hasher(settings.hash_workers)
-    app[JOBS] = JobRegistry()
+    app[JOBS] = JobRegistry(app[MONGO])
+    await app[JOBS].ensure_indexes()
     app[READINESS_CHECKS]["similarity"] = similarity.check_ready
     loader = asyncio.get_running_loop().create_task(similarity.run(index, settings.similarity_refresh_seconds))
     coalescer = Coalescer(projector.project, max_batch=settings.projection_batch, max_wait=settings.projection_wait_seconds)

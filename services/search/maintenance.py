@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.search.domain.drift import compare
@@ -21,6 +21,8 @@ from services.search.projection import Projector
 
 # (phase, done, total or None)
 Progress = Callable[[str, int, int | None], None]
+# A job's work: given where to report progress, it returns its result.
+Work = Callable[[Progress], Awaitable[dict[str, Any]]]
 BATCH = 1000
 
 
