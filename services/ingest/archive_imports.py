@@ -40,12 +40,23 @@ def _refused(exc: ArchiveRefused) -> Problem:
     return Problem(422, "Unprocessable Content", exc.message, type_=problem_type(exc.reason.replace("_", "-")), reason=exc.reason)
 
 
+def _staging_unavailable(exc: OSError) -> Problem:
+    """The staging disk is full or unwritable: the server's problem, said so (and logged by the caller's 5xx)."""
+    return Problem(
+        507, "Insufficient Storage", f"The archive could not be spooled on the ingest server: {exc.strerror or exc}.",
+        type_=problem_type("staging-unavailable"),
+    )
+
+
 class _Spool:
     """The archive part written to a temporary file, hashed on the way, with a byte cap."""
 
     def __init__(self, folder: Path, max_bytes: int) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=folder, prefix="upload-", delete=False)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = tempfile.NamedTemporaryFile(dir=folder, prefix="upload-", delete=False)
+        except OSError as exc:
+            raise _staging_unavailable(exc) from None
         self.path, self._file, self._hash = Path(handle.name), handle, hashlib.sha256()
         self.size, self.max_bytes = 0, max_bytes
 
@@ -58,7 +69,10 @@ class _Spool:
             self.size += len(chunk)
             if self.size > self.max_bytes:
                 raise too_large("The archive", self.max_bytes)
-            await asyncio.to_thread(self._write, chunk)
+            try:
+                await asyncio.to_thread(self._write, chunk)
+            except OSError as exc:
+                raise _staging_unavailable(exc) from None
         await asyncio.to_thread(self._file.close)
 
     @property

@@ -165,6 +165,7 @@ def endpoints() -> list[Endpoint]:
                 413: "Archive over CORPUS_IMPORT_ARCHIVE_MAX_BYTES",
                 415: "Not multipart/form-data",
                 422: "Unknown kind; not an archive; an unsafe member (absolute, '..', link); expands past the caps",
+                507: "The staging folder (CORPUS_IMPORT_STAGING_DIR) is full or unwritable",
             },
         ),
         Endpoint(

@@ -18,6 +18,7 @@ unpacked (:func:`unpack`) and a refusal fails the import with the reason.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import stat
 import tarfile
@@ -151,6 +152,8 @@ def unpack(path: Path, fmt: str, destination: Path, limits: Limits) -> None:
         raise
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
         shutil.rmtree(destination, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+            raise  # the server's disk, not the archive: the job fails with this error as it is
         raise ArchiveRefused("corrupt_archive", f"The archive cannot be unpacked: {exc}.") from None
 
 

@@ -158,6 +158,11 @@ async def test_bad_upload_requests_are_answered_with_problems(own_names, make_in
     assert too_big.status == 413 and (await too_big.json())["limit"] == 4096
     assert list((tmp_path / "small" / "uploads").iterdir()) == []  # the spooled part is gone
 
+    (tmp_path / "not-a-folder").write_text("a file where the staging folder should be")
+    broken = await make_ingest(**own_names, import_staging_dir=tmp_path / "not-a-folder" / "staging")
+    unwritable = await upload(broken, zipped(pets_tree()), "pets.zip", kind="folder")
+    assert unwritable.status == 507 and "could not be spooled" in (await unwritable.json())["detail"]
+
 
 @pytest.mark.parametrize(
     ("archive", "expected"),
