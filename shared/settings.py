@@ -21,7 +21,7 @@ class CorpusSettings(BaseSettings):
     port: int = 8000
     log_level: str = "INFO"
     # The services' event loop: uvloop spends less CPU per request and socket than asyncio's own loop
-    # (ingest and search spent 10-25% less CPU per image in the ingest benchmark); "asyncio" to compare.
+    # (ingest and search spent 7-25% less CPU per image in paired ingest benchmark runs); "asyncio" to compare.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
     mongo_url: str = "mongodb://127.0.0.1:27017/?replicaSet=rs0"
