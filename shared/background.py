@@ -22,11 +22,14 @@ Pass = Callable[[], Awaitable[bool]]
 
 
 class PollingLoop:
-    def __init__(self, name: str, run_pass: Pass, *, poll_seconds: float, gather_seconds: float = 0.0) -> None:
+    def __init__(
+        self, name: str, run_pass: Pass, *, poll_seconds: float, gather_seconds: float = 0.0, wait_first: bool = False
+    ) -> None:
         self.name = name
         self.run_pass = run_pass
         self.poll_seconds = poll_seconds
         self.gather_seconds = gather_seconds
+        self.wait_first = wait_first  # the first pass comes after one poll interval (or a nudge), not at start
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -44,6 +47,8 @@ class PollingLoop:
                 await self._task
 
     async def _run(self) -> None:
+        if self.wait_first:
+            await self._wait()
         while True:
             self._wake.clear()
             try:
@@ -51,9 +56,24 @@ class PollingLoop:
             except Exception:  # noqa: BLE001 - a store away: the work stays in MongoDB for the next pass
                 log.exception("%s pass failed; will retry", self.name)
                 more = False
-            if more:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-                if self.gather_seconds:
-                    await asyncio.sleep(self.gather_seconds)
+            if not more:
+                await self._wait()
+
+    async def _wait(self) -> None:
+        """Until a nudge (then the gather window) or the poll interval, whichever comes first."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            if self.gather_seconds:
+                await asyncio.sleep(self.gather_seconds)
+
+
+class LoopDriven:
+    """A component whose background work is one :class:`PollingLoop` (``self._loop``): started and stopped with it."""
+
+    _loop: PollingLoop
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()

@@ -18,7 +18,7 @@ from pymongo import ASCENDING, UpdateMany, WriteConcern
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.background import PollingLoop
+from shared.background import LoopDriven, PollingLoop
 from shared.bus import Bus
 from shared.clients.mongo import insert_all
 from shared.events import Envelope
@@ -64,7 +64,7 @@ async def stage_entries(db: AsyncDatabase, entries: list[dict], session: AsyncCl
     await insert_all(db[OUTBOX], entries, session)
 
 
-class OutboxRelay:
+class OutboxRelay(LoopDriven):
     def __init__(
         self, db: AsyncDatabase, bus: Bus, *, poll_seconds: float, gather_seconds: float = 0.0, batch_size: int = 256
     ) -> None:
@@ -84,12 +84,6 @@ class OutboxRelay:
     def nudge(self) -> None:
         """Tell the relay there is something new (called after a commit)."""
         self._loop.nudge()
-
-    def start(self) -> None:
-        self._loop.start()
-
-    async def stop(self) -> None:
-        await self._loop.stop()
 
     async def _relay_batch(self) -> bool:
         # A full batch means more is waiting: no pause.

@@ -24,7 +24,7 @@ from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import Origin
 from services.ingest.rejecting import reject
 from services.ingest.service import IngestDeps, Outcome, Prepared, Submission, prepare
-from shared.background import PollingLoop
+from shared.background import LoopDriven, PollingLoop
 from shared.events import AnnotationsImported, Envelope
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ EVENT_NAMESPACE = uuid.UUID("6f0f3c52-7a0e-4c43-9d0b-1c0de5a1e0f1")
 
 
 @dataclass
-class ImportWorker:
+class ImportWorker(LoopDriven):
     deps: IngestDeps
     jobs: JobRepository
     owner: str = ""
@@ -43,14 +43,8 @@ class ImportWorker:
         self.staging = ArchiveStaging(self.deps.blobs, self.deps.settings)
         self._loop = PollingLoop("import-worker", self._claim_and_process, poll_seconds=self.deps.settings.import_poll_seconds)
 
-    def start(self) -> None:
-        self._loop.start()
-
     def nudge(self) -> None:
         self._loop.nudge()
-
-    async def stop(self) -> None:
-        await self._loop.stop()
 
     async def _claim_and_process(self) -> bool:
         """Process one claimed job; True when there was one (look for the next at once).

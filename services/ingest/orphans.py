@@ -23,7 +23,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.background import PollingLoop
+from shared.background import LoopDriven, PollingLoop
 from shared.clients.blobs import BlobStore
 from shared.events import utcnow
 from shared.readmodels import IMAGES
@@ -105,7 +105,7 @@ async def _settle(page: list[tuple[str, datetime]], blobs: BlobStore, db: AsyncD
         report.raced.extend(arrived)
 
 
-class OrphanSweeper:
+class OrphanSweeper(LoopDriven):
     """Removes orphan blobs every ``interval`` (``CORPUS_ORPHAN_SWEEP_SECONDS``), on one replica per interval.
 
     The first sweep comes one interval after the service starts. Each replica's timer fires, and the one
@@ -115,19 +115,9 @@ class OrphanSweeper:
 
     def __init__(self, blobs: BlobStore, db: AsyncDatabase, *, interval: float, grace: timedelta, owner: str) -> None:
         self.blobs, self.db, self.interval, self.grace, self.owner = blobs, db, interval, grace, owner
-        self._loop = PollingLoop("orphan-sweeper", self._pass, poll_seconds=interval)
-        self._started = False
-
-    def start(self) -> None:
-        self._loop.start()
-
-    async def stop(self) -> None:
-        await self._loop.stop()
+        self._loop = PollingLoop("orphan-sweeper", self._pass, poll_seconds=interval, wait_first=True)
 
     async def _pass(self) -> bool:
-        if not self._started:  # the loop's first pass comes at once; the first sweep one interval later
-            self._started = True
-            return False
         if not await self._claim():
             return False
         report = await remove_orphan_blobs(self.blobs, self.db, grace=self.grace, dry_run=False)

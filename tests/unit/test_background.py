@@ -1,4 +1,5 @@
-"""The polling loop behind the outbox relay and the import worker: nudges, polls, bursts, failures."""
+"""The polling loop behind the outbox relay, the import worker, the drain and the orphan sweeper: nudges, polls,
+bursts, failures, a first pass that waits."""
 
 import asyncio
 
@@ -50,5 +51,23 @@ async def test_without_gathering_a_nudge_runs_a_pass_at_once_and_a_failed_pass_i
         loop.nudge()
         await _settle(passes, 4)
         assert passes == [0, 1, 2, 3]
+    finally:
+        await loop.stop()
+
+
+async def test_waiting_first_the_first_pass_comes_after_one_interval_not_at_start():
+    passes: list[int] = []
+
+    async def run_pass() -> bool:
+        passes.append(len(passes))
+        return False
+
+    loop = PollingLoop("test", run_pass, poll_seconds=0.3, wait_first=True)
+    loop.start()
+    try:
+        await asyncio.sleep(0.1)
+        assert passes == []  # nothing at start
+        await _settle(passes, 1)
+        assert passes == [0]
     finally:
         await loop.stop()

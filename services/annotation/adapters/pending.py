@@ -32,13 +32,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.annotation.adapters.store import ANNOTATIONS, HISTORY, PENDING, PENDING_COUNT, in_transaction
 from services.annotation.adapters.summaries import refresh_summaries
-from shared.background import PollingLoop
+from shared.background import LoopDriven, PollingLoop
 from shared.clients.mongo import insert_all
 from shared.events import utcnow
 from shared.outbox import OutboxRelay, stage_entries
 
 
-class PendingDrain:
+class PendingDrain(LoopDriven):
     """Drains the annotations this process wrote (it knows their ids: no index scan on the hot path),
     and every ``sweep_seconds`` the changes left older than that by anyone (a replica that crashed)."""
 
@@ -68,12 +68,6 @@ class PendingDrain:
     def nudge_relay(self) -> None:
         """Events were staged directly (a bulk write): the relay should publish them."""
         self.relay.nudge()
-
-    def start(self) -> None:
-        self._loop.start()
-
-    async def stop(self) -> None:
-        await self._loop.stop()
 
     def _take(self) -> list[str]:
         return [self._written.pop() for _ in range(min(self.batch_size, len(self._written)))]
