@@ -20,14 +20,13 @@ import os
 import signal
 import sys
 
-import uvloop
-
 from services.annotation.adapters.pending import PendingDrain
 from services.annotation.config import AnnotationSettings
 from shared.bus import Bus
 from shared.clients.mongo import database, mongo_client
 from shared.logs import configure_logging
 from shared.outbox import OutboxRelay
+from shared.web.serve import loop_factory
 
 SETTINGS_ENV = "CORPUS_DRAIN_WORKER_SETTINGS"
 RELAY = "relay"
@@ -80,10 +79,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     settings = AnnotationSettings.model_validate_json(os.environ[SETTINGS_ENV])
     configure_logging(f"{settings.service_name}-drain", settings.log_level)
-    if settings.event_loop == "uvloop":
-        uvloop.run(run(settings))
-    else:
-        asyncio.run(run(settings))
+    with asyncio.Runner(loop_factory=loop_factory(settings)) as runner:
+        runner.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,11 @@ async def _freeze_heap(app: web.Application) -> None:
     log.info("start-up heap frozen", extra={"objects": gc.get_freeze_count()})
 
 
+def loop_factory(settings: CorpusSettings) -> Callable[[], asyncio.AbstractEventLoop]:
+    """How the processes of a service make their event loop (``CORPUS_EVENT_LOOP``)."""
+    return uvloop.new_event_loop if settings.event_loop == "uvloop" else asyncio.new_event_loop
+
+
 def serve(settings: CorpusSettings, factory: Callable[[CorpusSettings], Awaitable[web.Application]]) -> None:
     """Configure logging and run the app until SIGINT/SIGTERM, then shut down cleanly."""
     configure_logging(settings.service_name, settings.log_level)
@@ -36,5 +42,5 @@ def serve(settings: CorpusSettings, factory: Callable[[CorpusSettings], Awaitabl
         return app
 
     log.info("starting", extra={"host": settings.host, "port": settings.port, "event_loop": settings.event_loop})
-    loop = uvloop.new_event_loop() if settings.event_loop == "uvloop" else None
+    loop = loop_factory(settings)()
     web.run_app(build(), host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=10, loop=loop)
