@@ -100,17 +100,27 @@ JIT = "  of which JIT"  # Elasticsearch's compiler threads, already counted in i
 SERVERS = {"minio": "minio", "mongod": "mongod", "elasticsearch": "java", "rabbitmq": "beam.smp"}
 
 
+def read_stat(path: Path, *, reaped_children: bool = False) -> tuple[str, float] | None:
+    """(name, user + system CPU seconds) from a ``/proc/<pid>[/task/<tid>]/stat`` file, None if it is gone;
+    with ``reaped_children``, the CPU of children it has waited for is added."""
+    try:
+        stat = path.read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped_children else 0)
+    return stat[stat.index("(") + 1 : stat.rindex(")")], ticks / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int, *, tree: bool = False) -> float:
     """User + system CPU time of a process (and, with ``tree``, its descendants that are still alive)."""
-    tick = os.sysconf("SC_CLK_TCK")
     total, todo = 0.0, [pid]
     while todo:
         p = todo.pop()
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        read = read_stat(Path(f"/proc/{p}/stat"), reaped_children=p == pid)
+        if read is None:
             continue
-        total += (int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if p == pid else 0)) / tick
+        total += read[1]
         if tree:
             todo += children(p)
     return total
@@ -119,17 +129,8 @@ def cpu_seconds(pid: int, *, tree: bool = False) -> float:
 def jit_seconds(pid: int) -> float:
     """CPU time of a JVM's just-in-time compiler threads (``C1/C2 CompilerThread``): a freshly started
     Elasticsearch spends much of its CPU compiling its indexing paths, and less run after run."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:
-            continue
-        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1].split()
-        if "CompilerThre" in name:
-            total += (int(rest[11]) + int(rest[12])) / tick
-    return total
+    threads = (read_stat(task / "stat") for task in Path(f"/proc/{pid}/task").glob("*"))
+    return sum(seconds for name, seconds in filter(None, threads) if "CompilerThre" in name)
 
 
 def machine_times() -> dict[str, float]:
