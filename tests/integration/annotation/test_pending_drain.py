@@ -3,6 +3,7 @@ writer's changes are swept up by another replica, and nothing is moved twice."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -41,6 +42,9 @@ async def test_a_crashed_writers_changes_are_readable_then_swept_by_another_repl
     annotation_id = created["id"]
     await service.update(writer, ADMIN, annotation_id, AnnotationPatch(bbox=[2, 2, 6, 6]), 1)
     after_update = datetime.now(UTC)
+    # History times are kept to the millisecond: the delete must fall in a later one than after_update,
+    # or as_of(after_update) rightly answers the state at the end of that millisecond (deleted).
+    await asyncio.sleep(0.002)
     await service.delete(writer, ADMIN, annotation_id, 2)
 
     # Nothing drained yet: the changes wait in the document, and every history read still sees them.
