@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 from PIL import Image
+
+# Probe workers are one process per core: OpenCV's own thread pool would only
+# make them fight over the cores they already fill.
+cv2.setNumThreads(1)
 
 HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
 
@@ -36,11 +41,27 @@ def _flatten(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def shrink(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """An 8-bit L or RGB image reduced to ``size``, in OpenCV.
+
+    Pillow's filtered resize is not vectorised: a bicubic 320 → 256 px step
+    took 1.3-1.6 ms, a quarter of the whole probe. A JPEG reaches here
+    already DCT-scaled to less than twice the target, where bilinear
+    interpolation averages every source pixel (0.1-0.4 ms); a bigger step
+    (PNG, WebP, …, decoded at full size) needs area averaging, or fine
+    detail would alias into moiré.
+    """
+    pixels = np.asarray(image)
+    shrinking_by_half_or_more = size[0] * 2 <= image.width or size[1] * 2 <= image.height
+    interpolation = cv2.INTER_AREA if shrinking_by_half_or_more else cv2.INTER_LINEAR
+    return Image.fromarray(cv2.resize(pixels, size, interpolation=interpolation), image.mode)
+
+
 def encode_thumbnail(image: Image.Image, side: int) -> bytes:
     flat = _flatten(image)
     scale = min(1.0, side / max(flat.size))
     size = (max(1, round(flat.width * scale)), max(1, round(flat.height * scale)))
-    thumb = flat.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0) if size != flat.size else flat
+    thumb = shrink(flat, size) if size != flat.size else flat
     out = io.BytesIO()
     thumb.save(out, "JPEG", quality=82)
     return out.getvalue()
