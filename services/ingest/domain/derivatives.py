@@ -6,15 +6,12 @@ nothing the original carried (a GPS position above all) leaks into them.
 
 from __future__ import annotations
 
+import functools
 import io
+from types import ModuleType
 
-import cv2
 import numpy as np
 from PIL import Image
-
-# Probe workers are one process per core: OpenCV's own thread pool would only
-# make them fight over the cores they already fill.
-cv2.setNumThreads(1)
 
 HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
 
@@ -41,6 +38,19 @@ def _flatten(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+@functools.cache
+def _opencv() -> ModuleType:
+    """OpenCV, loaded where thumbnails are made (the probe workers), not in every process importing this module.
+
+    Probe workers are one process per core: OpenCV's own thread pool would only
+    make them fight over the cores they already fill.
+    """
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
+
+
 def shrink(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """An 8-bit L or RGB image reduced to ``size``, in OpenCV.
 
@@ -51,6 +61,7 @@ def shrink(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     (PNG, WebP, …, decoded at full size) needs area averaging, or fine
     detail would alias into moiré.
     """
+    cv2 = _opencv()
     pixels = np.asarray(image)
     shrinking_by_half_or_more = size[0] * 2 <= image.width or size[1] * 2 <= image.height
     interpolation = cv2.INTER_AREA if shrinking_by_half_or_more else cv2.INTER_LINEAR
