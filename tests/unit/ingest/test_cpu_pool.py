@@ -1,10 +1,15 @@
-"""The worker pool's bounds: a job over its time is abandoned and its worker replaced; memory is capped."""
+"""The worker pool's bounds: a job over its time is abandoned and its worker replaced; memory is capped.
 
+Jobs travel in chunks when the pool is busy; a job that raises, hangs or kills its worker fails alone.
+"""
+
+import asyncio
+import os
 import time
 
 import pytest
 
-from services.ingest.adapters.cpu import CpuPool, WorkerTimeout
+from services.ingest.adapters.cpu import CpuPool, WorkerCrashed, WorkerTimeout
 
 
 def sleepy(seconds: float) -> str:
@@ -33,5 +38,84 @@ async def test_memory_cap_turns_a_huge_allocation_into_memory_error():
         with pytest.raises(MemoryError):
             await pool.run(hungry, 2048, timeout=30)
         assert await pool.run(hungry, 16, timeout=30) == 16 * 1024 * 1024
+    finally:
+        pool.close()
+
+
+def echo(value: int) -> int:
+    return value
+
+
+def fail_on(value: int, bad: int) -> int:
+    if value == bad:
+        raise ValueError(f"refused {value}")
+    return value
+
+
+def crash_on(value: int, bad: int) -> int:
+    if value == bad:
+        os._exit(3)  # the worker process dies, as a decoder crash would take it down
+    return value
+
+
+def hang_on(value: int, bad: int) -> int:
+    if value == bad:
+        time.sleep(60)
+    return value
+
+
+async def run_all(pool: CpuPool, fn, count: int, *args, timeout: float = 30) -> list:
+    return await asyncio.gather(*(pool.run(fn, n, *args, timeout=timeout) for n in range(count)), return_exceptions=True)
+
+
+async def test_a_busy_pool_sends_jobs_in_chunks_and_each_caller_gets_its_own_result():
+    pool = CpuPool(2)
+    try:
+        assert await run_all(pool, echo, 64) == list(range(64))
+        # 3 chunks go at once (one per worker and one queued); the other 61 jobs follow 8 at a time.
+        assert pool.chunks_sent <= 3 + 8
+    finally:
+        pool.close()
+
+
+async def test_an_idle_pool_runs_a_job_at_once():
+    pool = CpuPool(2)
+    try:
+        for n in range(3):
+            assert await pool.run(echo, n, timeout=30) == n
+        assert pool.chunks_sent == 3
+    finally:
+        pool.close()
+
+
+async def test_a_job_that_raises_fails_alone():
+    pool = CpuPool(2)
+    try:
+        results = await run_all(pool, fail_on, 20, 5)
+        assert isinstance(results[5], ValueError) and str(results[5]) == "refused 5"
+        assert [r for n, r in enumerate(results) if n != 5] == [n for n in range(20) if n != 5]
+        assert pool.recycled == 0
+    finally:
+        pool.close()
+
+
+async def test_a_job_that_kills_its_worker_fails_alone_and_the_pool_recovers():
+    pool = CpuPool(2)
+    try:
+        results = await run_all(pool, crash_on, 20, 5)
+        assert isinstance(results[5], WorkerCrashed)
+        assert [r for n, r in enumerate(results) if n != 5] == [n for n in range(20) if n != 5]
+        assert pool.recycled >= 2  # the chunk, then the job alone (retried once)
+        assert await pool.run(echo, 7, timeout=30) == 7
+    finally:
+        pool.close()
+
+
+async def test_a_job_that_overruns_in_a_chunk_times_out_alone():
+    pool = CpuPool(1)
+    try:
+        results = await run_all(pool, hang_on, 10, 3, timeout=1.0)
+        assert isinstance(results[3], WorkerTimeout)
+        assert [r for n, r in enumerate(results) if n != 3] == [n for n in range(10) if n != 3]
     finally:
         pool.close()
