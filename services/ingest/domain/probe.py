@@ -21,7 +21,7 @@ import warnings
 from typing import Any
 
 import imagehash
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from services.ingest.domain.derivatives import HIGH_DEPTH_MODES, encode_standard, encode_thumbnail, to_8bit
 from services.ingest.domain.content import EXPLICIT, judge
@@ -158,7 +158,10 @@ def _check_frames(image: Image.Image, fmt: str, max_frames: int, sha256: str) ->
 
 
 def _orient(image: Image.Image) -> Image.Image:
+    """The pixels upright; the image itself when its EXIF orientation needs no turn (Pillow would copy it)."""
     try:
+        if image.getexif().get(ExifTags.Base.Orientation) not in range(2, 9):
+            return image
         return ImageOps.exif_transpose(image)
     except Exception:  # noqa: BLE001 - a broken orientation tag leaves the pixels as stored
         return image
