@@ -71,7 +71,7 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
         async def on_invalid(body: bytes, error: str) -> None:
             await record_invalid(deps, body, error)
 
-        await app[BUS].consume(handler.handlers(), on_invalid=on_invalid)
+        await app[BUS].consume(handler.handlers(), on_invalid=on_invalid, on_parked=handler.parked)
     yield
     if sweeper is not None:
         await sweeper.stop()

@@ -3,8 +3,10 @@
 Idempotent on the producer's ``source_event_id`` (a ``submissions`` record):
 a redelivered or re-sent submission is taken once. A transient failure
 (network, 5xx, storage unavailable) raises, so the bus retries it with
-back-off and parks it after the last attempt; a permanent one (blocked or
-missing URL, 404, undecodable bytes) is rejected with a reason and acked.
+back-off and parks it after the last attempt, and a ``retries_exhausted``
+rejection says so (a replay of the parked event is taken as new); a permanent
+one (blocked or missing URL, 404, undecodable bytes) is rejected with a
+reason and acked.
 """
 
 from __future__ import annotations
@@ -43,19 +45,33 @@ class SubmissionHandler:
     def handlers(self) -> dict[str, Handler]:
         return {ImageSubmitted.event_type: self.handle}
 
+    async def parked(self, envelope: Envelope, data: EventData, error: str) -> None:
+        """The last attempt failed too and the bus is parking the event: keep a rejection that says so."""
+        assert isinstance(data, ImageSubmitted)
+        where = _where(data)
+        attempts = self.deps.settings.consume_attempts
+        refused = ImageRefused(
+            "retries_exhausted",
+            f"Taking {where} failed {attempts} times, the last with {error[:500]}. The event is parked on the "
+            "dead-letter queue; `corpus bus replay ingest` takes it again once the source answers.",
+            sha256=data.sha256,
+        )
+        await reject(
+            self.deps,
+            refused,
+            source=data.source.uri or where,
+            filename=where.rsplit("/", 1)[-1] or None,
+            origin=_origin(data, where),
+            uploader=f"producer:{envelope.producer}",
+        )
+
     async def handle(self, envelope: Envelope, data: EventData) -> None:
         assert isinstance(data, ImageSubmitted)
         if await self.db[SUBMISSIONS].find_one({"_id": data.source_event_id}, {"_id": 1}):
             log.info("submission seen before", extra={"source_event_id": data.source_event_id})
             return
-        where = data.url or (f"s3://{data.s3.bucket}/{data.s3.key}" if data.s3 else None)
-        origin = Origin(
-            kind=data.source.kind or "upstream",
-            uri=data.source.uri or where,
-            dataset=data.source.dataset,
-            licence=data.source.licence,
-            author=data.source.author,
-        )
+        where = _where(data)
+        origin = _origin(data, where)
         template = Submission(
             b"",
             tags=tuple(normalize_names(data.tags)),
@@ -119,3 +135,18 @@ async def record_invalid(deps: IngestDeps, body: bytes, error: str) -> None:
     """A message that is not a valid ``image.submitted``: keep a rejection saying why (then the bus parks it)."""
     refused = ImageRefused("invalid_message", f"The message is not a valid image.submitted event: {error[:1000]}")
     await reject(deps, refused, source=None, filename=None, origin=Origin(kind="upstream"), size=len(body))
+
+
+def _where(data: ImageSubmitted) -> str:
+    """The image's address: its URL or its S3 reference (the schema requires one)."""
+    return data.url or (f"s3://{data.s3.bucket}/{data.s3.key}" if data.s3 else "")
+
+
+def _origin(data: ImageSubmitted, where: str) -> Origin:
+    return Origin(
+        kind=data.source.kind or "upstream",
+        uri=data.source.uri or where,
+        dataset=data.source.dataset,
+        licence=data.source.licence,
+        author=data.source.author,
+    )

@@ -11,7 +11,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from shared.bus.consumer import Handler, MessageConsumer
 from shared.bus.publisher import publish
 from shared.bus.topology import Topology, dead_letter_queue_name, declare_service_queue, declare_topology
-from shared.events import Envelope
+from shared.events import Envelope, EventData
 from shared.settings import CorpusSettings
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class Bus:
         handlers: Mapping[str, Handler],
         service: str | None = None,
         on_invalid: Callable[[bytes, str], Awaitable[None]] | None = None,
+        on_parked: Callable[[Envelope, EventData, str], Awaitable[None]] | None = None,
     ) -> None:
         """Start consuming this service's queue on its own channel, with prefetch as back-pressure."""
         assert self._connection is not None, "connect() first"
@@ -72,6 +73,7 @@ class Bus:
             attempts=self.settings.consume_attempts,
             backoff_seconds=self.settings.consume_backoff_seconds,
             on_invalid=on_invalid,
+            on_parked=on_parked,
         )
         await queue.consume(consumer)
         self._consumer_channels.append(channel)

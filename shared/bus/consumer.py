@@ -43,10 +43,13 @@ class MessageConsumer:
         attempts: int,
         backoff_seconds: float,
         on_invalid: Callable[[bytes, str], Awaitable[None]] | None = None,
+        on_parked: Callable[[Envelope, EventData, str], Awaitable[None]] | None = None,
     ) -> None:
         self.queue_name = queue_name
         # Optional: told about a message that does not validate, before it is parked (e.g. to record a rejection).
         self.on_invalid = on_invalid
+        # Optional: told about a valid message whose handler failed for good, before it is parked.
+        self.on_parked = on_parked
         self.handlers = handlers
         self.dlx = dead_letter_exchange
         self.attempts = attempts
@@ -60,10 +63,7 @@ class MessageConsumer:
         except (ValidationError, UnknownEventError, KeyError) as exc:
             error = f"{type(exc).__name__}: {exc}"
             if self.on_invalid is not None:
-                try:
-                    await self.on_invalid(message.body, error)
-                except Exception:  # noqa: BLE001 - the message is parked all the same
-                    log.exception("on_invalid callback failed")
+                await _tell(self.on_invalid, message.body, error)
             await self._park(message, "invalid", error)
             return
         token = correlation_id.set(envelope.correlation_id)
@@ -72,7 +72,10 @@ class MessageConsumer:
             await self._run_with_retries(handler, envelope, data)
         except Exception as exc:  # noqa: BLE001 - every failure is parked, none crashes the consumer
             log.exception("handler failed, parking", extra=extra)
-            await self._park(message, "failed", f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            if self.on_parked is not None:
+                await _tell(self.on_parked, envelope, data, error)
+            await self._park(message, "failed", error)
         else:
             await message.ack()
             EVENTS_CONSUMED.labels(type=envelope.type, outcome="ok").inc()
@@ -120,3 +123,11 @@ class MessageConsumer:
         await message.ack()
         EVENTS_CONSUMED.labels(type=message.type or "unknown", outcome=f"parked_{outcome}").inc()
         log.warning("message parked", extra={"error": error, "routing_key": message.routing_key})
+
+
+async def _tell(callback: Callable[..., Awaitable[None]], *args: object) -> None:
+    """Run a parking callback; its failure is logged, and the message is parked all the same."""
+    try:
+        await callback(*args)
+    except Exception:  # noqa: BLE001
+        log.exception("parking callback failed", extra={"callback": getattr(callback, "__qualname__", repr(callback))})

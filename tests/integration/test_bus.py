@@ -157,3 +157,21 @@ async def test_permanent_error_is_parked_without_retries(bus):
     assert len(attempts) == 1
     assert parked[0].headers["x-outcome"] == "failed"
     assert json.loads(parked[0].body)["type"] == "image.ingested"
+
+
+async def test_parking_callbacks_hear_of_a_failed_event_and_their_own_failure_does_not_stop_the_parking(bus):
+    told = []
+
+    async def handler(envelope, data):
+        raise PermanentError("the source is gone")
+
+    async def on_parked(envelope, data, error):
+        told.append((envelope.id, data.image_id, error))
+        raise RuntimeError("the rejections store is down too")
+
+    await bus.consume({"image.ingested": handler}, on_parked=on_parked)
+    sent = ingested(6)
+    await bus.publish(sent)
+    parked = await eventually(lambda: parked_messages(bus))
+    assert told == [(sent.id, sent.data["image_id"], "PermanentError: the source is gone")]
+    assert parked[0].headers["x-error"] == "PermanentError: the source is gone"

@@ -97,21 +97,32 @@ async def test_blocked_url_and_invalid_messages_are_rejected_with_reasons(ingest
         assert message.headers["x-outcome"] == "invalid"
 
 
-async def test_transient_failures_are_retried_then_parked(make_ingest, listen, names):
+async def test_transient_failures_are_retried_then_parked_and_listed_as_rejections(make_ingest, listen, names, mongo_db):
     server = await listen("127.0.0.2")
     server.routes["/busy.png"] = (503, {}, b"try later")
     client = await make_ingest(own_exchange=True, fetch_allow_networks=["127.0.0.2/32"], consume_attempts=3)
     exchange_name = client.server.app[INGEST_SETTINGS].amqp_exchange
     upstream = Bus(IngestSettings(**{**names, "amqp_exchange": exchange_name}, service_name="upstream-test"))
     await upstream.connect()
+    event_id = f"busy-{uuid.uuid4().hex}"
     try:
-        await upstream.publish(submitted(source_event_id=f"busy-{uuid.uuid4().hex}", url=server.url("/busy.png")))
+        await upstream.publish(submitted(source_event_id=event_id, url=server.url("/busy.png")))
         connection = await aio_pika.connect(IngestSettings(**names).amqp_url)
         async with connection:
             channel = await connection.channel()
             message = await parked_message(channel, f"{exchange_name}.ingest")
             assert message.headers["x-outcome"] == "failed"
             assert "503" in message.headers["x-error"]
-        assert server.connections == 3  # every attempt reached the server; then it was parked, not rejected
+        assert server.connections == 3  # every attempt reached the server, then it was parked
+        # The rejections list says so, with the cause and the way back; the event is not marked as taken,
+        # so a replay is handled as new.
+        rejection = await eventually(lambda: mongo_db[REJECTIONS].find_one({"source": server.url("/busy.png")}))
+        assert rejection["reason"] == "retries_exhausted"
+        assert "failed 3 times" in rejection["message"] and "503" in rejection["message"]
+        assert "corpus bus replay ingest" in rejection["message"]
+        assert (rejection["filename"], rejection["uploader"]) == ("busy.png", "producer:scraper-test")
+        listed = await client.get("/v1/rejections", params={"reason": "retries_exhausted"})
+        assert rejection["_id"] in [r["id"] for r in (await listed.json())["items"]]
+        assert await mongo_db[SUBMISSIONS].find_one({"_id": event_id}) is None
     finally:
         await upstream.close()
