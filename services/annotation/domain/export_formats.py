@@ -88,12 +88,15 @@ def _box_coordinates(a: dict, width: int, height: int) -> list[str]:
     return [f"{(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} {w / width:.6f} {h / height:.6f}"]
 
 
-def _ring_coordinates(a: dict, width: int, height: int) -> list[str]:
-    """``x1 y1 ... xn yn`` per ring, normalised and clamped to [0, 1]; none for an annotation without an outline."""
+def _outline_coordinates(a: dict, width: int, height: int) -> list[str]:
+    """``x1 y1 ... xn yn``: the annotation's rings bridged into one outline, normalised and clamped to [0, 1];
+    nothing for an annotation without an outline."""
     if not segmentation.has_shape(a):
         return []
-    rings = a.get("polygon") or segmentation.outer_rings(segmentation.mask_of(a, height, width))
-    return [" ".join(f"{min(max(v / size, 0.0), 1.0):.6f}" for v, size in zip(ring, cycle((width, height)))) for ring in rings]
+    outline = segmentation.bridged(a.get("polygon") or segmentation.outer_rings(segmentation.mask_of(a, height, width)))
+    if not outline:
+        return []
+    return [" ".join(f"{min(max(v / size, 0.0), 1.0):.6f}" for v, size in zip(outline, cycle((width, height))))]
 
 
 def _yolo(
@@ -123,14 +126,15 @@ def yolo(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -
 
 
 def yolo_seg(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> dict[str, str]:
-    """YOLO segmentation (Ultralytics): ``class x1 y1 x2 y2 ... xn yn`` per outline, normalised, 6 decimals.
+    """YOLO segmentation (Ultralytics): ``class x1 y1 x2 y2 ... xn yn`` per object, normalised, 6 decimals.
 
-    A polygon gives one line per ring (a line holds one outline, so a polygon in several parts is several
-    lines); a mask gives one line per outer contour traced from its pixels (holes are dropped, see
-    :func:`segmentation.outer_rings`). Boxes and keypoints without an outline are left out. ``classes.txt``
-    and ``data.yaml`` are those of :func:`yolo` for the same selection, so class indices agree between the two.
+    One line per object: a polygon in several parts, or a mask's outer contours traced from its pixels
+    (holes are dropped, see :func:`segmentation.outer_rings`), are bridged into one outline
+    (:func:`segmentation.bridged`), as Ultralytics' COCO converter does. Boxes and keypoints without an
+    outline are left out. ``classes.txt`` and ``data.yaml`` are those of :func:`yolo` for the same
+    selection, so class indices agree between the two.
     """
-    return _yolo(images, annotations, labels, _ring_coordinates)
+    return _yolo(images, annotations, labels, _outline_coordinates)
 
 
 def voc(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> dict[str, str | bytes]:

@@ -81,3 +81,30 @@ def outer_rings(mask: np.ndarray) -> list[list[float]]:
     corners = padded[:-1, :-1] | padded[1:, :-1] | padded[:-1, 1:] | padded[1:, 1:]
     contours, _ = cv2.findContours(corners, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     return [contour.reshape(-1).astype(float).tolist() for contour in contours]
+
+
+def bridged(rings: list[list[float]]) -> list[float]:
+    """Several rings as one outline ``[x1, y1, ...]``: each further ring is joined to the outline so far by
+    a bridge between their closest vertices, walked there and back.
+
+    YOLO segmentation labels hold one outline per object, so an object in several parts (an occluded COCO
+    instance, a mask in pieces) must be one line, as Ultralytics' own COCO converter writes it. Filled the
+    way YOLO's loaders fill it (``cv2.fillPoly``, even-odd), the parts come back as they were; a bridge
+    encloses nothing and at most shows as a one-pixel line.
+    """
+    from scipy.spatial import cKDTree  # a dependency of imagehash; loaded only for exports with parts
+
+    parts = [np.asarray(ring, float).reshape(-1, 2) for ring in rings if len(ring) >= 6]
+    if not parts:
+        return []
+    outline, rest = parts[0], parts[1:]
+    while rest:
+        tree = cKDTree(outline)
+        nearest = [tree.query(part) for part in rest]  # per part: distances and outline indices of its vertices
+        k = min(range(len(rest)), key=lambda n: nearest[n][0].min())
+        j = int(nearest[k][0].argmin())
+        i = int(nearest[k][1][j])
+        part = rest.pop(k)
+        around = np.concatenate([part[j:], part[: j + 1]])  # from the bridge vertex round to it again
+        outline = np.concatenate([outline[: i + 1], around, outline[i:]])
+    return outline.reshape(-1).tolist()

@@ -124,17 +124,44 @@ def _outlines(text: str) -> list[tuple[int, list[float]]]:
     return [(int(line.split()[0]), [float(v) for v in line.split()[1:]]) for line in text.splitlines()]
 
 
-def test_yolo_seg_lines_are_the_polygon_rings_normalised():
+def _filled(rings: list[np.ndarray]) -> np.ndarray:
+    """Pixels inside, as YOLO's loaders fill an outline (cv2.fillPoly, even-odd rule)."""
+    import cv2
+
+    canvas = np.zeros((H, W), np.uint8)
+    cv2.fillPoly(canvas, [np.round(ring).astype(np.int32) for ring in rings], 1)
+    return canvas.astype(bool)
+
+
+def test_yolo_seg_writes_an_object_in_two_parts_as_one_bridged_outline():
     two_rings = {**SQUARE, "polygon": [[10, 10, 30, 10, 30, 30, 10, 30], [40, 5, 60, 5, 50, 45]]}
     files = export_formats.yolo_seg(SEG_IMAGES, [BOX, two_rings, BOX_ONLY], SEG_LABELS)
     assert files["classes.txt"] == export_formats.yolo(SEG_IMAGES, [BOX, two_rings, BOX_ONLY], SEG_LABELS)["classes.txt"] == "cat\ndog\n"
-    lines = _outlines(files["labels/seg.txt"])
-    assert [cls for cls, _ in lines] == [1, 1]  # one line per ring; the box is not an outline
-    for (_, coords), ring in zip(lines, two_rings["polygon"], strict=True):
-        expected = [v / size for v, size in zip(ring, [W, H] * len(ring), strict=False)]
-        assert coords == pytest.approx(expected, abs=5e-7)
+    [(cls, coords)] = _outlines(files["labels/seg.txt"])  # one object, one line; the box is not an outline
+    assert cls == 1
+    outline = np.array(coords).reshape(-1, 2) * [W, H]
+    rings = [np.array(ring, float).reshape(-1, 2) for ring in two_rings["polygon"]]
+    for vertex in np.concatenate(rings):
+        assert np.abs(outline - vertex).max(axis=1).min() < 1e-3  # every vertex of both parts is on the line
+    line, parts = _filled([outline]), _filled(rings[:1]) | _filled(rings[1:])
+    assert not (parts & ~line).any()  # both parts come back whole
+    assert (line & ~parts).sum() <= 12  # and the bridge between them adds a line of pixels at most
     assert all(len(v.split(".")[1]) == 6 for line in files["labels/seg.txt"].splitlines() for v in line.split()[1:])
     assert files["labels/box.txt"] == ""  # boxes only: nothing to outline
+
+
+def test_bridged_keeps_a_single_ring_as_it_is_and_joins_three_parts_in_one_line():
+    from services.annotation.domain.segmentation import bridged
+
+    square = [10.0, 10.0, 30.0, 10.0, 30.0, 30.0, 10.0, 30.0]
+    assert bridged([square]) == square
+    assert bridged([[1, 2, 3, 4]]) == []  # two points outline nothing
+    parts = [square, [40, 5, 60, 5, 50, 20], [40, 30, 60, 30, 50, 45]]
+    outline = np.array(bridged(parts)).reshape(-1, 2)
+    assert len(outline) == 4 + 3 + 3 + 2 * 2  # every vertex, and each bridge's two ends once more
+    union = np.logical_or.reduce([_filled([np.array(p, float).reshape(-1, 2)]) for p in parts])
+    line = _filled([outline])
+    assert not (union & ~line).any() and (line & ~union).sum() <= 2 * 12  # the parts whole, two bridges at most
 
 
 def test_yolo_seg_traces_a_mask_to_an_outline_that_rasterises_back():
