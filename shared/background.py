@@ -32,6 +32,7 @@ class PollingLoop:
         self.wait_first = wait_first  # the first pass comes after one poll interval (or a nudge), not at start
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def nudge(self) -> None:
         """Something new is waiting: run a pass now instead of at the next poll."""
@@ -41,7 +42,15 @@ class PollingLoop:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
+        """End the loop: a pass under way is cancelled; a wait ends at once.
+
+        The flag, not the cancel alone, is what ends it: Python 3.11's ``wait_for`` returns the
+        result of what it waited for when a cancel arrives as that completes (a nudge just before
+        ``stop``), and the cancel is lost. The loop then sees the flag instead.
+        """
         if self._task is not None:
+            self._stopping = True
+            self._wake.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -49,14 +58,14 @@ class PollingLoop:
     async def _run(self) -> None:
         if self.wait_first:
             await self._wait()
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 more = await self.run_pass()
             except Exception:  # noqa: BLE001 - a store away: the work stays in MongoDB for the next pass
                 log.exception("%s pass failed; will retry", self.name)
                 more = False
-            if not more:
+            if not more and not self._stopping:
                 await self._wait()
 
     async def _wait(self) -> None:

@@ -71,3 +71,22 @@ async def test_waiting_first_the_first_pass_comes_after_one_interval_not_at_star
         assert passes == [0]
     finally:
         await loop.stop()
+
+
+async def test_stop_right_after_a_nudge_ends_the_loop():
+    """Python 3.11's wait_for returns the waited-for result, swallowing a cancel that arrives as it completes:
+    a nudge just before stop() (a drain's last move nudges the relay) once left stop() waiting a whole poll."""
+    passes: list[int] = []
+
+    async def run_pass() -> bool:
+        passes.append(len(passes))
+        return False
+
+    loop = PollingLoop("test", run_pass, poll_seconds=3600)
+    loop.start()
+    await _settle(passes, 1)  # waiting for a nudge or the hour's poll
+    loop.nudge()
+    stopping = asyncio.ensure_future(loop.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=10)  # a guard against hanging the suite, not a speed check
+    assert stopping in done
+    assert loop._task is not None and loop._task.done()
