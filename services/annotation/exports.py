@@ -58,6 +58,9 @@ async def export_archive(
         label = await deps.labels.get(label_id)
         parent = (await deps.labels.get(label["parent_id"]))["name"] if label.get("parent_id") else None
         labels[label_id] = {**label, "parent": parent}
+    if fmt == "imagefolder":
+        files, paths = export_formats.image_folder(images, annotations, labels)
+        return await build_zip(blobs, images, "", files, paths)
     # A worker thread: rasterising and tracing masks for thousands of images would hold up the event loop.
     files = await asyncio.to_thread(_annotation_files, fmt, images, annotations, labels, id_scheme)
     return await build_zip(blobs, images, FOLDERS[fmt], files)

@@ -110,7 +110,10 @@ def revert(annotation_id: str, version: int, url: str = URL, key: str = KEY) -> 
 def export(
     out: Path = typer.Option(..., "--out", help="The zip file to write"),
     fmt: ExportFormat = typer.Option(
-        "coco", "--format", help="coco, yolo (boxes), yolo-seg (polygons and masks as outlines) or voc (boxes, segmentation PNGs)"
+        "coco",
+        "--format",
+        help="coco, yolo (boxes), yolo-seg (polygons and masks as outlines), voc (boxes, segmentation PNGs) "
+        "or imagefolder (each image under a folder per class it has)",
     ),
     image_id: list[str] = typer.Option(None, "--image-id", help="An image to export (repeatable)"),
     dataset: str = typer.Option(None, "--dataset", help="Or: every image with annotations from this dataset"),

@@ -18,8 +18,18 @@ from pathlib import Path
 from shared.clients.blobs import BlobStore, original_key
 
 
-async def build_zip(blobs: BlobStore, images: list[dict], folder: str, files: Mapping[str, str | bytes]) -> Path:
-    """Write ``files`` and every image (under ``folder/<file_name>``) to a new temporary zip; return its path."""
+async def build_zip(
+    blobs: BlobStore,
+    images: list[dict],
+    folder: str,
+    files: Mapping[str, str | bytes],
+    paths: Mapping[str, list[str]] | None = None,
+) -> Path:
+    """Write ``files`` and every image to a new temporary zip; return its path.
+
+    An image goes under ``folder/<file_name>``, or, when ``paths`` is given, under each of the member
+    names it lists for the image's id (none: the image is left out).
+    """
     handle, name = tempfile.mkstemp(prefix="corpus-export-", suffix=".zip")
     os.close(handle)
     path = Path(name)
@@ -27,8 +37,12 @@ async def build_zip(blobs: BlobStore, images: list[dict], folder: str, files: Ma
         archive = await asyncio.to_thread(zipfile.ZipFile, path, "w", zipfile.ZIP_DEFLATED)
         try:
             for image in images:
+                members = paths.get(image["id"], []) if paths is not None else [f"{folder}/{image['file_name']}"]
+                if not members:
+                    continue
                 data = await blobs.get(original_key(image["sha256"]))
-                await asyncio.to_thread(archive.writestr, f"{folder}/{image['file_name']}", data, zipfile.ZIP_STORED)
+                for member in members:
+                    await asyncio.to_thread(archive.writestr, member, data, zipfile.ZIP_STORED)
             for member, content in files.items():
                 compression = zipfile.ZIP_STORED if isinstance(content, bytes) else None  # None: the archive's deflate
                 await asyncio.to_thread(archive.writestr, member, content, compression)

@@ -1,5 +1,5 @@
-"""COCO, YOLO (boxes and segmentation) and Pascal VOC (boxes and segmentation PNGs) from annotations:
-pure functions, no I/O.
+"""COCO, YOLO (boxes and segmentation), Pascal VOC (boxes and segmentation PNGs) and image folders
+(classes) from annotations: pure functions, no I/O.
 
 Inputs are plain dicts: ``images`` ({id, file_name, width, height}),
 ``annotations`` (stored annotation documents) and ``labels`` (id → {name,
@@ -13,6 +13,8 @@ no image-level classifications.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable
 from itertools import cycle
@@ -211,3 +213,44 @@ def _voc_pngs(image: dict, objects: list[dict], classes: list[int]) -> tuple[byt
     class_image = segmentation.painted(((cls, mask) for _, cls, mask in shaped), height, width)
     object_image = segmentation.painted(((n, mask) for n, _, mask in shaped), height, width)
     return segmentation.palette_png(class_image), segmentation.palette_png(object_image)
+
+
+def _folder_name(name: str) -> str:
+    """A label name as one path segment, told apart from every other name: ``%``, ``/`` and ``\\`` are
+    percent-encoded, as is a leading dot (never ``.`` or ``..``)."""
+    safe = name.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
+    return f"%2E{safe[1:]}" if safe.startswith(".") else safe
+
+
+def image_folder(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Image classification as torchvision's ``ImageFolder`` and Ultralytics' classify datasets read it.
+
+    Each image is placed under ``<class>/<file name>`` for every image-level classification it has (an image
+    with two classes is in two folders; ``labels.csv`` lists every ``path,class`` pair). ``classes.txt``
+    lists the folders sorted, which is the order ``ImageFolder`` numbers them in (a folder is the class
+    name, with ``%``, ``/``, ``\\`` and a leading dot percent-encoded). Images without a classification are
+    left out and named in ``unclassified.txt``. Returns the text files and, per image id, the member names
+    its bytes go under.
+    """
+    classified = [a for a in annotations if a["type"] == "classification"]
+    if not classified:
+        raise InvalidAnnotation(
+            "no_classifications",
+            f"None of the {len(images)} selected image(s) has an image-level classification to make folders from; "
+            "use coco, yolo, yolo-seg or voc for boxes and outlines.",
+        )
+    by_image = _by_image(images, classified)
+    folders = sorted({_folder_name(name) for name in _class_names(classified, labels)})
+    paths: dict[str, list[str]] = {}
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerow(["path", "class"])
+    for image in images:
+        classes = sorted({labels[a["label_id"]]["name"] for a in by_image[image["id"]]})
+        paths[image["id"]] = [f"{_folder_name(name)}/{image['file_name']}" for name in classes]
+        writer.writerows(zip(paths[image["id"]], classes))
+    files = {"classes.txt": "".join(f"{folder}\n" for folder in folders), "labels.csv": rows.getvalue()}
+    unclassified = [image["file_name"] for image in images if not paths[image["id"]]]
+    if unclassified:
+        files["unclassified.txt"] = "".join(f"{name}\n" for name in unclassified)
+    return files, paths

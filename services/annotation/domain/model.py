@@ -11,7 +11,7 @@ from shared.events import utcnow
 
 AnnotationType = Literal["bbox", "polygon", "mask", "keypoints", "classification"]
 # What ``POST /v1/exports`` and ``corpus export --format`` offer (``domain/export_formats.py`` writes them).
-ExportFormat = Literal["coco", "yolo", "yolo-seg", "voc"]
+ExportFormat = Literal["coco", "yolo", "yolo-seg", "voc", "imagefolder"]
 
 # The fields that make up an annotation's state: what history keeps and diffs.
 STATE_FIELDS = (

@@ -22,7 +22,7 @@ CHUNK = 1024 * 1024
 class ExportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    format: Format = Field(default="coco", description="coco, yolo (boxes), yolo-seg (polygons and masks as outlines) or voc")
+    format: Format = Field(default="coco", description="coco, yolo (boxes), yolo-seg (polygons and masks as outlines), voc, or imagefolder (image classes as folders)")
     image_ids: list[str] | None = Field(default=None, description="The images to export")
     dataset: str | None = Field(default=None, description="Or: every image with annotations imported from this dataset")
     search: dict[str, Any] | None = Field(

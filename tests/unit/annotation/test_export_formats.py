@@ -170,3 +170,24 @@ def test_yolo_seg_traces_a_mask_to_an_outline_that_rasterises_back():
     again = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects([ring], H, W))).astype(bool)
     disc = DISC.astype(bool)
     assert cls == 0 and (again & disc).sum() / (again | disc).sum() > 0.9
+
+
+def test_image_folder_places_each_image_under_every_class_and_names_folders_safely():
+    labels = {"a": {"name": "drink/hot"}, "b": {"name": ".hidden"}, "c": {"name": "100%"}, "d": {"name": "cat"}}
+    classes = [
+        {"image_id": "s", "label_id": label, "type": "classification"} for label in ("a", "b", "c")
+    ] + [{"image_id": "b", "label_id": "d", "type": "classification"}]
+    images = [*SEG_IMAGES, {"id": "u", "file_name": "none.jpg", "width": W, "height": H}]
+    files, paths = export_formats.image_folder(images, [*classes, BOX], {**labels, **SEG_LABELS})
+    assert paths == {"s": ["%2Ehidden/seg.jpg", "100%25/seg.jpg", "drink%2Fhot/seg.jpg"], "b": ["cat/box.png"], "u": []}
+    assert files["classes.txt"].splitlines() == sorted(["%2Ehidden", "100%25", "drink%2Fhot", "cat"])
+    assert files["labels.csv"].splitlines()[1:] == [
+        "%2Ehidden/seg.jpg,.hidden", "100%25/seg.jpg,100%", "drink%2Fhot/seg.jpg,drink/hot", "cat/box.png,cat"
+    ]
+    assert files["unclassified.txt"] == "none.jpg\n"
+
+
+def test_image_folder_refuses_a_selection_without_classes():
+    with pytest.raises(InvalidAnnotation) as caught:
+        export_formats.image_folder(SEG_IMAGES, [BOX, BOX_ONLY], SEG_LABELS)
+    assert caught.value.reason == "no_classifications"
