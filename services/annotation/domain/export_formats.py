@@ -95,7 +95,7 @@ def _outline_coordinates(a: dict, width: int, height: int) -> list[str]:
     nothing for an annotation without an outline."""
     if not segmentation.has_shape(a):
         return []
-    outline = segmentation.bridged(a.get("polygon") or segmentation.outer_rings(segmentation.mask_of(a, height, width)))
+    outline = segmentation.bridged(a.get("polygon") or segmentation.rings_with_holes(segmentation.mask_of(a, height, width)))
     if not outline:
         return []
     return [" ".join(f"{min(max(v / size, 0.0), 1.0):.6f}" for v, size in zip(outline, cycle((width, height))))]
@@ -130,9 +130,10 @@ def yolo(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -
 def yolo_seg(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> dict[str, str]:
     """YOLO segmentation (Ultralytics): ``class x1 y1 x2 y2 ... xn yn`` per object, normalised, 6 decimals.
 
-    One line per object: a polygon in several parts, or a mask's outer contours traced from its pixels
-    (holes are dropped, see :func:`segmentation.outer_rings`), are bridged into one outline
-    (:func:`segmentation.bridged`), as Ultralytics' COCO converter does. Boxes and keypoints without an
+    One line per object: a polygon in several parts, or a mask's contours traced from its pixels (the
+    edges of its parts and of its holes, :func:`segmentation.rings_with_holes`), are bridged into one
+    outline (:func:`segmentation.bridged`), as Ultralytics' COCO converter does; filled as YOLO fills it
+    (even-odd), the holes stay empty. Boxes and keypoints without an
     outline are left out. ``classes.txt`` and ``data.yaml`` are those of :func:`yolo` for the same
     selection, so class indices agree between the two.
     """

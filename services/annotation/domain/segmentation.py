@@ -68,6 +68,42 @@ def palette_png(indices: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _corner_grid(mask: np.ndarray) -> np.ndarray:
+    """The grid of pixel corners, a corner set when any of its four pixels is: contours traced through
+    it run along pixel edges (see :func:`outer_rings`)."""
+    padded = np.pad(mask.astype(np.uint8), 1)
+    return padded[:-1, :-1] | padded[1:, :-1] | padded[:-1, 1:] | padded[1:, 1:]
+
+
+def _outer_rings_at_every_depth(mask: np.ndarray) -> list[list[float]]:
+    """The outer edges of every part of the mask, parts inside another part's hole included."""
+    contours, hierarchy = cv2.findContours(_corner_grid(mask), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return []
+    parents = hierarchy[0][:, 3]
+
+    def depth(i: int) -> int:
+        levels = 0
+        while parents[i] != -1:
+            i, levels = parents[i], levels + 1
+        return levels
+
+    return [c.reshape(-1).astype(float).tolist() for i, c in enumerate(contours) if depth(i) % 2 == 0]
+
+
+def rings_with_holes(mask: np.ndarray) -> list[list[float]]:
+    """Rings that give the mask back, holes and all, when filled with the even-odd rule (as ``cv2.fillPoly``
+    and YOLO's loaders fill): the outer edges of every part, parts inside holes included, and the edges
+    of every hole, all along pixel edges. A gap of one pixel between parts still closes, as in
+    :func:`outer_rings`.
+    """
+    from scipy import ndimage  # a dependency of imagehash; loaded only for exports with masks
+
+    solid = mask.astype(bool)
+    holes = ndimage.binary_fill_holes(solid) & ~solid
+    return _outer_rings_at_every_depth(solid) + _outer_rings_at_every_depth(holes)
+
+
 def outer_rings(mask: np.ndarray) -> list[list[float]]:
     """The mask's outer contours as flat rings ``[x1, y1, x2, y2, ...]`` in COCO pixel coordinates.
 
@@ -77,9 +113,7 @@ def outer_rings(mask: np.ndarray) -> list[list[float]]:
     mask except along diagonal steps. Holes are dropped (outer contours only), and parts with at most one
     pixel between them become one ring.
     """
-    padded = np.pad(mask.astype(np.uint8), 1)
-    corners = padded[:-1, :-1] | padded[1:, :-1] | padded[:-1, 1:] | padded[1:, 1:]
-    contours, _ = cv2.findContours(corners, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(_corner_grid(mask), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     return [contour.reshape(-1).astype(float).tolist() for contour in contours]
 
 

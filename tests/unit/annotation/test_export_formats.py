@@ -191,3 +191,13 @@ def test_image_folder_refuses_a_selection_without_classes():
     with pytest.raises(InvalidAnnotation) as caught:
         export_formats.image_folder(SEG_IMAGES, [BOX, BOX_ONLY], SEG_LABELS)
     assert caught.value.reason == "no_classifications"
+
+
+def test_yolo_seg_keeps_a_masks_hole_empty_when_filled_as_yolo_fills_it():
+    ring = np.asfortranarray((((XX - 32) ** 2 + (YY - 24) ** 2 < 20**2) & ((XX - 32) ** 2 + (YY - 24) ** 2 > 10**2)).astype(np.uint8))
+    donut = {**CIRCLE, "rle": _rle(ring)}
+    [(cls, coords)] = _outlines(export_formats.yolo_seg(SEG_IMAGES, [donut], SEG_LABELS)["labels/seg.txt"])
+    filled = _filled([np.array(coords).reshape(-1, 2) * [W, H]])
+    assert not filled[24, 32] and not filled[24, 26]  # the hole
+    assert filled[24, 16] and filled[24, 47] and filled[10, 32]  # the ring
+    assert (filled & ring.astype(bool)).sum() / (filled | ring.astype(bool)).sum() > 0.8  # YOLO's fill paints edges

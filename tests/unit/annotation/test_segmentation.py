@@ -74,3 +74,32 @@ def test_the_coco_sample_crowd_masks_trace_to_outlines_that_rasterise_back():
         height, width = a["segmentation"]["size"]
         mask = coco_mask.decode(coco_mask.frPyObjects(a["segmentation"], height, width)).astype(bool)
         assert _iou(_rasterised(segmentation.outer_rings(mask), height, width), mask) > 0.95, a["id"]
+
+
+def _even_odd(rings: list[list[float]], height: int, width: int) -> np.ndarray:
+    """Pixels inside the rings under the even-odd rule: inside an odd number of them (a pixel is inside a ring
+    when its centre is)."""
+    from skimage.draw import polygon2mask
+
+    inside = np.zeros((height, width), bool)
+    for ring in rings:
+        xy = np.array(ring, float).reshape(-1, 2) - 0.5  # pixel edges to pixel centres
+        inside ^= polygon2mask((height, width), xy[:, ::-1])
+    return inside
+
+
+def test_rings_with_holes_give_a_ring_shape_back_with_its_hole_and_an_island_inside_it():
+    yy, xx = np.mgrid[:80, :80]
+    distance = (xx - 40) ** 2 + (yy - 40) ** 2
+    shape = ((distance < 30**2) & (distance > 15**2)) | (distance < 6**2)  # a ring, and a disc in its hole
+    rings = segmentation.rings_with_holes(shape)
+    assert len(rings) == 3  # the ring's outer edge, the hole's edge, the island's edge
+    filled = _even_odd(rings, 80, 80)
+    assert filled[40, 40] and not filled[40, 30] and filled[40, 15]  # island, hole, ring
+    assert _iou(filled, shape) > 0.93  # the edges follow pixel edges but cut diagonal steps (the disc of radius 6 is small)
+    assert _iou(_even_odd(segmentation.outer_rings(shape), 80, 80), shape) < 0.85  # outer edges alone fill the hole
+
+
+def test_a_real_silhouette_with_holes_comes_back_under_the_even_odd_rule():
+    horse = ~skimage.data.horse()
+    assert _iou(_even_odd(segmentation.rings_with_holes(horse), *horse.shape), horse) > 0.95
