@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 import zipfile
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from shared.clients.blobs import original_key
 from tests.integration.annotation.conftest import add_image
@@ -17,9 +18,15 @@ pytestmark = pytest.mark.integration
 
 
 async def _stored(mongo_db, blob_store, photo: str) -> tuple[str, bytes]:
-    data = skimage_photo(photo)
-    width, height = Image.open(io.BytesIO(data)).size
-    image_id = await add_image(mongo_db, width, height, data=data, filename=photo)
+    """A sample photo stored as ingest would, re-saved with a unique text chunk: bytes (and an id) of its own,
+    so the session's upload tests of the same photo still find it new."""
+    image = Image.open(io.BytesIO(skimage_photo(photo)))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("test", uuid.uuid4().hex)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", pnginfo=info)
+    data = buffer.getvalue()
+    image_id = await add_image(mongo_db, *image.size, data=data, filename=photo.replace(".jpg", ".png"))
     await blob_store.put(original_key(image_id), data, "image/png")
     return image_id, data
 
@@ -51,7 +58,7 @@ async def test_each_image_lands_in_the_folder_of_every_class_it_has(annotation_c
     rows = list(csv.reader(io.StringIO(archive.read("labels.csv").decode())))
     assert rows[0] == ["path", "class"]
     assert sorted(rows[1:]) == [["cat/chelsea.png", "cat"], ["drink%2Fhot/coffee.png", "drink/hot"], ["indoor scene/chelsea.png", "indoor scene"]]
-    assert archive.read("unclassified.txt").decode() == "rocket.jpg\n"
+    assert archive.read("unclassified.txt").decode() == "rocket.png\n"
 
 
 async def test_a_selection_without_classes_is_refused_with_a_reason(annotation_client, mongo_db, blob_store):
