@@ -69,14 +69,20 @@ def palette_png(indices: np.ndarray) -> bytes:
 
 
 def _corner_grid(mask: np.ndarray) -> np.ndarray:
-    """The grid of pixel corners, a corner set when any of its four pixels is: contours traced through
-    it run along pixel edges (see :func:`outer_rings`)."""
+    """The grid of pixel corners, a corner set when any of its four pixels is.
+
+    OpenCV traces through the centres of the edge pixels, which would shrink a shape by half a pixel all
+    round (a 10×10 square would come back 9×9). Traced through this grid instead, the rings run along
+    pixel edges and rasterise back to the mask except along diagonal steps; parts with at most one pixel
+    between them become one ring.
+    """
     padded = np.pad(mask.astype(np.uint8), 1)
     return padded[:-1, :-1] | padded[1:, :-1] | padded[:-1, 1:] | padded[1:, 1:]
 
 
 def _outer_rings_at_every_depth(mask: np.ndarray) -> list[list[float]]:
-    """The outer edges of every part of the mask, parts inside another part's hole included."""
+    """The outer edges of every part of the mask, parts inside another part's hole included, as flat rings
+    ``[x1, y1, x2, y2, ...]`` in COCO pixel coordinates."""
     contours, hierarchy = cv2.findContours(_corner_grid(mask), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is None:
         return []
@@ -94,27 +100,14 @@ def _outer_rings_at_every_depth(mask: np.ndarray) -> list[list[float]]:
 def rings_with_holes(mask: np.ndarray) -> list[list[float]]:
     """Rings that give the mask back, holes and all, when filled with the even-odd rule (as ``cv2.fillPoly``
     and YOLO's loaders fill): the outer edges of every part, parts inside holes included, and the edges
-    of every hole, all along pixel edges. A gap of one pixel between parts still closes, as in
-    :func:`outer_rings`.
+    of every hole, all along pixel edges (see :func:`_corner_grid`). A gap of one pixel between parts
+    still closes.
     """
     from scipy import ndimage  # a dependency of imagehash; loaded only for exports with masks
 
     solid = mask.astype(bool)
     holes = ndimage.binary_fill_holes(solid) & ~solid
     return _outer_rings_at_every_depth(solid) + _outer_rings_at_every_depth(holes)
-
-
-def outer_rings(mask: np.ndarray) -> list[list[float]]:
-    """The mask's outer contours as flat rings ``[x1, y1, x2, y2, ...]`` in COCO pixel coordinates.
-
-    OpenCV traces through the centres of the edge pixels, which would shrink a shape by half a pixel all
-    round (a 10×10 square would come back 9×9). So it traces the grid of pixel corners instead, a corner
-    being set when any of its four pixels is: the rings run along pixel edges and rasterise back to the
-    mask except along diagonal steps. Holes are dropped (outer contours only), and parts with at most one
-    pixel between them become one ring.
-    """
-    contours, _ = cv2.findContours(_corner_grid(mask), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    return [contour.reshape(-1).astype(float).tolist() for contour in contours]
 
 
 def bridged(rings: list[list[float]]) -> list[float]:
