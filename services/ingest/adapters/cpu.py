@@ -160,11 +160,11 @@ class CpuPool:
         chunk, size = _Chunk(), 0
         while self._waiting:
             job = self._waiting[0]
-            alone = job.alone or job.isolated or job.size > CHUNK_BYTES
-            if chunk.jobs and (alone or len(chunk.jobs) >= CHUNK_JOBS or size + job.size > CHUNK_BYTES):
-                break
             if job.isolated:
                 break  # _dispatch sends it when the pool is empty
+            alone = job.alone or job.size > CHUNK_BYTES
+            if chunk.jobs and (alone or len(chunk.jobs) >= CHUNK_JOBS or size + job.size > CHUNK_BYTES):
+                break
             self._waiting.popleft()
             if not job.future.done():
                 chunk.jobs.append(job)
