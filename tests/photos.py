@@ -8,11 +8,14 @@ it is absent.
 
 from __future__ import annotations
 
+import io
 import os
+import uuid
 from pathlib import Path
 
 import pytest
 import skimage
+from PIL import Image, PngImagePlugin
 
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
 REPO = Path(__file__).resolve().parent.parent
@@ -20,6 +23,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 def skimage_photo(name: str) -> bytes:
     return (SKIMAGE_DATA / name).read_bytes()
+
+
+def unique_png(data: bytes) -> bytes:
+    """A real photo re-saved as PNG with a unique text chunk: the same pixels, bytes (and so an id) of its own,
+    for a test that stores a sample photo other tests of the session also store."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("test", uuid.uuid4().hex)
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(buffer, "PNG", pnginfo=info)
+    return buffer.getvalue()
 
 
 def skimage_photos() -> list[Path]:

@@ -44,7 +44,7 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     repository = ImageRepository(db)
     await repository.ensure_indexes()
     await warn_if_banded_otherwise(db, settings.near_duplicate_radius)
-    idempotency = IdempotencyStore(db, settings.idempotency_ttl_seconds)
+    idempotency = IdempotencyStore(db, settings.idempotency_ttl_seconds, settings.idempotency_lease_seconds)
     await idempotency.ensure_indexes()
     jobs = JobRepository(db)
     await jobs.ensure_indexes()

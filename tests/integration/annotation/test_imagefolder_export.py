@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 import zipfile
 
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from shared.clients.blobs import original_key
 from tests.integration.annotation.conftest import add_image
-from tests.photos import skimage_photo
+from tests.photos import skimage_photo, unique_png
 
 pytestmark = pytest.mark.integration
 
 
 async def _stored(mongo_db, blob_store, photo: str) -> tuple[str, bytes]:
-    """A sample photo stored as ingest would, re-saved with a unique text chunk: bytes (and an id) of its own,
-    so the session's upload tests of the same photo still find it new."""
-    image = Image.open(io.BytesIO(skimage_photo(photo)))
-    info = PngImagePlugin.PngInfo()
-    info.add_text("test", uuid.uuid4().hex)
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", pnginfo=info)
-    data = buffer.getvalue()
+    """A sample photo stored as ingest would, with bytes (and an id) of its own (``unique_png``)."""
+    data = unique_png(skimage_photo(photo))
+    image = Image.open(io.BytesIO(data))
     image_id = await add_image(mongo_db, *image.size, data=data, filename=photo.replace(".jpg", ".png"))
     await blob_store.put(original_key(image_id), data, "image/png")
     return image_id, data
