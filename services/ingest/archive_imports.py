@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from services.ingest import idempotent
+from services.ingest import fingerprint, idempotent
 from services.ingest.archive_staging import UPLOADS, archive_key, limits
 from services.ingest.config import IngestSettings
 from services.ingest.deps import DEPS, IMPORT_WORKER, INGEST_SETTINGS, JOBS
@@ -99,8 +99,10 @@ async def _read_upload(request: web.Request, settings: IngestSettings) -> tuple[
                 filename = part_filename
                 spool = _Spool(settings.import_staging_dir / UPLOADS, settings.import_archive_max_bytes)
                 await spool.fill(part)
+                if (fp := fingerprint.of(request)) is not None:
+                    fp.file(name, filename, spool.sha256)
             elif name in FIELDS:
-                fields[name] = await read_text_field(part, name)
+                fields[name] = await read_text_field(part, name, request)
             else:
                 shown = ", ".join(repr(f) for f in ("archive", *FIELDS))
                 raise Problem(400, "Bad Request", f"Unexpected form field {name!r}; the fields are {shown} (one archive).", type_=problem_type("unknown-field"))
@@ -150,4 +152,8 @@ async def upload_import(request: web.Request) -> web.Response:
         request.app[IMPORT_WORKER].nudge()
         return 202, ImportOut.of(job), {"Location": f"/v1/imports/{job_id}"}
 
-    return await idempotent.respond(request, "import-upload", produce)
+    async def reread() -> None:
+        spool, _, _ = await _read_upload(request, request.app[INGEST_SETTINGS])
+        spool.remove()
+
+    return await idempotent.respond(request, "import-upload", produce, reread)

@@ -74,8 +74,11 @@ def _allowed_path(raw: str, roots: list[Path]) -> Path:
 
 
 async def create_import(request: web.Request) -> web.Response:
+    async def read() -> ImportRequest:
+        return await json_body(request, ImportRequest, '{"kind": "coco", "path": "/data/coco"}')
+
     async def produce():
-        body = await json_body(request, ImportRequest, '{"kind": "coco", "path": "/data/coco"}')
+        body = await read()
         if body.kind not in KINDS:
             raise Problem(422, "Unprocessable Content", f"Unknown kind {body.kind!r}; use one of {', '.join(KINDS)}.", type_=problem_type("import-kind"))
         path = _allowed_path(body.path, request.app[INGEST_SETTINGS].import_roots)
@@ -95,7 +98,7 @@ async def create_import(request: web.Request) -> web.Response:
         request.app[IMPORT_WORKER].nudge()
         return 202, ImportOut.of(job), {"Location": f"/v1/imports/{job['_id']}"}
 
-    return await idempotent.respond(request, "import", produce)
+    return await idempotent.respond(request, "import", produce, read)
 
 
 async def get_import(request: web.Request) -> web.Response:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
+from services.ingest import fingerprint
 from services.ingest.domain.model import Origin
 from services.ingest.service import Submission
 from shared.naming import split_csv_names
@@ -53,8 +55,11 @@ def require_multipart(request: web.Request, hint: str = "Send multipart/form-dat
         raise Problem(415, "Unsupported Media Type", hint, type_=problem_type("unsupported-media-type"))
 
 
-async def read_text_field(part: BodyPartReader, name: str) -> str:
-    return (await _read_capped(part, FIELD_LIMIT, f"The field '{name}'")).decode("utf-8", errors="replace").strip()
+async def read_text_field(part: BodyPartReader, name: str, request: web.Request) -> str:
+    value = (await _read_capped(part, FIELD_LIMIT, f"The field '{name}'")).decode("utf-8", errors="replace").strip()
+    if (fp := fingerprint.of(request)) is not None:
+        fp.field(name, value)
+    return value
 
 
 def _unknown(name: str | None, file_field: str) -> Problem:
@@ -99,8 +104,10 @@ async def read_submission(request: web.Request, max_bytes: int, uploader: str | 
                 raise Problem(400, "Bad Request", "Send one part named 'file' per request (or use /v1/images:batch).")
             filename = part_filename
             data = await _read_capped(part, max_bytes, f"The file {filename or ''}".strip())
+            if (fp := fingerprint.of(request)) is not None:
+                fp.file(name, filename, hashlib.sha256(data).hexdigest())
         elif name in TEXT_FIELDS:
-            fields[name] = await read_text_field(part, name)
+            fields[name] = await read_text_field(part, name, request)
         else:
             raise _unknown(name, "file")
     if data is None:
@@ -129,6 +136,7 @@ async def read_batch(
     reader = await request.multipart()
     fields: dict[str, str] = {}
     index = total = 0
+    fp = fingerprint.of(request)
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise Problem(400, "Bad Request", "Nested multipart bodies are not accepted.")
@@ -136,21 +144,26 @@ async def read_batch(
         if name in ("files", "file"):
             buf = bytearray()
             over = False
+            sha = hashlib.sha256() if fp is not None else None
             while chunk := await part.read_chunk(CHUNK):
                 total += len(chunk)
                 if total > max_total_bytes:
                     raise too_large("The batch", max_total_bytes)
+                if sha is not None:
+                    sha.update(chunk)
                 if not over:
                     buf += chunk
                     if len(buf) > max_file_bytes:
                         over, buf = True, bytearray()
+            if fp is not None:
+                fp.file(name, filename, sha.hexdigest())
             if over:
                 yield BatchPart(index, filename, too_large=max_file_bytes)
             else:
                 yield BatchPart(index, filename, _submission(bytes(buf), filename, fields, uploader))
             index += 1
         elif name in TEXT_FIELDS:
-            fields[name] = await read_text_field(part, name)
+            fields[name] = await read_text_field(part, name, request)
         else:
             await _drain(part)
             raise _unknown(name, "files")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from services.ingest import idempotent, results
+from services.ingest import fingerprint, idempotent, results
 from services.ingest.deps import DEPS, FETCHER, INGEST_SETTINGS
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import ImageOut, Origin
@@ -27,7 +28,10 @@ M = TypeVar("M", bound=BaseModel)
 async def json_body(request: web.Request, model: type[M], example: str) -> M:
     """The request's JSON as ``model``; a 400 problem showing ``example`` when it is not."""
     try:
-        return model.model_validate(await request.json())
+        raw = await request.json()
+        if (fp := fingerprint.of(request)) is not None:
+            fp.json(raw)
+        return model.model_validate(raw)
     except (ValueError, ValidationError) as exc:
         raise Problem(400, "Bad Request", f"Send JSON like {example}: {exc}", type_=problem_type("invalid-body")) from None
 
@@ -37,9 +41,11 @@ def refusal_problem(refused: ImageRefused) -> Problem:
 
 
 async def upload_image(request: web.Request) -> web.Response:
+    async def read() -> Submission:
+        return await read_submission(request, request.app[INGEST_SETTINGS].max_upload_bytes, request[PRINCIPAL].user_id)
+
     async def produce():
-        settings = request.app[INGEST_SETTINGS]
-        submission = await read_submission(request, settings.max_upload_bytes, request[PRINCIPAL].user_id)
+        submission = await read()
         try:
             outcome = await ingest(request.app[DEPS], submission)
         except ImageRefused as refused:
@@ -47,19 +53,25 @@ async def upload_image(request: web.Request) -> web.Response:
         body = ImageOut.of(outcome.doc).model_dump(mode="json")
         return (201 if outcome.created else 200), body, {"Location": f"/v1/images/{outcome.doc.id}"}
 
-    return await idempotent.respond(request, "upload", produce)
+    return await idempotent.respond(request, "upload", produce, read)
 
 
 async def upload_batch(request: web.Request) -> web.Response:
+    settings, uploader = request.app[INGEST_SETTINGS], request[PRINCIPAL].user_id
+
+    def parts() -> AsyncIterator[BatchPart]:
+        return read_batch(request, max_file_bytes=settings.max_upload_bytes, max_total_bytes=settings.max_batch_bytes, uploader=uploader)
+
+    async def reread() -> None:
+        async for _ in parts():
+            pass
+
     async def produce():
-        settings, deps = request.app[INGEST_SETTINGS], request.app[DEPS]
-        uploader = request[PRINCIPAL].user_id
+        deps = request.app[DEPS]
         group = GroupIngest(deps, group_size=settings.store_group, probing=settings.concurrency)
         items: list[results.ItemResult | tuple[BatchPart, asyncio.Future]] = []
         try:
-            async for part in read_batch(
-                request, max_file_bytes=settings.max_upload_bytes, max_total_bytes=settings.max_batch_bytes, uploader=uploader
-            ):
+            async for part in parts():
                 if part.too_large is None:
                     items.append((part, await group.add(part.submission)))
                     continue
@@ -70,7 +82,7 @@ async def upload_batch(request: web.Request) -> web.Response:
             await group.finish()
         return 200, results.summary([await _item_result(item) for item in items]), {}
 
-    return await idempotent.respond(request, "batch", produce)
+    return await idempotent.respond(request, "batch", produce, reread)
 
 
 async def _item_result(item: results.ItemResult | tuple[BatchPart, asyncio.Future]) -> results.ItemResult:
@@ -93,8 +105,11 @@ class FetchRequest(BaseModel):
 
 
 async def fetch_images(request: web.Request) -> web.Response:
+    async def read() -> FetchRequest:
+        return await json_body(request, FetchRequest, '{"urls": ["https://..."]}')
+
     async def produce():
-        body = await json_body(request, FetchRequest, '{"urls": ["https://..."]}')
+        body = await read()
         if body.sha256 is not None and len(body.sha256) != len(body.urls):
             raise Problem(400, "Bad Request", "Give one sha256 per URL (null where unknown).")
         deps, fetcher = request.app[DEPS], request.app[FETCHER]
@@ -118,7 +133,7 @@ async def fetch_images(request: web.Request) -> web.Response:
         items = await asyncio.gather(*(one(i, url) for i, url in enumerate(body.urls)))
         return 200, results.summary(list(items)), {}
 
-    return await idempotent.respond(request, "fetch", produce)
+    return await idempotent.respond(request, "fetch", produce, read)
 
 
 async def get_image(request: web.Request) -> web.Response:

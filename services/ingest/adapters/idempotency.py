@@ -33,6 +33,7 @@ class Stored:
     status: int | None  # None: the first request is still running
     body: Any = None
     locked_until: datetime | None = None  # while running: when its lease runs out unless renewed
+    fingerprint: str | None = None  # of the request that was answered (None for entries from before fingerprints)
 
 
 class IdempotencyStore:
@@ -68,7 +69,7 @@ class IdempotencyStore:
         found = await self.keys.find_one({"_id": key})
         if found is None:  # expired between the calls: claim again
             return await self.claim(key)
-        return Stored(found.get("status"), found.get("body"), found.get("locked_until"))
+        return Stored(found.get("status"), found.get("body"), found.get("locked_until"), found.get("fingerprint"))
 
     async def renew(self, key: str) -> None:
         await self.keys.update_one({"_id": key, "status": None}, {"$set": {"locked_until": utcnow() + self.lease}})
@@ -93,8 +94,9 @@ class IdempotencyStore:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def complete(self, key: str, status: int, body: Any) -> None:
-        await self.keys.update_one({"_id": key}, {"$set": {"status": status, "body": body}, "$unset": {"locked_until": ""}})
+    async def complete(self, key: str, status: int, body: Any, fingerprint: str | None = None) -> None:
+        update = {"$set": {"status": status, "body": body, "fingerprint": fingerprint}, "$unset": {"locked_until": ""}}
+        await self.keys.update_one({"_id": key}, update)
 
     async def release(self, key: str) -> None:
         """The request failed without an answer worth replaying: let a retry run it again."""

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from services.ingest.adapters.repository import IMAGES
-from services.ingest.archive_staging import COMPLETE, ArchiveStaging, archive_key
+from services.ingest.archive_staging import COMPLETE, UPLOADS, ArchiveStaging, archive_key
 from services.ingest.config import IngestSettings
 from services.ingest.domain.datasets import DatasetError
 from shared.clients.blobs import BlobStore
@@ -75,12 +75,12 @@ async def own_blobs(own_names):
     await store.close()
 
 
-async def upload(client, archive: bytes, filename: str, **fields: str) -> aiohttp.ClientResponse:
+async def upload(client, archive: bytes, filename: str, *, key: str | None = None, **fields: str) -> aiohttp.ClientResponse:
     form = aiohttp.FormData()
     for name, value in fields.items():
         form.add_field(name, value)
     form.add_field("archive", archive, filename=filename, content_type="application/octet-stream")
-    return await client.post("/v1/imports:upload", data=form)
+    return await client.post("/v1/imports:upload", data=form, headers={"Idempotency-Key": key} if key else None)
 
 
 
@@ -109,6 +109,21 @@ async def test_a_zipped_folder_tree_is_imported_with_its_classes_and_then_cleare
     # Nothing is left behind: the unpacked tree and the stored archive go when the job ends.
     assert not (tmp_path / "staging" / job["id"]).exists()
     assert not await own_blobs.exists(archive_key(job["id"]))
+
+
+async def test_a_repeat_under_its_key_is_the_same_job_and_another_archive_under_it_is_refused(uploader, tmp_path):
+    tree = pets_tree()
+    archive = zipped(tree)
+    first = await upload(uploader, archive, "pets.zip", key="pets-once", kind="folder")
+    assert first.status == 202, await first.text()
+    job = await first.json()
+    again = await upload(uploader, archive, "pets.zip", key="pets-once", kind="folder")
+    assert again.status == 202 and again.headers.get("Idempotent-Replayed") == "true" and (await again.json())["id"] == job["id"]
+    fewer = dict(list(tree.items())[:-1])
+    other = await upload(uploader, zipped(fewer), "pets.zip", key="pets-once", kind="folder")
+    assert other.status == 422 and (await other.json())["type"].endswith("idempotency-key-reused")
+    assert not any((tmp_path / "staging" / UPLOADS).iterdir())  # the repeats' archives were read for their SHA-256, then dropped
+    assert (await finished(uploader, job["id"]))["status"] == "done"
 
 
 async def test_a_voc_tar_gz_carries_its_boxes_and_dot_means_the_archive_root(uploader, own_db, tmp_path):

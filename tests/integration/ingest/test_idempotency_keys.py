@@ -1,4 +1,5 @@
-"""Idempotency-Key leases: a running request keeps its key, a dead process's key is taken over.
+"""Idempotency-Key: leases (a running request keeps its key, a dead process's key is taken over) and
+fingerprints (a repeat must ask for the same thing; a key reused for another request is refused).
 
 A request that claims a key renews a lease on it while it runs. When its
 process dies (SIGKILL, a lost machine) nothing renews the lease; once it runs
@@ -18,10 +19,11 @@ from datetime import timedelta
 import pytest
 
 from services.ingest.adapters.idempotency import IDEMPOTENCY, IdempotencyStore
-from services.ingest.adapters.repository import IMAGES
+from services.ingest.adapters.repository import IMAGES, REJECTIONS
 from shared.events import utcnow
 from tests.integration.ingest.test_batch_upload import batch_form
 from tests.photos import skimage_photo, unique_png
+from tests.uploads import image_form
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +96,45 @@ async def test_a_repeat_while_the_request_still_runs_is_told_when_to_retry(inges
     assert problem["type"].endswith("idempotency-in-progress") and key in problem["detail"]
     assert 1 <= int(response.headers["Retry-After"]) <= 20
     assert await mongo_db[IMAGES].count_documents({"_id": hashlib.sha256(data).hexdigest()}) == 0  # it did not run
+
+
+async def test_a_key_reused_for_other_files_or_fields_is_refused_and_nothing_of_it_is_stored(ingest_client, mongo_db):
+    key = f"reuse-{uuid.uuid4().hex}"
+    first, other = unique_png(skimage_photo("coffee.png")), unique_png(skimage_photo("coffee.png"))
+    headers = {"Idempotency-Key": key}
+    answered = await ingest_client.post("/v1/images:batch", data=batch_form([("a.png", first)], tags="one"), headers=headers)
+    assert answered.status == 200 and (await answered.json())["items"][0]["status"] == 201
+    # The same request again: aiohttp draws a new multipart boundary, and the key still replays.
+    same = await ingest_client.post("/v1/images:batch", data=batch_form([("a.png", first)], tags="one"), headers=headers)
+    assert same.status == 200 and same.headers.get("Idempotent-Replayed") == "true"
+    for form in (
+        batch_form([("a.png", other)], tags="one"),  # other bytes under the same name
+        batch_form([("a.png", first)], tags="two"),  # other fields
+        batch_form([("b.png", first)], tags="one"),  # another filename
+        batch_form([("a.png", first), ("a.png", other)], tags="one"),  # one file more
+    ):
+        refused = await ingest_client.post("/v1/images:batch", data=form, headers=headers)
+        assert refused.status == 422, await refused.text()
+        problem = await refused.json()
+        assert problem["type"].endswith("idempotency-key-reused") and key in problem["detail"]
+    assert await mongo_db[IMAGES].count_documents({"_id": hashlib.sha256(other).hexdigest()}) == 0
+    assert await mongo_db[IMAGES].count_documents({"_id": hashlib.sha256(first).hexdigest(), "tags": "two"}) == 0
+    single = {"Idempotency-Key": f"{key}-single"}
+    assert (await ingest_client.post("/v1/images", data=image_form(first, "a.png"), headers=single)).status == 200  # stored above
+    replay = await ingest_client.post("/v1/images", data=image_form(first, "a.png"), headers=single)
+    assert replay.headers.get("Idempotent-Replayed") == "true"
+    assert (await ingest_client.post("/v1/images", data=image_form(other, "a.png"), headers=single)).status == 422
+
+
+async def test_a_json_repeat_matches_whatever_its_spacing_and_key_order(ingest_client, mongo_db):
+    key = f"fetch-{uuid.uuid4().hex}"
+    url = f"http://127.0.0.1:9/{key}.jpg"  # loopback: refused by the address guard, an answer all the same
+    headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+    first = await ingest_client.post("/v1/images:fetch", data=f'{{"urls": ["{url}"], "tags": ["x"]}}', headers=headers)
+    assert first.status == 200 and (await first.json())["items"][0]["reason"] == "blocked_address"
+    again = await ingest_client.post("/v1/images:fetch", data=f'{{ "tags":["x"],"urls":["{url}"] }}', headers=headers)
+    assert again.status == 200 and again.headers.get("Idempotent-Replayed") == "true"
+    other = await ingest_client.post("/v1/images:fetch", data=f'{{"urls": ["{url}?2"], "tags": ["x"]}}', headers=headers)
+    assert other.status == 422 and (await other.json())["type"].endswith("idempotency-key-reused")
+    assert await mongo_db[REJECTIONS].count_documents({"source": f"{url}?2"}) == 0  # the refused repeat fetched nothing
+
