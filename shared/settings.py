@@ -52,6 +52,11 @@ class CorpusSettings(BaseSettings):
     consume_attempts: int = Field(default=5, ge=1)
     consume_backoff_seconds: float = Field(default=0.2, ge=0)
 
+    # Idempotency-Key answers are replayed this long; a request running under a key renews its claim every
+    # third of the lease, and if its process dies a repeat may take the key over once the lease runs out.
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    idempotency_lease_seconds: float = Field(default=30.0, gt=0)
+
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     # After a commit nudges the relay, it waits this long so a burst of commits is published in one pass.
     outbox_gather_seconds: float = Field(default=0.05, ge=0)

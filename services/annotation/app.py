@@ -22,6 +22,7 @@ from services.annotation.handlers import handlers
 from services.annotation.service import AnnotationDeps
 from shared.auth.bootstrap import create_first_admin
 from shared.web import ServiceInfo, build_app
+from shared.web.idempotency import idempotency_ctx
 from shared.web.resources import BUS, MONGO, SETTINGS, blobs_ctx, bus_ctx
 
 
@@ -64,5 +65,5 @@ async def init_app(settings: AnnotationSettings) -> web.Application:
     info = ServiceInfo(title="Image Corpus — annotation", client_max_size=settings.max_body_bytes)
     app = build_app(settings, info, routes.endpoints())
     app[ANNOTATION_SETTINGS] = settings
-    app.cleanup_ctx.extend([blobs_ctx, bus_ctx, bootstrap_admin_ctx, annotation_ctx])
+    app.cleanup_ctx.extend([blobs_ctx, bus_ctx, bootstrap_admin_ctx, idempotency_ctx, annotation_ctx])
     return app

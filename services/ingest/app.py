@@ -10,12 +10,11 @@ from aiohttp import web
 from services.ingest import routes
 from services.ingest.adapters.cpu import CpuPool
 from services.ingest.adapters.fetcher import SafeFetcher
-from services.ingest.adapters.idempotency import IdempotencyStore
 from services.ingest.adapters.jobs import JobRepository
 from services.ingest.adapters.repository import ImageRepository
 from services.ingest.adapters.s3 import S3Reader
 from services.ingest.config import IngestSettings
-from services.ingest.deps import DEPS, FETCHER, IDEMPOTENCY, IMPORT_WORKER, INGEST_SETTINGS, JOBS
+from services.ingest.deps import DEPS, FETCHER, IMPORT_WORKER, INGEST_SETTINGS, JOBS
 from services.ingest.domain.addresses import parse_networks
 from services.ingest.handlers import SubmissionHandler, record_invalid
 from services.ingest.importer import ImportWorker
@@ -24,6 +23,7 @@ from services.ingest.rebanding import warn_if_banded_otherwise
 from services.ingest.service import GroupCommit, IngestDeps
 from shared.outbox import OutboxRelay
 from shared.web import ServiceInfo, build_app
+from shared.web.idempotency import idempotency_ctx
 from shared.web.resources import BLOBS, BUS, MONGO, blobs_ctx, bus_ctx
 
 # Multipart uploads are streamed with their own cap; this bounds other bodies.
@@ -44,8 +44,6 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     repository = ImageRepository(db)
     await repository.ensure_indexes()
     await warn_if_banded_otherwise(db, settings.near_duplicate_radius)
-    idempotency = IdempotencyStore(db, settings.idempotency_ttl_seconds, settings.idempotency_lease_seconds)
-    await idempotency.ensure_indexes()
     jobs = JobRepository(db)
     await jobs.ensure_indexes()
     relay = OutboxRelay.configured(db, app[BUS], settings)
@@ -57,7 +55,7 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     fetcher, s3 = fetcher_for(settings), S3Reader(settings)
     worker = ImportWorker(deps, jobs)
     await worker.staging.clear_leftovers(await jobs.unfinished_ids())
-    app[DEPS], app[FETCHER], app[IDEMPOTENCY], app[JOBS], app[IMPORT_WORKER] = deps, fetcher, idempotency, jobs, worker
+    app[DEPS], app[FETCHER], app[JOBS], app[IMPORT_WORKER] = deps, fetcher, jobs, worker
     sweeper = None
     if settings.orphan_sweep_seconds:
         grace = timedelta(seconds=settings.orphan_grace_seconds)
@@ -86,5 +84,5 @@ async def init_app(settings: IngestSettings) -> web.Application:
         settings, ServiceInfo(title="Image Corpus — ingest", client_max_size=OTHER_BODY_LIMIT), routes.endpoints()
     )
     app[INGEST_SETTINGS] = settings
-    app.cleanup_ctx.extend([blobs_ctx, bus_ctx, ingest_ctx])
+    app.cleanup_ctx.extend([blobs_ctx, bus_ctx, idempotency_ctx, ingest_ctx])
     return app

@@ -21,7 +21,6 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from services.ingest import fingerprint, idempotent
 from services.ingest.archive_staging import UPLOADS, archive_key, limits
 from services.ingest.config import IngestSettings
 from services.ingest.deps import DEPS, IMPORT_WORKER, INGEST_SETTINGS, JOBS
@@ -32,6 +31,7 @@ from services.ingest.uploads import CHUNK, disposition, read_text_field, require
 from shared.auth import PRINCIPAL
 from shared.naming import split_csv_names
 from shared.problems import Problem, problem_type
+from shared.web import idempotency
 
 FIELDS = ("kind", "path", "dataset", "tags", "licence", "author")
 
@@ -99,7 +99,7 @@ async def _read_upload(request: web.Request, settings: IngestSettings) -> tuple[
                 filename = part_filename
                 spool = _Spool(settings.import_staging_dir / UPLOADS, settings.import_archive_max_bytes)
                 await spool.fill(part)
-                if (fp := fingerprint.of(request)) is not None:
+                if (fp := idempotency.fingerprint_of(request)) is not None:
                     fp.file(name, filename, spool.sha256)
             elif name in FIELDS:
                 fields[name] = await read_text_field(part, name, request)
@@ -156,4 +156,4 @@ async def upload_import(request: web.Request) -> web.Response:
         spool, _, _ = await _read_upload(request, request.app[INGEST_SETTINGS])
         spool.remove()
 
-    return await idempotent.respond(request, "import-upload", produce, reread)
+    return await idempotency.respond(request, "import-upload", produce, reread)

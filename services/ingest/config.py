@@ -75,8 +75,3 @@ class IngestSettings(CorpusSettings):
     # replica per round (0: only by `corpus ingest orphans --delete`); blobs younger than the grace are kept.
     orphan_sweep_seconds: float = Field(default=24 * 3600, ge=0)
     orphan_grace_seconds: float = Field(default=3600, ge=0)
-    # Idempotency-Key replays are kept this long.
-    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
-    # A request running under an Idempotency-Key renews its claim on the key this often (a third of the
-    # lease); if its process dies, a repeat may take the key over and run it again once the lease runs out.
-    idempotency_lease_seconds: float = Field(default=30.0, gt=0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.ingest.adapters.fetcher import SafeFetcher
-from services.ingest.adapters.idempotency import IdempotencyStore
 from services.ingest.adapters.jobs import JobRepository
 from services.ingest.config import IngestSettings
 from services.ingest.importer import ImportWorker
@@ -14,6 +13,5 @@ from services.ingest.service import IngestDeps
 INGEST_SETTINGS = web.AppKey("ingest_settings", IngestSettings)
 DEPS = web.AppKey("ingest_deps", IngestDeps)
 FETCHER = web.AppKey("ingest_fetcher", SafeFetcher)
-IDEMPOTENCY = web.AppKey("ingest_idempotency", IdempotencyStore)
 JOBS = web.AppKey("ingest_jobs", JobRepository)
 IMPORT_WORKER = web.AppKey("ingest_import_worker", ImportWorker)

@@ -10,7 +10,6 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from services.ingest import idempotent
 from services.ingest.adapters.rejections import BadCursor, list_rejections
 from services.ingest.deps import IMPORT_WORKER, INGEST_SETTINGS, JOBS
 from services.ingest.domain.datasets import KINDS
@@ -18,6 +17,7 @@ from services.ingest.views import json_body
 from shared.auth import PRINCIPAL
 from shared.naming import normalize_names
 from shared.problems import Problem, problem_type
+from shared.web import idempotency
 from shared.web.resources import MONGO
 
 
@@ -74,11 +74,8 @@ def _allowed_path(raw: str, roots: list[Path]) -> Path:
 
 
 async def create_import(request: web.Request) -> web.Response:
-    async def read() -> ImportRequest:
-        return await json_body(request, ImportRequest, '{"kind": "coco", "path": "/data/coco"}')
-
     async def produce():
-        body = await read()
+        body = await json_body(request, ImportRequest, '{"kind": "coco", "path": "/data/coco"}')
         if body.kind not in KINDS:
             raise Problem(422, "Unprocessable Content", f"Unknown kind {body.kind!r}; use one of {', '.join(KINDS)}.", type_=problem_type("import-kind"))
         path = _allowed_path(body.path, request.app[INGEST_SETTINGS].import_roots)
@@ -98,7 +95,7 @@ async def create_import(request: web.Request) -> web.Response:
         request.app[IMPORT_WORKER].nudge()
         return 202, ImportOut.of(job), {"Location": f"/v1/imports/{job['_id']}"}
 
-    return await idempotent.respond(request, "import", produce, read)
+    return await idempotency.respond(request, "import", produce)
 
 
 async def get_import(request: web.Request) -> web.Response:

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
-from services.ingest import fingerprint
 from services.ingest.domain.model import Origin
 from services.ingest.service import Submission
 from shared.naming import split_csv_names
 from shared.problems import Problem, problem_type
+from shared.web.idempotency import fingerprint_of
 
 FIELD_LIMIT = 64 * 1024
 CHUNK = 256 * 1024
@@ -57,7 +57,7 @@ def require_multipart(request: web.Request, hint: str = "Send multipart/form-dat
 
 async def read_text_field(part: BodyPartReader, name: str, request: web.Request) -> str:
     value = (await _read_capped(part, FIELD_LIMIT, f"The field '{name}'")).decode("utf-8", errors="replace").strip()
-    if (fp := fingerprint.of(request)) is not None:
+    if (fp := fingerprint_of(request)) is not None:
         fp.field(name, value)
     return value
 
@@ -104,7 +104,7 @@ async def read_submission(request: web.Request, max_bytes: int, uploader: str | 
                 raise Problem(400, "Bad Request", "Send one part named 'file' per request (or use /v1/images:batch).")
             filename = part_filename
             data = await _read_capped(part, max_bytes, f"The file {filename or ''}".strip())
-            if (fp := fingerprint.of(request)) is not None:
+            if (fp := fingerprint_of(request)) is not None:
                 fp.file(name, filename, hashlib.sha256(data).hexdigest())
         elif name in TEXT_FIELDS:
             fields[name] = await read_text_field(part, name, request)
@@ -136,7 +136,7 @@ async def read_batch(
     reader = await request.multipart()
     fields: dict[str, str] = {}
     index = total = 0
-    fp = fingerprint.of(request)
+    fp = fingerprint_of(request)
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise Problem(400, "Bad Request", "Nested multipart bodies are not accepted.")

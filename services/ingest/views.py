@@ -9,7 +9,7 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from services.ingest import fingerprint, idempotent, results
+from services.ingest import results
 from services.ingest.deps import DEPS, FETCHER, INGEST_SETTINGS
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import ImageOut, Origin
@@ -21,6 +21,7 @@ from services.ingest.uploads import BatchPart, read_batch, read_submission
 from shared.auth import PRINCIPAL
 from shared.naming import normalize_names
 from shared.problems import Problem, problem_type
+from shared.web import idempotency
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -28,10 +29,7 @@ M = TypeVar("M", bound=BaseModel)
 async def json_body(request: web.Request, model: type[M], example: str) -> M:
     """The request's JSON as ``model``; a 400 problem showing ``example`` when it is not."""
     try:
-        raw = await request.json()
-        if (fp := fingerprint.of(request)) is not None:
-            fp.json(raw)
-        return model.model_validate(raw)
+        return model.model_validate(await request.json())
     except (ValueError, ValidationError) as exc:
         raise Problem(400, "Bad Request", f"Send JSON like {example}: {exc}", type_=problem_type("invalid-body")) from None
 
@@ -53,7 +51,7 @@ async def upload_image(request: web.Request) -> web.Response:
         body = ImageOut.of(outcome.doc).model_dump(mode="json")
         return (201 if outcome.created else 200), body, {"Location": f"/v1/images/{outcome.doc.id}"}
 
-    return await idempotent.respond(request, "upload", produce, read)
+    return await idempotency.respond(request, "upload", produce, read)
 
 
 async def upload_batch(request: web.Request) -> web.Response:
@@ -82,7 +80,7 @@ async def upload_batch(request: web.Request) -> web.Response:
             await group.finish()
         return 200, results.summary([await _item_result(item) for item in items]), {}
 
-    return await idempotent.respond(request, "batch", produce, reread)
+    return await idempotency.respond(request, "batch", produce, reread)
 
 
 async def _item_result(item: results.ItemResult | tuple[BatchPart, asyncio.Future]) -> results.ItemResult:
@@ -105,11 +103,8 @@ class FetchRequest(BaseModel):
 
 
 async def fetch_images(request: web.Request) -> web.Response:
-    async def read() -> FetchRequest:
-        return await json_body(request, FetchRequest, '{"urls": ["https://..."]}')
-
     async def produce():
-        body = await read()
+        body = await json_body(request, FetchRequest, '{"urls": ["https://..."]}')
         if body.sha256 is not None and len(body.sha256) != len(body.urls):
             raise Problem(400, "Bad Request", "Give one sha256 per URL (null where unknown).")
         deps, fetcher = request.app[DEPS], request.app[FETCHER]
@@ -133,7 +128,7 @@ async def fetch_images(request: web.Request) -> web.Response:
         items = await asyncio.gather(*(one(i, url) for i, url in enumerate(body.urls)))
         return 200, results.summary(list(items)), {}
 
-    return await idempotent.respond(request, "fetch", produce, read)
+    return await idempotency.respond(request, "fetch", produce)
 
 
 async def get_image(request: web.Request) -> web.Response:

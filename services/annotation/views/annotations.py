@@ -16,6 +16,7 @@ from services.annotation.views.common import (
 )  # fmt: skip
 from shared.auth import PRINCIPAL
 from shared.problems import Problem
+from shared.web import idempotency
 
 
 class BulkIn(BaseModel):
@@ -47,6 +48,7 @@ async def _one(request: web.Request, doc: dict, status: int = 200, label: str | 
     return json_response(body, status=status, headers=headers)
 
 
+@idempotency.idempotent("annotation-create")
 @domain_errors
 async def create_annotation(request: web.Request) -> web.Response:
     payload = await body_as(request, AnnotationIn)
@@ -63,6 +65,7 @@ def _within_bulk_limit(request: web.Request, count: int) -> None:
         raise Problem(413, "Too many items", f"Send at most {limit} items per request (CORPUS_BULK_MAX_ITEMS); split the batch.")
 
 
+@idempotency.idempotent("annotation-bulk")
 @domain_errors
 async def bulk_create(request: web.Request) -> web.Response:
     payload = await body_as(request, BulkIn)
@@ -73,6 +76,7 @@ async def bulk_create(request: web.Request) -> web.Response:
     return json_response({"created": created, "failed": len(results) - created, "results": shown})
 
 
+@idempotency.idempotent("annotation-bulk-update")
 @domain_errors
 async def bulk_update(request: web.Request) -> web.Response:
     """Many updates or deletes, each conditional on its own version; one result per item, in order."""
@@ -117,6 +121,7 @@ async def delete_annotation(request: web.Request) -> web.Response:
     return await _one(request, doc, label=doc.label)
 
 
+@idempotency.idempotent("annotation-revert")
 @domain_errors
 async def revert_annotation(request: web.Request) -> web.Response:
     expected = if_match(request)

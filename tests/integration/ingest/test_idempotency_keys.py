@@ -18,7 +18,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.ingest.adapters.idempotency import IDEMPOTENCY, IdempotencyStore
+from shared.web.idempotency import IDEMPOTENCY, IdempotencyStore
 from services.ingest.adapters.repository import IMAGES, REJECTIONS
 from shared.events import utcnow
 from tests.integration.ingest.test_batch_upload import batch_form
