@@ -19,7 +19,7 @@ HTTP_LATENCY = Histogram(
 )
 EVENTS_PUBLISHED = Counter("corpus_events_published_total", "Events confirmed by the broker", ["type"])
 EVENTS_CONSUMED = Counter(
-    "corpus_events_consumed_total", "Events handled, by outcome (ok, parked_invalid, parked_failed)", ["type", "outcome"]
+    "corpus_events_consumed_total", "Events handled, by outcome (ok, parked_invalid, parked_failed, requeued_outage)", ["type", "outcome"]
 )
 OUTBOX_RELAYED = Counter("corpus_outbox_relayed_total", "Outbox entries relayed to the bus", ["type"])
 

@@ -51,6 +51,10 @@ class CorpusSettings(BaseSettings):
     # Attempts (with exponential back-off) before a failing message is parked.
     consume_attempts: int = Field(default=5, ge=1)
     consume_backoff_seconds: float = Field(default=0.2, ge=0)
+    # While a store the handler needs is unavailable (shared/outages.py), the message is retried for this
+    # long without counting attempts, then returned to the queue: an outage parks nothing. Keep it under
+    # RabbitMQ's consumer_timeout (30 min), past which the broker closes a channel holding an unacked delivery.
+    consume_outage_patience_seconds: float = Field(default=600, gt=0, le=1500)
 
     # Idempotency-Key answers are replayed this long; a request running under a key renews its claim every
     # third of the lease, and if its process dies a repeat may take the key over once the lease runs out.

@@ -72,6 +72,7 @@ class Bus:
             dead_letter_exchange=topology.dead_letter_exchange,
             attempts=self.settings.consume_attempts,
             backoff_seconds=self.settings.consume_backoff_seconds,
+            outage_patience=self.settings.consume_outage_patience_seconds,
             on_invalid=on_invalid,
             on_parked=on_parked,
         )

@@ -7,6 +7,12 @@ at once too; any other failure is retried with exponential back-off and parked
 when the attempts run out. Parking publishes the message to the dead-letter
 exchange, with the error in its headers, and waits for the broker's confirm
 before acking the original: a message is never acked away.
+
+A failure that says one of our stores is unavailable (``shared.outages``) is
+not the message's fault and counts no attempt: the message is retried, the
+back-off growing to 30 s, for as long as the outage patience allows, then
+returned to the queue. A MongoDB election or an Elasticsearch restart delays
+messages; it parks none.
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ from datetime import UTC, datetime
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_not_exception_type, wait_exponential
 
 from shared.events import Envelope, EventData, UnknownEventError, parse_data
 from shared.logs import correlation_id
 from shared.metrics import EVENTS_CONSUMED
+from shared.outages import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,7 @@ class MessageConsumer:
         dead_letter_exchange: AbstractExchange,
         attempts: int,
         backoff_seconds: float,
+        outage_patience: float = 600.0,
         on_invalid: Callable[[bytes, str], Awaitable[None]] | None = None,
         on_parked: Callable[[Envelope, EventData, str], Awaitable[None]] | None = None,
     ) -> None:
@@ -54,6 +62,7 @@ class MessageConsumer:
         self.dlx = dead_letter_exchange
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
+        self.outage_patience = outage_patience
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -70,7 +79,12 @@ class MessageConsumer:
         extra = {"event_id": str(envelope.id), "event_type": envelope.type}
         try:
             await self._run_with_retries(handler, envelope, data)
-        except Exception as exc:  # noqa: BLE001 - every failure is parked, none crashes the consumer
+        except Exception as exc:  # noqa: BLE001 - every failure is parked or requeued, none crashes the consumer
+            if is_outage(exc):
+                log.warning("a store is still unavailable; message returned to the queue", extra={**extra, "error": repr(exc)[:500]})
+                await message.nack(requeue=True)
+                EVENTS_CONSUMED.labels(type=envelope.type, outcome="requeued_outage").inc()
+                return
             log.exception("handler failed, parking", extra=extra)
             error = f"{type(exc).__name__}: {exc}"
             if self.on_parked is not None:
@@ -84,10 +98,27 @@ class MessageConsumer:
             correlation_id.reset(token)
 
     async def _run_with_retries(self, handler: Handler, envelope: Envelope, data: EventData) -> None:
+        failures = 0
+
+        def give_up(state: RetryCallState) -> bool:
+            nonlocal failures
+            error = state.outcome.exception() if state.outcome else None
+            if is_outage(error):
+                return state.seconds_since_start >= self.outage_patience
+            failures += 1
+            return failures >= self.attempts
+
+        def waiting(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            if is_outage(error):
+                wait = state.next_action.sleep if state.next_action else 0
+                log.warning("a store is unavailable; retrying in %.1f s", wait, extra={"event_type": envelope.type, "error": repr(error)[:500]})
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=give_up,
             wait=wait_exponential(multiplier=self.backoff_seconds, max=30),
             retry=retry_if_not_exception_type(PermanentError),
+            before_sleep=waiting,
             reraise=True,
         )
         async for attempt in retrying:

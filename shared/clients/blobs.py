@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import urllib3
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
+from shared.outages import DependencyUnavailable
 from shared.settings import CorpusSettings
 
 # Signed PUT URLs only need to outlive the request they are made for.
@@ -37,6 +39,16 @@ PUT_URL_TTL = timedelta(minutes=15)
 
 class BlobWriteError(Exception):
     """MinIO refused a write (the status and its S3 error document say why)."""
+
+
+class BlobStoreUnavailable(BlobWriteError, DependencyUnavailable):
+    """MinIO did not answer, or answered that it cannot serve now (5xx): worth retrying, not the data's fault."""
+
+    store = "MinIO"
+
+
+# S3 error codes that say the server, not the request, is the trouble.
+UNAVAILABLE_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "XMinioServerNotInitialized", "XMinioStorageFull"})
 
 
 def original_key(sha256: str) -> str:
@@ -64,6 +76,7 @@ def minio_client(settings: CorpusSettings, endpoint: str | None = None) -> Minio
 class BlobStore:
     def __init__(self, settings: CorpusSettings) -> None:
         self.bucket = settings.minio_bucket
+        self._endpoint = settings.minio_endpoint
         self._ttl = timedelta(seconds=settings.presign_ttl_seconds)
         self._client = minio_client(settings)
         # Presigned URLs are signed for the host clients will use.
@@ -79,7 +92,14 @@ class BlobStore:
         return self._http
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args, **kwargs))
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args, **kwargs))
+        except urllib3.exceptions.HTTPError as exc:  # the SDK's own retries ran out: refused, reset, timed out
+            raise BlobStoreUnavailable(f"MinIO at {self._endpoint} does not answer: {exc}") from exc
+        except S3Error as exc:
+            if exc.code in UNAVAILABLE_CODES:
+                raise BlobStoreUnavailable(f"MinIO cannot serve now: {exc.code}: {exc.message}") from exc
+            raise
 
     async def ensure_bucket(self) -> None:
         if not await self._run(self._client.bucket_exists, self.bucket):
@@ -97,9 +117,14 @@ class BlobStore:
         digest = bytes.fromhex(sha256) if sha256 else hashlib.sha256(data).digest()
         url = self._client.presigned_put_object(self.bucket, key, expires=PUT_URL_TTL)
         headers = {"Content-Type": content_type, "x-amz-checksum-sha256": base64.b64encode(digest).decode()}
-        async with self._session().put(url, data=data, headers=headers) as response:
-            if response.status != 200:
-                raise BlobWriteError(f"MinIO answered {response.status} to PUT {key}: {(await response.text())[:500]}")
+        try:
+            async with self._session().put(url, data=data, headers=headers) as response:
+                if response.status >= 500:
+                    raise BlobStoreUnavailable(f"MinIO answered {response.status} to PUT {key}: {(await response.text())[:500]}")
+                if response.status != 200:
+                    raise BlobWriteError(f"MinIO answered {response.status} to PUT {key}: {(await response.text())[:500]}")
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            raise BlobStoreUnavailable(f"MinIO did not take PUT {key}: {type(exc).__name__}: {exc}") from exc
 
     async def get(self, key: str) -> bytes:
         def read() -> bytes:

@@ -10,12 +10,15 @@ from aiohttp import web
 
 from shared.logs import correlation_id
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from shared.problems import Problem
+from shared.outages import unavailable_store
+from shared.problems import Problem, problem_type
 
 log = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "X-Correlation-ID"
 SERVICE_NAME = web.AppKey("service_name", str)
+# Seconds a client is told to wait when a store is unavailable.
+RETRY_AFTER_OUTAGE = 5
 
 
 def _route_label(request: web.Request) -> str:
@@ -42,7 +45,20 @@ async def observe(request: web.Request, handler: web.RequestHandler) -> web.Stre
             if exc.status < 400:
                 raise
             response = _from_http_exception(exc).to_response(request.path)
-        except Exception:  # noqa: BLE001 - a bug answers 500 with details in the log, never a traceback
+        except Exception as exc:  # noqa: BLE001 - a bug answers 500 with details in the log, never a traceback
+            if (store := unavailable_store(exc)) is not None:
+                log.warning("a store is unavailable", extra={"path": request.path, "store": store, "error": repr(exc)[:500]})
+                response = Problem(
+                    503,
+                    "Service Unavailable",
+                    f"{store} does not answer right now; retry in a few seconds.",
+                    type_=problem_type("store-unavailable"),
+                    headers={"Retry-After": str(RETRY_AFTER_OUTAGE)},
+                    store=store,
+                    correlation_id=cid,
+                ).to_response(request.path)
+                response.headers[CORRELATION_HEADER] = cid
+                return response
             log.exception("unhandled error", extra={"path": request.path})
             response = Problem(
                 500,

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 
 import aio_pika
 import pytest
+from prometheus_client import REGISTRY
 
 from shared.bus import Bus, PermanentError, dead_letter_queue_name
 from shared.events import Envelope, ImageIngested
+from shared.outages import DependencyUnavailable
 from tests.conftest import eventually
 
 
@@ -28,18 +30,30 @@ def ingested(n: int = 1) -> Envelope:
 
 
 @pytest.fixture
-async def bus(base_settings):
-    service = f"probe-{uuid.uuid4().hex[:6]}"
-    settings = base_settings.model_copy(update={"service_name": service, "consume_attempts": 3})
-    bus = Bus(settings)
-    await bus.connect()
-    yield bus
-    await bus.close()
-    connection = await aio_pika.connect(settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        await channel.queue_delete(settings.queue_name())
-        await channel.queue_delete(dead_letter_queue_name(settings.queue_name()))
+async def make_bus(base_settings):
+    """A connected bus of a service of its own (its queues removed afterwards), with settings overridden."""
+    made: list[Bus] = []
+
+    async def make(**overrides) -> Bus:
+        service = f"probe-{uuid.uuid4().hex[:6]}"
+        bus = Bus(base_settings.model_copy(update={"service_name": service, "consume_attempts": 3, **overrides}))
+        await bus.connect()
+        made.append(bus)
+        return bus
+
+    yield make
+    for bus in made:
+        await bus.close()
+        connection = await aio_pika.connect(bus.settings.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            await channel.queue_delete(bus.settings.queue_name())
+            await channel.queue_delete(dead_letter_queue_name(bus.settings.queue_name()))
+
+
+@pytest.fixture
+async def bus(make_bus):
+    return await make_bus()
 
 
 async def parked_messages(bus: Bus) -> list[aio_pika.abc.AbstractIncomingMessage]:
@@ -175,3 +189,32 @@ async def test_parking_callbacks_hear_of_a_failed_event_and_their_own_failure_do
     parked = await eventually(lambda: parked_messages(bus))
     assert told == [(sent.id, sent.data["image_id"], "PermanentError: the source is gone")]
     assert parked[0].headers["x-error"] == "PermanentError: the source is gone"
+
+
+async def test_an_outage_counts_no_attempts_and_one_that_outlasts_the_patience_requeues_instead_of_parking(make_bus):
+    bus = await make_bus(consume_attempts=2, consume_backoff_seconds=0.02, consume_outage_patience_seconds=0.3)
+    calls = []
+    healthy = False
+
+    async def handler(envelope, data):
+        calls.append(envelope.id)
+        if not healthy:
+            raise DependencyUnavailable("the index does not answer")
+
+    def requeued() -> float:
+        return REGISTRY.get_sample_value("corpus_events_consumed_total", {"type": "image.ingested", "outcome": "requeued_outage"}) or 0.0
+
+    before = requeued()
+    await bus.consume({"image.ingested": handler})
+    await bus.publish(ingested(5))
+    await eventually(lambda: asyncio.sleep(0, requeued() > before))  # the patience ran out: back on the queue
+    assert len(calls) > bus.settings.consume_attempts  # an outage counts no attempts
+    assert await parked_messages(bus) == []
+    healthy = True
+    done = len(calls)
+    await eventually(lambda: asyncio.sleep(0, len(calls) > done))
+    await asyncio.sleep(0.5)
+    assert len(set(calls)) == 1 and await parked_messages(bus) == []
+    settled = len(calls)
+    await asyncio.sleep(0.5)
+    assert len(calls) == settled  # acked: no more deliveries

@@ -17,6 +17,7 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch, ConflictError
 
 from services.search.adapters.mapping import MAPPING, MAPPING_VERSION, index_settings
+from shared.outages import BUSY_STATUSES, DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,12 @@ IndexAction = tuple[str, dict[str, Any], int]
 
 class BulkWriteError(Exception):
     """Some documents could not be written for a reason other than a newer version in the index."""
+
+
+class IndexBusy(BulkWriteError, DependencyUnavailable):
+    """Every document that was not written was turned away for load (429) or an unavailable shard (5xx)."""
+
+    store = "Elasticsearch"
 
 
 class ImageIndex:
@@ -66,6 +73,7 @@ class ImageIndex:
         response = await self.es.bulk(index=index, operations=operations, require_alias=target is None)
         outcome: dict[str, str] = {}
         failures: list[str] = []
+        busy = True
         for item in response["items"]:
             result = item["index"]
             status, doc_id = result["status"], result["_id"]
@@ -75,12 +83,14 @@ class ImageIndex:
                 outcome[doc_id] = "stale"
             else:
                 failures.append(f"{doc_id}: {result.get('error', {}).get('type')}: {result.get('error', {}).get('reason')}")
+                busy = busy and status in BUSY_STATUSES
         if failures and target is None and any("index_not_found" in f for f in failures):
             log.warning("the index behind %s is gone; re-creating it empty (run reconcile to refill)", self.alias)
             await self.ensure()
             return await self.bulk_upsert(actions)
         if failures:
-            raise BulkWriteError(f"{len(failures)} document(s) not written: {'; '.join(failures[:3])}")
+            error = IndexBusy if busy else BulkWriteError
+            raise error(f"{len(failures)} document(s) not written: {'; '.join(failures[:3])}")
         return outcome
 
     async def delete_many(self, ids: Sequence[str]) -> None:

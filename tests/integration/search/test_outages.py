@@ -1,0 +1,83 @@
+"""An Elasticsearch outage delays indexing and parks nothing; searches meanwhile get 503 with Retry-After.
+
+The search service reaches the real Elasticsearch through a TCP forwarder
+that the test cuts (connections reset, new ones refused) and restores. Its
+consumer is set to park a message after two attempts 50 ms apart. Without
+outage handling, an event that arrives during the outage is parked within a
+second and its image stays unsearchable until someone replays it by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from urllib.parse import urlsplit
+
+import aio_pika
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from services.search.app import init_app
+from services.search.config import SearchSettings
+from shared.bus import SUBSCRIPTIONS, Bus, dead_letter_queue_name
+from tests.conftest import ADMIN, RUN_ID, eventually
+from tests.integration.search.helpers import image_document, ingested, publish, write_images
+from tests.photos import skimage_photo
+from tests.proxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def own_exchange(names):
+    """An exchange of this test's own, so the session's search consumer does not take its events."""
+    exchange = f"{names['amqp_exchange']}-outage-{uuid.uuid4().hex[:6]}"
+    yield exchange
+    connection = await aio_pika.connect(SearchSettings(**names).amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for service in SUBSCRIPTIONS:
+            await channel.queue_delete(f"{exchange}.{service}")
+            await channel.queue_delete(dead_letter_queue_name(f"{exchange}.{service}"))
+        await channel.exchange_delete(exchange)
+        await channel.exchange_delete(f"{exchange}.dlx")
+
+
+async def test_events_during_an_elasticsearch_outage_are_indexed_once_it_is_back(names, own_exchange, mongo_db, es, base_settings):
+    es_url = urlsplit(base_settings.es_url)
+    proxy = await TcpProxy(es_url.hostname, es_url.port).start()
+    settings = SearchSettings(
+        **{**names, "amqp_exchange": own_exchange, "es_url": f"http://{proxy.address}", "consume_attempts": 2, "consume_backoff_seconds": 0.05}
+    )
+    client = TestClient(TestServer(await init_app(settings)), headers=ADMIN)
+    await client.start_server()
+    bus = Bus(settings.model_copy(update={"service_name": "outage-tests"}))
+    await bus.connect()
+    try:
+        doc = image_document(skimage_photo("chelsea.png"), f"outage-{RUN_ID}.png", source=f"outage-{RUN_ID}", tags=["outage"])
+        await write_images(mongo_db, [doc])
+        await proxy.cut()
+        await publish(bus, ingested(doc))
+        await asyncio.sleep(2.0)  # dozens of 50 ms back-offs: long past the two attempts an ordinary failure gets
+        ready = await client.get("/readyz")
+        assert ready.status == 503  # the service says what it is missing meanwhile
+        searched = await client.get("/v1/search", params={"q": "outage"})
+        assert searched.status == 503 and int(searched.headers["Retry-After"]) > 0  # not a 500: nothing is broken
+        problem = await searched.json()
+        assert problem["type"].endswith("store-unavailable") and problem["store"] == "Elasticsearch"
+        await proxy.restore()
+
+        async def indexed():
+            found = await es.options(ignore_status=404).get(index=f"{settings.es_index_prefix}-images", id=doc["_id"])
+            return found.meta.status == 200
+
+        await eventually(indexed, timeout=60)
+        connection = await aio_pika.connect(settings.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            dlq = await channel.declare_queue(dead_letter_queue_name(settings.queue_name()), passive=True)
+            assert dlq.declaration_result.message_count == 0  # nothing parked
+    finally:
+        await bus.close()
+        await client.close()
+        await proxy.cut()
