@@ -78,7 +78,12 @@ async def upload_batch(request: web.Request) -> web.Response:
                 items.append(results.refused(part.index, refused, status=413, filename=part.filename))
         finally:
             await group.finish()
-        return 200, results.summary([await _item_result(item) for item in items]), {}
+        # Every item's outcome is taken, also after one failed: an exception left in a future is logged
+        # as never retrieved when the future is collected, long after this request's answer.
+        outcomes = await asyncio.gather(*(_item_result(item) for item in items), return_exceptions=True)
+        if failed := next((o for o in outcomes if isinstance(o, BaseException)), None):
+            raise failed
+        return 200, results.summary(outcomes), {}
 
     return await idempotency.respond(request, "batch", produce, reread)
 

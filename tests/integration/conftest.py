@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
+import aio_pika
 import pytest
 
+from shared.bus import Bus, dead_letter_queue_name
 from shared.clients.blobs import BlobStore
 from shared.clients.elastic import elastic_client
 from shared.clients.mongo import database, mongo_client
@@ -82,3 +85,30 @@ async def annotation_client(names, search_client):
     client = await _serve(await init_app(AnnotationSettings(**names, search_url=str(search_client.make_url("")))))
     yield client
     await client.close()
+
+
+@pytest.fixture
+async def make_bus(base_settings):
+    """A connected bus of a service of its own (its queues removed afterwards), with settings overridden."""
+    made: list[Bus] = []
+
+    async def make(**overrides) -> Bus:
+        service = f"probe-{uuid.uuid4().hex[:6]}"
+        bus = Bus(base_settings.model_copy(update={"service_name": service, "consume_attempts": 3, **overrides}))
+        await bus.connect()
+        made.append(bus)
+        return bus
+
+    yield make
+    for bus in made:
+        await bus.close()
+        connection = await aio_pika.connect(bus.settings.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            await channel.queue_delete(bus.settings.queue_name())
+            await channel.queue_delete(dead_letter_queue_name(bus.settings.queue_name()))
+
+
+@pytest.fixture
+async def bus(make_bus):
+    return await make_bus()

@@ -2,11 +2,9 @@
 
 import asyncio
 import json
-import uuid
 from datetime import UTC, datetime
 
 import aio_pika
-import pytest
 from prometheus_client import REGISTRY
 
 from shared.bus import Bus, PermanentError, dead_letter_queue_name
@@ -27,33 +25,6 @@ def ingested(n: int = 1) -> Envelope:
         created_at=datetime.now(UTC),
     )
     return Envelope.wrap(data, producer="test")
-
-
-@pytest.fixture
-async def make_bus(base_settings):
-    """A connected bus of a service of its own (its queues removed afterwards), with settings overridden."""
-    made: list[Bus] = []
-
-    async def make(**overrides) -> Bus:
-        service = f"probe-{uuid.uuid4().hex[:6]}"
-        bus = Bus(base_settings.model_copy(update={"service_name": service, "consume_attempts": 3, **overrides}))
-        await bus.connect()
-        made.append(bus)
-        return bus
-
-    yield make
-    for bus in made:
-        await bus.close()
-        connection = await aio_pika.connect(bus.settings.amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            await channel.queue_delete(bus.settings.queue_name())
-            await channel.queue_delete(dead_letter_queue_name(bus.settings.queue_name()))
-
-
-@pytest.fixture
-async def bus(make_bus):
-    return await make_bus()
 
 
 async def parked_messages(bus: Bus) -> list[aio_pika.abc.AbstractIncomingMessage]:

@@ -6,10 +6,10 @@ import pytest
 
 from shared.outbox import OUTBOX, OutboxRelay, ensure_outbox_indexes, stage
 from tests.conftest import eventually
-from tests.integration.test_bus import bus, ingested  # noqa: F401 - fixture
+from tests.integration.test_bus import ingested
 
 
-async def test_committed_event_is_published_and_marked_sent(bus, mongo_db):  # noqa: F811
+async def test_committed_event_is_published_and_marked_sent(bus, mongo_db):
     received = []
 
     async def handler(envelope, data):
@@ -43,7 +43,7 @@ async def test_aborted_transaction_stages_nothing(mongo_db):
     assert await mongo_db[OUTBOX].find_one({"_id": str(env.id)}) is None
 
 
-async def test_relay_catches_up_with_events_staged_while_it_was_down(bus, mongo_db):  # noqa: F811
+async def test_relay_catches_up_with_events_staged_while_it_was_down(bus, mongo_db):
     received = set()
 
     async def handler(envelope, data):

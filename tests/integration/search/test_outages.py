@@ -1,4 +1,5 @@
 """An Elasticsearch outage delays indexing and parks nothing; searches meanwhile get 503 with Retry-After.
+A RabbitMQ connection cut and restored: the consumer reconnects and takes what was published meanwhile.
 
 The search service reaches the real Elasticsearch through a TCP forwarder
 that the test cuts (connections reset, new ones refused) and restores. Its
@@ -77,6 +78,40 @@ async def test_events_during_an_elasticsearch_outage_are_indexed_once_it_is_back
             channel = await connection.channel()
             dlq = await channel.declare_queue(dead_letter_queue_name(settings.queue_name()), passive=True)
             assert dlq.declaration_result.message_count == 0  # nothing parked
+    finally:
+        await bus.close()
+        await client.close()
+        await proxy.cut()
+
+
+async def test_the_consumer_reconnects_after_rabbitmq_is_cut_off_and_takes_what_waited(names, own_exchange, mongo_db, es, base_settings):
+    amqp = urlsplit(base_settings.amqp_url)
+    proxy = await TcpProxy(amqp.hostname, amqp.port or 5672).start()
+    through_proxy = base_settings.amqp_url.replace(amqp.netloc.split("@")[-1], proxy.address)
+    settings = SearchSettings(**{**names, "amqp_exchange": own_exchange, "amqp_url": through_proxy})
+    client = TestClient(TestServer(await init_app(settings)), headers=ADMIN)
+    await client.start_server()
+    bus = Bus(settings.model_copy(update={"service_name": "outage-tests", "amqp_url": base_settings.amqp_url}))
+    await bus.connect()  # the producer's own connection, not cut
+    index = f"{settings.es_index_prefix}-images"
+    try:
+        before, during = (
+            image_document(skimage_photo(name), f"amqp-cut-{n}-{RUN_ID}.png", source=f"amqp-{RUN_ID}", tags=["amqp"])
+            for n, name in enumerate(("astronaut.png", "rocket.jpg"))
+        )
+        await write_images(mongo_db, [before, during])
+        await publish(bus, ingested(before))
+
+        async def indexed(doc) -> bool:
+            return (await es.options(ignore_status=404).get(index=index, id=doc["_id"])).meta.status == 200
+
+        await eventually(lambda: indexed(before))
+        await proxy.cut()
+        await publish(bus, ingested(during))  # waits in the durable queue while the consumer is cut off
+        await asyncio.sleep(2.0)
+        assert not await indexed(during)
+        await proxy.restore()
+        await eventually(lambda: indexed(during), timeout=60)  # aio-pika's robust connection came back
     finally:
         await bus.close()
         await client.close()
