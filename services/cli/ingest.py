@@ -8,6 +8,7 @@ a local stack or a remote deployment.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from services.ingest.domain.datasets.model import IMAGE_SUFFIXES
 
@@ -49,6 +51,70 @@ async def _answer(response: aiohttp.ClientResponse) -> Any:
     return body
 
 
+# Answers that say "not now" rather than "no": the service or a store it needs is busy or restarting,
+# or a repeat arrived while the first attempt under the same key still runs.
+RETRY_STATUSES = frozenset({409, 429, 502, 503, 504})
+RETRY_FOR = typer.Option(600.0, "--retry-for", min=0, help="Seconds to keep retrying a request the service cannot take now")
+
+
+class _NotNow(Exception):
+    def __init__(self, status: int, detail: str, retry_after: float | None) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.retry_after = retry_after
+
+
+def _retry_after(response: aiohttp.ClientResponse) -> float | None:
+    try:
+        return float(response.headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _wait(state: RetryCallState) -> float:
+    """The service's Retry-After when it gave one (at most a minute), else a back-off growing to 30 s."""
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, _NotNow) and error.retry_after is not None:
+        return min(error.retry_after, 60.0)
+    return wait_exponential(multiplier=1, max=30)(state)
+
+
+async def post_until_answered(
+    http: aiohttp.ClientSession, url: str, data: Callable[[], dict[str, Any]], *, retry_for: float, what: str
+) -> Any:
+    """POST under one Idempotency-Key, repeating it while the service cannot take it now (dropped connection,
+    429/5xx, 409 in progress) for up to ``retry_for`` seconds. A repeat of a request that did run is answered
+    with its first answer, so nothing is sent twice. ``data()`` gives the request's keyword arguments afresh
+    for each attempt (a form cannot be sent twice)."""
+    headers = {"Idempotency-Key": f"cli-{uuid.uuid4()}"}
+
+    def tell(state: RetryCallState) -> None:
+        wait = state.next_action.sleep if state.next_action else 0
+        error = state.outcome.exception() if state.outcome else None
+        console.print(f"[yellow]{what}: {error or 'no answer'}; retrying in {wait:.0f} s[/yellow]")
+
+    retrying = AsyncRetrying(
+        stop=stop_after_delay(retry_for),
+        wait=_wait,
+        retry=retry_if_exception_type((_NotNow, aiohttp.ClientConnectionError, asyncio.TimeoutError)),
+        before_sleep=tell,
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                async with http.post(url, headers=headers, **data()) as response:
+                    if response.status in RETRY_STATUSES:
+                        body = await response.json(content_type=None)
+                        raise _NotNow(response.status, body.get("detail") or body.get("title", ""), _retry_after(response))
+                    return await _answer(response)
+    except _NotNow as gave_up:
+        console.print(f"[red]{what}: still refused after {retry_for:.0f} s: {gave_up}[/red]")
+        raise typer.Exit(1) from None
+    except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as gave_up:
+        console.print(f"[red]{what}: no answer after {retry_for:.0f} s: {gave_up!r}[/red]")
+        raise typer.Exit(1) from None
+
+
 def _files(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
@@ -72,21 +138,28 @@ def _report(results: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-async def _upload(files: list[Path], url: str, headers: dict[str, str], tags: str | None, source: str | None, batch: int) -> list[dict[str, Any]]:
+async def _upload(
+    files: list[Path], url: str, headers: dict[str, str], tags: str | None, source: str | None, batch: int, retry_for: float
+) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=None)) as http:
         with _progress() as progress:
             task = progress.add_task("uploading", total=len(files))
             for start in range(0, len(files), batch):
-                form = aiohttp.FormData()
-                for name, value in (("tags", tags), ("source", source)):
-                    if value:
-                        form.add_field(name, value)
                 chunk = files[start : start + batch]
-                for path in chunk:
-                    form.add_field("files", path.read_bytes(), filename=path.name, content_type="application/octet-stream")
-                async with http.post(f"{url}/v1/images:batch", data=form) as response:
-                    body = await _answer(response)
+                contents = [path.read_bytes() for path in chunk]
+
+                def form() -> dict[str, Any]:
+                    data = aiohttp.FormData()
+                    for name, value in (("tags", tags), ("source", source)):
+                        if value:
+                            data.add_field(name, value)
+                    for path, content in zip(chunk, contents, strict=True):
+                        data.add_field("files", content, filename=path.name, content_type="application/octet-stream")
+                    return {"data": data}
+
+                what = f"files {start + 1}–{start + len(chunk)}"
+                body = await post_until_answered(http, f"{url}/v1/images:batch", form, retry_for=retry_for, what=what)
                 for item in body["items"]:
                     item["path"] = str(chunk[item["index"]])
                     results.append(item)
@@ -102,12 +175,16 @@ def ingest_files(
     tags: str = typer.Option(None, help="Comma-separated tags for every image"),
     source: str = typer.Option(None, help="Where the images come from"),
     batch: int = typer.Option(32, min=1, max=500, help="Files per request"),
+    retry_for: float = RETRY_FOR,
     url: str = URL,
     key: str = KEY,
 ) -> None:
-    """Upload files in batches, with a progress bar; every rejection is printed with its reason."""
+    """Upload files in batches, with a progress bar; every rejection is printed with its reason.
+
+    A batch the service cannot take now (a dropped connection, 429/5xx while a store restarts) is sent
+    again under the same Idempotency-Key until it is answered, for up to --retry-for seconds."""
     files = _files(paths)
-    results = asyncio.run(_upload(files, url.rstrip("/"), _headers(key), tags, source, batch))
+    results = asyncio.run(_upload(files, url.rstrip("/"), _headers(key), tags, source, batch, retry_for))
     _report(results)
 
 
@@ -115,6 +192,7 @@ def ingest_files(
 def ingest_urls(
     urls: list[str] = typer.Argument(..., help="http(s) URLs of images"),
     tags: str = typer.Option(None, help="Comma-separated tags"),
+    retry_for: float = RETRY_FOR,
     url: str = URL,
     key: str = KEY,
 ) -> None:
@@ -125,8 +203,11 @@ def ingest_urls(
             tag_list = [t for t in (tags or "").split(",") if t.strip()]
             results = []
             for start in range(0, len(urls), 100):
-                async with http.post(f"{url.rstrip('/')}/v1/images:fetch", json={"urls": urls[start : start + 100], "tags": tag_list}) as r:
-                    results += (await _answer(r))["items"]
+                body = {"urls": urls[start : start + 100], "tags": tag_list}
+                answer = await post_until_answered(
+                    http, f"{url.rstrip('/')}/v1/images:fetch", lambda body=body: {"json": body}, retry_for=retry_for, what="fetch"
+                )
+                results += answer["items"]
             return results
 
     results = asyncio.run(run())
@@ -183,8 +264,7 @@ def _queue_and_follow(send: Send, wait: bool, url: str, key: str | None, timeout
 def _start(kind: str, path: Path, dataset: str | None, tags: str | None, wait: bool, url: str, key: str | None) -> None:
     async def send(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
         body = {"kind": kind, "path": str(path.resolve()), "dataset": dataset, "tags": [t for t in (tags or "").split(",") if t.strip()]}
-        async with http.post(f"{base}/v1/imports", json=body) as response:
-            return await _answer(response)
+        return await post_until_answered(http, f"{base}/v1/imports", lambda: {"json": body}, retry_for=600, what="import")
 
     _queue_and_follow(send, wait, url, key)
 

@@ -53,3 +53,39 @@ async def test_cli_uploads_an_archive_and_follows_its_import(own_names, make_ing
     (tmp_path / "slip.zip").write_bytes(zipped({"../evil.png": b"x"}))
     refused = await asyncio.to_thread(_invoke, "import", "archive", str(tmp_path / "slip.zip"), "--kind", "folder", "--url", url)
     assert refused.exit_code == 1 and "outside the import's folder" in " ".join(refused.output.split())
+
+
+async def test_cli_upload_rides_out_a_minio_outage(make_ingest, names, tmp_path, mongo_db):
+    """MinIO cut off behind a TCP forwarder as the upload starts, back 3 s later: the CLI repeats the
+    batch the service answered 503 (under the same Idempotency-Key) and ends with every image stored."""
+    import hashlib
+
+    from services.ingest.adapters.repository import IMAGES
+    from tests.photos import unique_png
+    from tests.proxy import TcpProxy
+
+    host, port = names.get("minio_endpoint", "127.0.0.1:9000").split(":")
+    proxy = await TcpProxy(host, int(port)).start()
+    client = await make_ingest(own_exchange=True, minio_endpoint=proxy.address, consume_submissions=False)
+    url = str(client.make_url("")).rstrip("/")
+    (tmp_path / "in").mkdir()
+    shas = []
+    for name in ("coffee.png", "chelsea.png", "rocket.jpg"):
+        data = unique_png(skimage_photo(name))
+        (tmp_path / "in" / f"outage-{name}.png").write_bytes(data)
+        shas.append(hashlib.sha256(data).hexdigest())
+    await proxy.cut()
+
+    async def back_later() -> None:
+        await asyncio.sleep(3.0)
+        await proxy.restore()
+
+    restoring = asyncio.create_task(back_later())
+    result = await asyncio.to_thread(_invoke, "ingest", "files", str(tmp_path / "in"), "--url", url, "--batch", "2", "--retry-for", "60")
+    await restoring
+    await proxy.cut()
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "503" in flat and "retrying" in flat  # it met the outage and waited it out
+    assert re.search(r"created\W+3\b", flat), flat
+    assert await mongo_db[IMAGES].count_documents({"_id": {"$in": shas}}) == 3
