@@ -11,7 +11,7 @@ import io
 from types import ModuleType
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageCms
 
 HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
 
@@ -22,6 +22,17 @@ def to_8bit(image: Image.Image) -> Image.Image:
     low, high = float(pixels.min()), float(pixels.max())
     scaled = (pixels - low) * (255.0 / (high - low)) if high > low else np.zeros_like(pixels)
     return Image.fromarray(scaled.astype(np.uint8), "L")
+
+
+@functools.cache
+def _lab_to_srgb() -> ImageCms.ImageCmsTransform:
+    return ImageCms.buildTransformFromOpenProfiles(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB")
+
+
+def from_lab(image: Image.Image) -> Image.Image:
+    """sRGB pixels of a CIELAB image (scanners' and Photoshop's TIFFs), through littleCMS: Pillow converts
+    LAB to no other mode by itself, so hashes and derivatives start from this."""
+    return ImageCms.applyTransform(image, _lab_to_srgb())
 
 
 def _flatten(image: Image.Image) -> Image.Image:

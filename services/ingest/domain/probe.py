@@ -23,7 +23,7 @@ from typing import Any
 import imagehash
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from services.ingest.domain.derivatives import HIGH_DEPTH_MODES, encode_standard, encode_thumbnail, to_8bit
+from services.ingest.domain.derivatives import HIGH_DEPTH_MODES, encode_standard, encode_thumbnail, from_lab, to_8bit
 from services.ingest.domain.content import EXPLICIT, judge
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.exif import read_exif
@@ -118,6 +118,8 @@ def probe_image(
 
     exif = read_exif(image)
     oriented = _orient(image)
+    if oriented.mode == "LAB":
+        oriented = from_lab(oriented)
     verdict = judge(oriented, content_filter, content_threshold, content_classes) if content_filter != "none" else None
     if verdict is not None and verdict.blocked:
         found = ", ".join(f"{c} ({verdict.scores[c]:.2f})" for c in verdict.blocked)

@@ -2,6 +2,7 @@
 
 import io
 
+import numpy as np
 from PIL import Image
 
 from services.ingest.domain.probe import probe_image
@@ -76,7 +77,6 @@ def test_jpeg_reduced_decode_gives_the_same_hashes_for_a_reencoded_copy():
 
 
 def _psnr(a: Image.Image, b: Image.Image) -> float:
-    import numpy as np
 
     x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(10 * np.log10(255**2 / np.mean((x - y) ** 2)))
@@ -84,7 +84,6 @@ def _psnr(a: Image.Image, b: Image.Image) -> float:
 
 def test_thumbnail_of_fine_stripes_is_averaged_not_aliased():
     """One-pixel black and white stripes shrunk 7.8 × must come out an even grey, not moiré bands."""
-    import numpy as np
 
     stripes = np.zeros((2000, 2000), np.uint8)
     stripes[:, ::2] = 255
@@ -105,3 +104,21 @@ def test_thumbnail_is_close_to_a_full_resolution_lanczos_reduction():
         thumb = Image.open(io.BytesIO(probe_image(buf.getvalue(), LIMIT)["thumbnail"])).convert("RGB")
         reference = photo.resize(thumb.size, Image.Resampling.LANCZOS)
         assert _psnr(thumb, reference) > 30, fmt
+
+
+def test_a_cielab_tiff_is_taken_with_the_hashes_and_colours_of_its_rgb_original():
+    """Scanners and Photoshop write CIELAB TIFFs; Pillow converts LAB to no other mode by itself, which
+    made such a photo an ``undecodable`` rejection."""
+    from PIL import ImageCms
+
+    rgb = Image.open(io.BytesIO(skimage_photo("coffee.png"))).convert("RGB")
+    to_lab = ImageCms.buildTransformFromOpenProfiles(ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), "RGB", "LAB")
+    lab_tiff, rgb_png = io.BytesIO(), io.BytesIO()
+    ImageCms.applyTransform(rgb, to_lab).save(lab_tiff, "TIFF")
+    rgb.save(rgb_png, "PNG")
+    lab, original = probe_image(lab_tiff.getvalue(), LIMIT, standard_copy="jpeg"), probe_image(rgb_png.getvalue(), LIMIT)
+    assert (lab["format"], lab["mode"]) == ("TIFF", "LAB")
+    assert (lab["phash"], lab["dhash"]) == (original["phash"], original["dhash"])
+    ours, theirs = (np.asarray(Image.open(io.BytesIO(p["thumbnail"])).convert("RGB"), dtype=int) for p in (lab, original))
+    assert np.abs(ours - theirs).mean() < 3  # the same colours, not a grey or false-colour rendering
+    assert Image.open(io.BytesIO(lab["standard"])).mode == "RGB"
