@@ -2,6 +2,10 @@
 
 Both are encoded from pixels only, with no EXIF, ICC or XMP block, so
 nothing the original carried (a GPS position above all) leaks into them.
+Without an ICC profile a viewer takes pixels as sRGB. So an RGB image that
+carries another profile (Adobe RGB, Display P3, a camera's own) gets its
+derivatives converted to sRGB through that profile. Stripped but left
+unconverted, they would show its colours washed out.
 """
 
 from __future__ import annotations
@@ -33,6 +37,32 @@ def from_lab(image: Image.Image) -> Image.Image:
     """sRGB pixels of a CIELAB image (scanners' and Photoshop's TIFFs), through littleCMS: Pillow converts
     LAB to no other mode by itself, so hashes and derivatives start from this."""
     return ImageCms.applyTransform(image, _lab_to_srgb())
+
+
+@functools.cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.lru_cache(maxsize=32)
+def srgb_transform(icc: bytes | None, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """The conversion from an RGB image's embedded profile to sRGB; None when there is nothing to convert
+    (no profile, an sRGB one, another mode) or the profile cannot be read (the pixels are then taken as sRGB)."""
+    if not icc or mode != "RGB":
+        return None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(profile).lower():
+            return None  # sRGB already (IEC 61966-2.1 and the vendors' copies of it): the common case costs nothing
+        return ImageCms.buildTransformFromOpenProfiles(profile, _srgb(), "RGB", "RGB")
+    except (OSError, ImageCms.PyCMSError):
+        return None
+
+
+def _to_srgb(image: Image.Image, transform: ImageCms.ImageCmsTransform) -> Image.Image:
+    converted = ImageCms.applyTransform(image, transform)
+    converted.info.pop("icc_profile", None)  # littleCMS tags its output sRGB; derivatives carry no profile at all
+    return converted
 
 
 def _flatten(image: Image.Image) -> Image.Image:
@@ -79,18 +109,22 @@ def shrink(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return Image.fromarray(cv2.resize(pixels, size, interpolation=interpolation), image.mode)
 
 
-def encode_thumbnail(image: Image.Image, side: int) -> bytes:
+def encode_thumbnail(image: Image.Image, side: int, icc: bytes | None = None) -> bytes:
     flat = _flatten(image)
     scale = min(1.0, side / max(flat.size))
     size = (max(1, round(flat.width * scale)), max(1, round(flat.height * scale)))
     thumb = shrink(flat, size) if size != flat.size else flat
+    if (transform := srgb_transform(icc, thumb.mode)) is not None:
+        thumb = _to_srgb(thumb, transform)  # after shrinking: a fraction of the pixels to convert
     out = io.BytesIO()
     thumb.save(out, "JPEG", quality=82)
     return out.getvalue()
 
 
-def encode_standard(image: Image.Image, kind: str) -> bytes:
+def encode_standard(image: Image.Image, kind: str, icc: bytes | None = None) -> bytes:
     flat = _flatten(image)
+    if (transform := srgb_transform(icc, flat.mode)) is not None:
+        flat = _to_srgb(flat, transform)
     out = io.BytesIO()
     if kind == "jpeg":
         flat.save(out, "JPEG", quality=92)

@@ -117,6 +117,7 @@ def probe_image(
             raise ImageRefused("corrupt", f"The {fmt} data could not be decoded: {exc}.", sha256=sha256) from None
 
     exif = read_exif(image)
+    icc = image.info.get("icc_profile")
     oriented = _orient(image)
     if oriented.mode == "LAB":
         oriented = from_lab(oriented)
@@ -136,8 +137,8 @@ def probe_image(
         "phash": str(imagehash.phash(basis)),
         "dhash": str(imagehash.dhash(basis)),
         "exif": exif,
-        "thumbnail": encode_thumbnail(oriented, thumbnail_side),
-        "standard": encode_standard(oriented, standard_copy) if standard_copy != "none" else None,
+        "thumbnail": encode_thumbnail(oriented, thumbnail_side, icc),
+        "standard": encode_standard(oriented, standard_copy, icc) if standard_copy != "none" else None,
     }
 
 

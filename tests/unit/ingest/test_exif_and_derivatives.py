@@ -122,3 +122,44 @@ def test_a_cielab_tiff_is_taken_with_the_hashes_and_colours_of_its_rgb_original(
     ours, theirs = (np.asarray(Image.open(io.BytesIO(p["thumbnail"])).convert("RGB"), dtype=int) for p in (lab, original))
     assert np.abs(ours - theirs).mean() < 3  # the same colours, not a grey or false-colour rendering
     assert Image.open(io.BytesIO(lab["standard"])).mode == "RGB"
+
+
+def _colour_check(data: bytes) -> tuple[float, float]:
+    """(how far the thumbnail's mean colour is from the photo's colours converted to sRGB through its profile,
+    how far the unconverted pixels' mean colour is from them), in 8-bit levels averaged over R, G and B."""
+    from PIL import ImageCms
+
+    photo = Image.open(io.BytesIO(data))
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(photo.info["icc_profile"]))
+    managed = ImageCms.profileToProfile(photo.convert("RGB"), profile, ImageCms.createProfile("sRGB"))
+    thumbnail = Image.open(io.BytesIO(probe_image(data, LIMIT)["thumbnail"]))
+    assert "icc_profile" not in thumbnail.info  # converted, then stripped like every other block
+
+    def mean(image: Image.Image) -> np.ndarray:
+        return np.asarray(image.convert("RGB"), np.float64).reshape(-1, 3).mean(axis=0)
+
+    return float(np.abs(mean(thumbnail) - mean(managed)).mean()), float(np.abs(mean(photo) - mean(managed)).mean())
+
+
+def test_an_adobe_rgb_photo_gets_a_thumbnail_in_its_own_colours():
+    """scikit-image's rocket.jpg carries an Adobe RGB (1998) profile. A viewer takes a thumbnail without a
+    profile as sRGB, so the thumbnail must be converted to sRGB, not only stripped."""
+    ours, unconverted = _colour_check(skimage_photo("rocket.jpg"))
+    assert unconverted > 3  # the photo is one where it shows
+    assert ours < 0.5
+
+
+def test_every_coco_photo_with_a_wide_gamut_or_camera_profile_keeps_its_colours():
+    from PIL import ImageCms
+
+    from tests.photos import require_coco
+
+    checked = []
+    for path in sorted((require_coco() / "images").glob("*.jpg")):
+        data = path.read_bytes()
+        icc = Image.open(io.BytesIO(data)).info.get("icc_profile")
+        if icc and "srgb" not in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).lower():
+            checked.append((path.name, *_colour_check(data)))
+    assert len(checked) >= 20, checked  # Adobe RGB, camera and display profiles in the sample
+    assert all(ours < 2 for _, ours, _ in checked), checked
+    assert sum(ours for _, ours, _ in checked) < sum(unconverted for _, _, unconverted in checked) / 5
