@@ -47,7 +47,7 @@ def variants(tag: str) -> list[tuple[str, bytes]]:
                     r, g, b = image.getpixel((8 * n + dx, dy))
                     image.putpixel((8 * n + dx, dy), ((r + 97) % 256, g, (b + hash(tag) % 200) % 256))
             buffer = io.BytesIO()
-            image.save(buffer, "JPEG", quality=92)
+            image.save(buffer, "JPEG", quality=92, comment=f"{tag} {name} {n}".encode())  # two samples may be one picture
             found.append((f"{name}-{n}.jpg", buffer.getvalue()))
     return found
 
