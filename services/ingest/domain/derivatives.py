@@ -5,7 +5,9 @@ nothing the original carried (a GPS position above all) leaks into them.
 Without an ICC profile a viewer takes pixels as sRGB. So an RGB image that
 carries another profile (Adobe RGB, Display P3, a camera's own) gets its
 derivatives converted to sRGB through that profile. Stripped but left
-unconverted, they would show its colours washed out.
+unconverted, they would show its colours washed out. Every encoder is given
+``icc_profile=None``: Pillow otherwise copies the profile of the image it
+saves from (the photo's own, or the sRGB tag littleCMS puts on its output).
 """
 
 from __future__ import annotations
@@ -29,19 +31,19 @@ def to_8bit(image: Image.Image) -> Image.Image:
 
 
 @functools.cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.cache
 def _lab_to_srgb() -> ImageCms.ImageCmsTransform:
-    return ImageCms.buildTransformFromOpenProfiles(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB")
+    return ImageCms.buildTransformFromOpenProfiles(ImageCms.createProfile("LAB"), _srgb(), "LAB", "RGB")
 
 
 def from_lab(image: Image.Image) -> Image.Image:
     """sRGB pixels of a CIELAB image (scanners' and Photoshop's TIFFs), through littleCMS: Pillow converts
     LAB to no other mode by itself, so hashes and derivatives start from this."""
     return ImageCms.applyTransform(image, _lab_to_srgb())
-
-
-@functools.cache
-def _srgb() -> ImageCms.ImageCmsProfile:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 @functools.lru_cache(maxsize=32)
@@ -57,12 +59,6 @@ def srgb_transform(icc: bytes | None, mode: str) -> ImageCms.ImageCmsTransform |
         return ImageCms.buildTransformFromOpenProfiles(profile, _srgb(), "RGB", "RGB")
     except (OSError, ImageCms.PyCMSError):
         return None
-
-
-def _to_srgb(image: Image.Image, transform: ImageCms.ImageCmsTransform) -> Image.Image:
-    converted = ImageCms.applyTransform(image, transform)
-    converted.info.pop("icc_profile", None)  # littleCMS tags its output sRGB; derivatives carry no profile at all
-    return converted
 
 
 def _flatten(image: Image.Image) -> Image.Image:
@@ -115,21 +111,21 @@ def encode_thumbnail(image: Image.Image, side: int, icc: bytes | None = None) ->
     size = (max(1, round(flat.width * scale)), max(1, round(flat.height * scale)))
     thumb = shrink(flat, size) if size != flat.size else flat
     if (transform := srgb_transform(icc, thumb.mode)) is not None:
-        thumb = _to_srgb(thumb, transform)  # after shrinking: a fraction of the pixels to convert
+        thumb = ImageCms.applyTransform(thumb, transform)  # after shrinking: a fraction of the pixels to convert
     out = io.BytesIO()
-    thumb.save(out, "JPEG", quality=82)
+    thumb.save(out, "JPEG", quality=82, icc_profile=None)
     return out.getvalue()
 
 
 def encode_standard(image: Image.Image, kind: str, icc: bytes | None = None) -> bytes:
     flat = _flatten(image)
     if (transform := srgb_transform(icc, flat.mode)) is not None:
-        flat = _to_srgb(flat, transform)
+        flat = ImageCms.applyTransform(flat, transform)
     out = io.BytesIO()
     if kind == "jpeg":
-        flat.save(out, "JPEG", quality=92)
+        flat.save(out, "JPEG", quality=92, icc_profile=None)
     else:
-        flat.save(out, "PNG")
+        flat.save(out, "PNG", icc_profile=None)
     return out.getvalue()
 
 

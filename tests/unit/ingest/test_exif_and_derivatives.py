@@ -56,6 +56,16 @@ def test_standard_copy_is_metadata_free_and_oriented():
     assert not copy.getexif()
 
 
+def test_no_derivative_carries_an_icc_profile():
+    """astronaut.png carries an sRGB profile, rocket.jpg an Adobe RGB one: Pillow would copy either into
+    a PNG or JPEG it saves from the decoded image, unless told not to."""
+    for photo in ("astronaut.png", "rocket.jpg"):
+        for kind in ("png", "jpeg"):
+            facts = probe_image(skimage_photo(photo), LIMIT, standard_copy=kind)
+            for derivative in (facts["thumbnail"], facts["standard"]):
+                assert "icc_profile" not in Image.open(io.BytesIO(derivative)).info, (photo, kind)
+
+
 def test_photo_without_exif_has_empty_exif_and_a_thumbnail():
     facts = probe_image(skimage_photo("astronaut.png"), LIMIT)
     assert facts["exif"] == {}
