@@ -12,6 +12,20 @@ from shared.clients.mongo import database, mongo_client
 from shared.settings import CorpusSettings
 
 
+async def remove_exchanges(amqp_url: str, exchanges: list[str]) -> None:
+    """Delete these exchanges, their dead-letter exchanges and every service's queues on them."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for exchange in exchanges:
+            for service in SUBSCRIPTIONS:
+                queue = f"{exchange}.{service}"
+                await channel.queue_delete(queue)
+                await channel.queue_delete(dead_letter_queue_name(queue))
+            await channel.exchange_delete(exchange)
+            await channel.exchange_delete(f"{exchange}.dlx")
+
+
 async def require_stack(settings: CorpusSettings) -> None:
     """Exit the run with a clear message when a server does not answer."""
     client, es, blobs = mongo_client(settings), elastic_client(settings), BlobStore(settings)
@@ -42,15 +56,7 @@ async def remove_test_data(settings: CorpusSettings) -> None:
             for obj in blobs._client.list_objects(blobs.bucket, recursive=True):
                 blobs._client.remove_object(blobs.bucket, obj.object_name)
             blobs._client.remove_bucket(blobs.bucket)
-        connection = await aio_pika.connect(settings.amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            for service in SUBSCRIPTIONS:
-                queue = settings.queue_name(service)
-                await channel.queue_delete(queue)
-                await channel.queue_delete(dead_letter_queue_name(queue))
-            await channel.exchange_delete(settings.amqp_exchange)
-            await channel.exchange_delete(f"{settings.amqp_exchange}.dlx")
+        await remove_exchanges(settings.amqp_url, [settings.amqp_exchange])
     finally:
         await client.close()
         await es.close()

@@ -102,15 +102,13 @@ class MessageConsumer:
 
         def give_up(state: RetryCallState) -> bool:
             nonlocal failures
-            error = state.outcome.exception() if state.outcome else None
-            if is_outage(error):
+            if is_outage(_error_of(state)):
                 return state.seconds_since_start >= self.outage_patience
             failures += 1
             return failures >= self.attempts
 
         def waiting(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            if is_outage(error):
+            if is_outage(error := _error_of(state)):
                 wait = state.next_action.sleep if state.next_action else 0
                 log.warning("a store is unavailable; retrying in %.1f s", wait, extra={"event_type": envelope.type, "error": repr(error)[:500]})
 
@@ -154,6 +152,10 @@ class MessageConsumer:
         await message.ack()
         EVENTS_CONSUMED.labels(type=message.type or "unknown", outcome=f"parked_{outcome}").inc()
         log.warning("message parked", extra={"error": error, "routing_key": message.routing_key})
+
+
+def _error_of(state: RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome else None
 
 
 async def _tell(callback: Callable[..., Awaitable[None]], *args: object) -> None:

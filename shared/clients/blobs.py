@@ -119,10 +119,9 @@ class BlobStore:
         headers = {"Content-Type": content_type, "x-amz-checksum-sha256": base64.b64encode(digest).decode()}
         try:
             async with self._session().put(url, data=data, headers=headers) as response:
-                if response.status >= 500:
-                    raise BlobStoreUnavailable(f"MinIO answered {response.status} to PUT {key}: {(await response.text())[:500]}")
                 if response.status != 200:
-                    raise BlobWriteError(f"MinIO answered {response.status} to PUT {key}: {(await response.text())[:500]}")
+                    error = BlobStoreUnavailable if response.status >= 500 else BlobWriteError
+                    raise error(f"MinIO answered {response.status} to PUT {key}: {(await response.text())[:500]}")
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
             raise BlobStoreUnavailable(f"MinIO did not take PUT {key}: {type(exc).__name__}: {exc}") from exc
 

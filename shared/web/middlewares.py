@@ -57,15 +57,14 @@ async def observe(request: web.Request, handler: web.RequestHandler) -> web.Stre
                     store=store,
                     correlation_id=cid,
                 ).to_response(request.path)
-                response.headers[CORRELATION_HEADER] = cid
-                return response
-            log.exception("unhandled error", extra={"path": request.path})
-            response = Problem(
-                500,
-                "Internal Server Error",
-                "An unexpected error occurred. Quote the correlation id when reporting it.",
-                correlation_id=cid,
-            ).to_response(request.path)
+            else:
+                log.exception("unhandled error", extra={"path": request.path})
+                response = Problem(
+                    500,
+                    "Internal Server Error",
+                    "An unexpected error occurred. Quote the correlation id when reporting it.",
+                    correlation_id=cid,
+                ).to_response(request.path)
         response.headers[CORRELATION_HEADER] = cid
         return response
     finally:

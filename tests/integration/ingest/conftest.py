@@ -8,16 +8,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aio_pika
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.ingest.app import init_app
 from services.ingest.config import IngestSettings
-from shared.bus import SUBSCRIPTIONS, dead_letter_queue_name
 from shared.settings import CorpusSettings
 from tests.conftest import ADMIN
-from tests.stack import remove_test_data
+from tests.proxy import TcpProxy
+from tests.stack import remove_exchanges, remove_test_data
 
 
 @pytest.fixture
@@ -40,16 +39,7 @@ async def make_ingest(names):
     for client in clients:
         await client.close()
     if exchanges:
-        connection = await aio_pika.connect(IngestSettings(**names).amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            for exchange in exchanges:
-                for service in SUBSCRIPTIONS:
-                    queue = f"{exchange}.{service}"
-                    await channel.queue_delete(queue)
-                    await channel.queue_delete(dead_letter_queue_name(queue))
-                await channel.exchange_delete(exchange)
-                await channel.exchange_delete(f"{exchange}.dlx")
+        await remove_exchanges(IngestSettings(**names).amqp_url, exchanges)
 
 
 @pytest.fixture
@@ -129,3 +119,12 @@ async def listen() -> Callable:
     yield start
     for listener in started:
         await listener.stop()
+
+
+@pytest.fixture
+async def minio_proxy(names):
+    """A TCP forwarder in front of MinIO (``tests/proxy.py``): give an ingest app its address, then cut it off."""
+    host, port = CorpusSettings(**names).minio_endpoint.rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    yield proxy
+    await proxy.cut()

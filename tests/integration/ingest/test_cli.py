@@ -55,18 +55,15 @@ async def test_cli_uploads_an_archive_and_follows_its_import(own_names, make_ing
     assert refused.exit_code == 1 and "outside the import's folder" in " ".join(refused.output.split())
 
 
-async def test_cli_upload_rides_out_a_minio_outage(make_ingest, names, tmp_path, mongo_db):
+async def test_cli_upload_rides_out_a_minio_outage(make_ingest, minio_proxy, tmp_path, mongo_db):
     """MinIO cut off behind a TCP forwarder as the upload starts, back 3 s later: the CLI repeats the
     batch the service answered 503 (under the same Idempotency-Key) and ends with every image stored."""
     import hashlib
 
     from services.ingest.adapters.repository import IMAGES
     from tests.photos import unique_png
-    from tests.proxy import TcpProxy
 
-    host, port = names.get("minio_endpoint", "127.0.0.1:9000").split(":")
-    proxy = await TcpProxy(host, int(port)).start()
-    client = await make_ingest(own_exchange=True, minio_endpoint=proxy.address, consume_submissions=False)
+    client = await make_ingest(own_exchange=True, minio_endpoint=minio_proxy.address, consume_submissions=False)
     url = str(client.make_url("")).rstrip("/")
     (tmp_path / "in").mkdir()
     shas = []
@@ -74,16 +71,15 @@ async def test_cli_upload_rides_out_a_minio_outage(make_ingest, names, tmp_path,
         data = unique_png(skimage_photo(name))
         (tmp_path / "in" / f"outage-{name}.png").write_bytes(data)
         shas.append(hashlib.sha256(data).hexdigest())
-    await proxy.cut()
+    await minio_proxy.cut()
 
     async def back_later() -> None:
         await asyncio.sleep(3.0)
-        await proxy.restore()
+        await minio_proxy.restore()
 
     restoring = asyncio.create_task(back_later())
     result = await asyncio.to_thread(_invoke, "ingest", "files", str(tmp_path / "in"), "--url", url, "--batch", "2", "--retry-for", "60")
     await restoring
-    await proxy.cut()
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.split())
     assert "503" in flat and "retrying" in flat  # it met the outage and waited it out

@@ -11,19 +11,16 @@ import pytest
 from services.ingest.adapters.repository import IMAGES, REJECTIONS
 from tests.integration.ingest.test_batch_upload import batch_form
 from tests.photos import skimage_photo, unique_png
-from tests.proxy import TcpProxy
 from tests.uploads import image_form
 
 pytestmark = pytest.mark.integration
 
 
-async def test_uploads_while_minio_is_unreachable_get_503_and_leave_nothing_behind(make_ingest, names, mongo_db, caplog):
-    host, port = names.get("minio_endpoint", "127.0.0.1:9000").split(":")
-    proxy = await TcpProxy(host, int(port)).start()
-    client = await make_ingest(own_exchange=True, minio_endpoint=proxy.address, consume_submissions=False)
+async def test_uploads_while_minio_is_unreachable_get_503_and_leave_nothing_behind(make_ingest, minio_proxy, mongo_db, caplog):
+    client = await make_ingest(own_exchange=True, minio_endpoint=minio_proxy.address, consume_submissions=False)
     photos = [("cut-a.png", unique_png(skimage_photo("coffee.png"))), ("cut-b.png", unique_png(skimage_photo("chelsea.png")))]
     shas = [hashlib.sha256(data).hexdigest() for _, data in photos]
-    await proxy.cut()
+    await minio_proxy.cut()
     try:
         for response in (
             await client.post("/v1/images:batch", data=batch_form(photos)),
@@ -38,8 +35,7 @@ async def test_uploads_while_minio_is_unreachable_get_503_and_leave_nothing_behi
         gc.collect()  # a future whose exception nobody took says so when it is collected
         assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
     finally:
-        await proxy.restore()
+        await minio_proxy.restore()
     again = await client.post("/v1/images:batch", data=batch_form(photos))
     assert again.status == 200
     assert [item["status"] for item in (await again.json())["items"]] == [201, 201]
-    await proxy.cut()

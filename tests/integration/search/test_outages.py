@@ -20,99 +20,83 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.search.app import init_app
 from services.search.config import SearchSettings
-from shared.bus import SUBSCRIPTIONS, Bus, dead_letter_queue_name
+from shared.bus import Bus, dead_letter_queue_name
 from tests.conftest import ADMIN, RUN_ID, eventually
 from tests.integration.search.helpers import image_document, ingested, publish, write_images
 from tests.photos import skimage_photo
 from tests.proxy import TcpProxy
+from tests.stack import remove_exchanges
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def own_exchange(names):
-    """An exchange of this test's own, so the session's search consumer does not take its events."""
+async def search_with_a_server_cut_off(names, base_settings):
+    """Start a search app that reaches one server (``es_url`` or ``amqp_url``) through a TCP forwarder, on an
+    exchange of its own so the session's search consumer does not take its events. Gives the app's client,
+    a bus on that exchange that is not cut off (the producer), the forwarder and the app's settings."""
     exchange = f"{names['amqp_exchange']}-outage-{uuid.uuid4().hex[:6]}"
-    yield exchange
-    connection = await aio_pika.connect(SearchSettings(**names).amqp_url)
+    started = []
+
+    async def start(url_setting: str, **overrides):
+        url = getattr(base_settings, url_setting)
+        target = urlsplit(url)
+        proxy = await TcpProxy(target.hostname, target.port).start()
+        through = url.replace(target.netloc.split("@")[-1], proxy.address)
+        settings = SearchSettings(**{**names, "amqp_exchange": exchange, url_setting: through, **overrides})
+        client = TestClient(TestServer(await init_app(settings)), headers=ADMIN)
+        await client.start_server()
+        bus = Bus(base_settings.model_copy(update={"service_name": "outage-tests", "amqp_exchange": exchange}))
+        await bus.connect()
+        started.append((client, bus, proxy))
+        return client, bus, proxy, settings
+
+    yield start
+    for client, bus, proxy in started:
+        await bus.close()
+        await client.close()
+        await proxy.cut()
+    await remove_exchanges(base_settings.amqp_url, [exchange])
+
+
+async def indexed(es, settings: SearchSettings, doc: dict) -> bool:
+    return (await es.options(ignore_status=404).get(index=f"{settings.es_index_prefix}-images", id=doc["_id"])).meta.status == 200
+
+
+async def test_events_during_an_elasticsearch_outage_are_indexed_once_it_is_back(search_with_a_server_cut_off, mongo_db, es):
+    client, bus, proxy, settings = await search_with_a_server_cut_off("es_url", consume_attempts=2, consume_backoff_seconds=0.05)
+    doc = image_document(skimage_photo("chelsea.png"), f"outage-{RUN_ID}.png", source=f"outage-{RUN_ID}", tags=["outage"])
+    await write_images(mongo_db, [doc])
+    await proxy.cut()
+    await publish(bus, ingested(doc))
+    await asyncio.sleep(2.0)  # dozens of 50 ms back-offs: long past the two attempts an ordinary failure gets
+    ready = await client.get("/readyz")
+    assert ready.status == 503  # the service says what it is missing meanwhile
+    searched = await client.get("/v1/search", params={"q": "outage"})
+    assert searched.status == 503 and int(searched.headers["Retry-After"]) > 0  # not a 500: nothing is broken
+    problem = await searched.json()
+    assert problem["type"].endswith("store-unavailable") and problem["store"] == "Elasticsearch"
+    await proxy.restore()
+    await eventually(lambda: indexed(es, settings, doc), timeout=60)
+    connection = await aio_pika.connect(settings.amqp_url)
     async with connection:
         channel = await connection.channel()
-        for service in SUBSCRIPTIONS:
-            await channel.queue_delete(f"{exchange}.{service}")
-            await channel.queue_delete(dead_letter_queue_name(f"{exchange}.{service}"))
-        await channel.exchange_delete(exchange)
-        await channel.exchange_delete(f"{exchange}.dlx")
+        dlq = await channel.declare_queue(dead_letter_queue_name(settings.queue_name()), passive=True)
+        assert dlq.declaration_result.message_count == 0  # nothing parked
 
 
-async def test_events_during_an_elasticsearch_outage_are_indexed_once_it_is_back(names, own_exchange, mongo_db, es, base_settings):
-    es_url = urlsplit(base_settings.es_url)
-    proxy = await TcpProxy(es_url.hostname, es_url.port).start()
-    settings = SearchSettings(
-        **{**names, "amqp_exchange": own_exchange, "es_url": f"http://{proxy.address}", "consume_attempts": 2, "consume_backoff_seconds": 0.05}
+async def test_the_consumer_reconnects_after_rabbitmq_is_cut_off_and_takes_what_waited(search_with_a_server_cut_off, mongo_db, es):
+    _, bus, proxy, settings = await search_with_a_server_cut_off("amqp_url")
+    before, during = (
+        image_document(skimage_photo(name), f"amqp-cut-{n}-{RUN_ID}.png", source=f"amqp-{RUN_ID}", tags=["amqp"])
+        for n, name in enumerate(("astronaut.png", "rocket.jpg"))
     )
-    client = TestClient(TestServer(await init_app(settings)), headers=ADMIN)
-    await client.start_server()
-    bus = Bus(settings.model_copy(update={"service_name": "outage-tests"}))
-    await bus.connect()
-    try:
-        doc = image_document(skimage_photo("chelsea.png"), f"outage-{RUN_ID}.png", source=f"outage-{RUN_ID}", tags=["outage"])
-        await write_images(mongo_db, [doc])
-        await proxy.cut()
-        await publish(bus, ingested(doc))
-        await asyncio.sleep(2.0)  # dozens of 50 ms back-offs: long past the two attempts an ordinary failure gets
-        ready = await client.get("/readyz")
-        assert ready.status == 503  # the service says what it is missing meanwhile
-        searched = await client.get("/v1/search", params={"q": "outage"})
-        assert searched.status == 503 and int(searched.headers["Retry-After"]) > 0  # not a 500: nothing is broken
-        problem = await searched.json()
-        assert problem["type"].endswith("store-unavailable") and problem["store"] == "Elasticsearch"
-        await proxy.restore()
-
-        async def indexed():
-            found = await es.options(ignore_status=404).get(index=f"{settings.es_index_prefix}-images", id=doc["_id"])
-            return found.meta.status == 200
-
-        await eventually(indexed, timeout=60)
-        connection = await aio_pika.connect(settings.amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            dlq = await channel.declare_queue(dead_letter_queue_name(settings.queue_name()), passive=True)
-            assert dlq.declaration_result.message_count == 0  # nothing parked
-    finally:
-        await bus.close()
-        await client.close()
-        await proxy.cut()
-
-
-async def test_the_consumer_reconnects_after_rabbitmq_is_cut_off_and_takes_what_waited(names, own_exchange, mongo_db, es, base_settings):
-    amqp = urlsplit(base_settings.amqp_url)
-    proxy = await TcpProxy(amqp.hostname, amqp.port or 5672).start()
-    through_proxy = base_settings.amqp_url.replace(amqp.netloc.split("@")[-1], proxy.address)
-    settings = SearchSettings(**{**names, "amqp_exchange": own_exchange, "amqp_url": through_proxy})
-    client = TestClient(TestServer(await init_app(settings)), headers=ADMIN)
-    await client.start_server()
-    bus = Bus(settings.model_copy(update={"service_name": "outage-tests", "amqp_url": base_settings.amqp_url}))
-    await bus.connect()  # the producer's own connection, not cut
-    index = f"{settings.es_index_prefix}-images"
-    try:
-        before, during = (
-            image_document(skimage_photo(name), f"amqp-cut-{n}-{RUN_ID}.png", source=f"amqp-{RUN_ID}", tags=["amqp"])
-            for n, name in enumerate(("astronaut.png", "rocket.jpg"))
-        )
-        await write_images(mongo_db, [before, during])
-        await publish(bus, ingested(before))
-
-        async def indexed(doc) -> bool:
-            return (await es.options(ignore_status=404).get(index=index, id=doc["_id"])).meta.status == 200
-
-        await eventually(lambda: indexed(before))
-        await proxy.cut()
-        await publish(bus, ingested(during))  # waits in the durable queue while the consumer is cut off
-        await asyncio.sleep(2.0)
-        assert not await indexed(during)
-        await proxy.restore()
-        await eventually(lambda: indexed(during), timeout=60)  # aio-pika's robust connection came back
-    finally:
-        await bus.close()
-        await client.close()
-        await proxy.cut()
+    await write_images(mongo_db, [before, during])
+    await publish(bus, ingested(before))
+    await eventually(lambda: indexed(es, settings, before))
+    await proxy.cut()
+    await publish(bus, ingested(during))  # waits in the durable queue while the consumer is cut off
+    await asyncio.sleep(2.0)
+    assert not await indexed(es, settings, during)
+    await proxy.restore()
+    await eventually(lambda: indexed(es, settings, during), timeout=60)  # aio-pika's robust connection came back

@@ -74,45 +74,37 @@ def only_the_bad_one_failed(results: list, bad: int, error: type[Exception]) -> 
     return isinstance(results[bad], error) and others == [n for n in range(len(results)) if n != bad]
 
 
-async def test_a_busy_pool_sends_jobs_in_chunks_and_each_caller_gets_its_own_result():
-    pool = CpuPool(2)
-    try:
-        assert await run_all(pool, echo, 64) == list(range(64))
-        # 3 chunks go at once (one per worker and one queued); the other 61 jobs follow 8 at a time.
-        assert pool.chunks_sent <= 3 + 8
-    finally:
-        pool.close()
+@pytest.fixture
+def pool():
+    """Two workers, shut down after the test."""
+    two = CpuPool(2)
+    yield two
+    two.close()
 
 
-async def test_an_idle_pool_runs_a_job_at_once():
-    pool = CpuPool(2)
-    try:
-        for n in range(3):
-            assert await pool.run(echo, n, timeout=30) == n
-        assert pool.chunks_sent == 3
-    finally:
-        pool.close()
+async def test_a_busy_pool_sends_jobs_in_chunks_and_each_caller_gets_its_own_result(pool):
+    assert await run_all(pool, echo, 64) == list(range(64))
+    # 3 chunks go at once (one per worker and one queued); the other 61 jobs follow 8 at a time.
+    assert pool.chunks_sent <= 3 + 8
 
 
-async def test_a_job_that_raises_fails_alone():
-    pool = CpuPool(2)
-    try:
-        results = await run_all(pool, fail_on, 20, 5)
-        assert only_the_bad_one_failed(results, 5, ValueError) and str(results[5]) == "refused 5"
-        assert pool.recycled == 0
-    finally:
-        pool.close()
+async def test_an_idle_pool_runs_a_job_at_once(pool):
+    for n in range(3):
+        assert await pool.run(echo, n, timeout=30) == n
+    assert pool.chunks_sent == 3
 
 
-async def test_a_job_that_kills_its_worker_fails_alone_and_the_pool_recovers():
-    pool = CpuPool(2)
-    try:
-        results = await run_all(pool, crash_on, 20, 5)
-        assert only_the_bad_one_failed(results, 5, WorkerCrashed)
-        assert pool.recycled >= 2  # the chunk, then the job alone (retried once)
-        assert await pool.run(echo, 7, timeout=30) == 7
-    finally:
-        pool.close()
+async def test_a_job_that_raises_fails_alone(pool):
+    results = await run_all(pool, fail_on, 20, 5)
+    assert only_the_bad_one_failed(results, 5, ValueError) and str(results[5]) == "refused 5"
+    assert pool.recycled == 0
+
+
+async def test_a_job_that_kills_its_worker_fails_alone_and_the_pool_recovers(pool):
+    results = await run_all(pool, crash_on, 20, 5)
+    assert only_the_bad_one_failed(results, 5, WorkerCrashed)
+    assert pool.recycled >= 2  # the chunk, then the job alone (retried once)
+    assert await pool.run(echo, 7, timeout=30) == 7
 
 
 async def test_a_job_that_overruns_in_a_chunk_times_out_alone():
