@@ -7,8 +7,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
+BACKUP_REPO ?= $(HOME)/.local/share/image-corpus/backups
 
-.PHONY: help venv stack stop stack-status run test test-unit bench bench-ingest bench-search bench-annotation up down clean
+.PHONY: help venv stack stop stack-status run test test-unit backup bench bench-ingest bench-search bench-annotation up down clean
 
 help:
 	@echo "make run           install, start the local stack and the three services (Ctrl-C stops the services)"
@@ -16,6 +17,7 @@ help:
 	@echo "make stack         start MongoDB, Elasticsearch, MinIO and RabbitMQ on 127.0.0.1 (idempotent)"
 	@echo "make stop          stop the local stack;  make stack-status: what runs where"
 	@echo "make test-unit     unit tests only (no servers needed)"
+	@echo "make backup        snapshot MongoDB and MinIO into BACKUP_REPO (corpus backup; docs/backup.md)"
 	@echo "make bench         every benchmark (bench-ingest, bench-search, bench-annotation)"
 	@echo "make up / down     the same topology with Docker Compose (needs a Docker engine)"
 
@@ -44,6 +46,9 @@ test: stack
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+backup: stack
+	$(VENV)/bin/corpus backup create --repo $(BACKUP_REPO)
 
 # Benchmarks print numbers beside a baseline measured in the same run; none asserts a time.
 bench: bench-ingest bench-search bench-annotation

@@ -14,8 +14,8 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from services.cli.progress import phase_bar
 from services.search import maintenance
 from services.search.adapters.images import ImageReader
 from services.search.adapters.index import ImageIndex
@@ -28,19 +28,17 @@ app = typer.Typer(no_args_is_help=True)
 console = Console()
 
 
-async def _with_projector(work: Callable[[Projector, maintenance.Progress], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
-    settings = SearchSettings(service_name="cli")
+async def with_projector(
+    work: Callable[[Projector, maintenance.Progress], Awaitable[dict[str, Any]]], settings: SearchSettings | None = None
+) -> dict[str, Any]:
+    """Run ``work`` with a projector from MongoDB into the index, drawing its progress as a bar."""
+    settings = settings or SearchSettings(service_name="cli")
     es, client = elastic_client(settings), mongo_client(settings)
     index = ImageIndex(es, settings.es_index_prefix, shards=settings.es_shards, replicas=settings.es_replicas)
     try:
         await index.ensure()
         projector = Projector(ImageReader(database(client, settings)), index)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
-            task = bar.add_task("starting", total=None)
-
-            def progress(phase: str, done: int, total: int | None) -> None:
-                bar.update(task, description=phase, completed=done, total=total)
-
+        with phase_bar(console) as progress:
             return await work(projector, progress)
     finally:
         await es.close()
@@ -50,14 +48,14 @@ async def _with_projector(work: Callable[[Projector, maintenance.Progress], Awai
 @app.command("reindex")
 def reindex() -> None:
     """Build a new index from MongoDB and switch the alias to it atomically (searches keep answering)."""
-    result = asyncio.run(_with_projector(lambda p, progress: maintenance.reindex(p, progress=progress)))
+    result = asyncio.run(with_projector(lambda p, progress: maintenance.reindex(p, progress=progress)))
     console.print_json(json.dumps(result))
 
 
 @app.command("reconcile")
 def reconcile(repair: bool = typer.Option(True, help="Repair the drift found (--no-repair: only report it).")) -> None:
     """Compare ids and versions between MongoDB and the index; report the drift and repair it."""
-    result = asyncio.run(_with_projector(lambda p, progress: maintenance.reconcile(p, repair=repair, progress=progress)))
+    result = asyncio.run(with_projector(lambda p, progress: maintenance.reconcile(p, repair=repair, progress=progress)))
     console.print_json(json.dumps(result))
     if result["drift"] and not repair:
         raise typer.Exit(1)

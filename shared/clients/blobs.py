@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import urllib3
@@ -49,6 +49,19 @@ class BlobStoreUnavailable(BlobWriteError, DependencyUnavailable):
 
 # S3 error codes that say the server, not the request, is the trouble.
 UNAVAILABLE_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "XMinioServerNotInitialized", "XMinioStorageFull"})
+
+
+class StoredObject(NamedTuple):
+    key: str
+    size: int
+    etag: str
+    modified: datetime | None
+
+
+class Downloaded(NamedTuple):
+    sha256: str
+    size: int
+    content_type: str
 
 
 def original_key(sha256: str) -> str:
@@ -171,13 +184,40 @@ class BlobStore:
 
     async def list_pages(self, prefix: str, size: int = 1000) -> AsyncIterator[list[tuple[str, datetime]]]:
         """Every object under ``prefix`` as (key, last modified), ``size`` at a time, listed in a worker thread."""
+        async for page in self.inventory_pages(prefix, size):
+            yield [(obj.key, obj.modified) for obj in page]
+
+    async def inventory_pages(self, prefix: str = "", size: int = 1000) -> AsyncIterator[list[StoredObject]]:
+        """Every object under ``prefix`` with its size and ETag, ``size`` at a time, listed in a worker thread."""
         listing = self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
 
-        def next_page() -> list[tuple[str, datetime]]:
-            return [(obj.object_name, obj.last_modified) for obj in itertools.islice(listing, size)]
+        def next_page() -> list[StoredObject]:
+            return [
+                StoredObject(obj.object_name, obj.size or 0, (obj.etag or "").strip('"'), obj.last_modified)
+                for obj in itertools.islice(listing, size)
+            ]
 
         while page := await self._run(next_page):
             yield page
+
+    async def download(self, key: str, path: Path) -> Downloaded:
+        """Stream an object into ``path`` with one GET in a worker thread, hashing it on the way."""
+
+        def fetch() -> Downloaded:
+            response = self._client.get_object(self.bucket, key)
+            digest, size = hashlib.sha256(), 0
+            try:
+                with path.open("wb") as handle:
+                    for chunk in response.stream(amt=1024 * 1024):
+                        digest.update(chunk)
+                        handle.write(chunk)
+                        size += len(chunk)
+                return Downloaded(digest.hexdigest(), size, response.headers.get("Content-Type") or "application/octet-stream")
+            finally:
+                response.close()
+                response.release_conn()
+
+        return await self._run(fetch)
 
     def presigned_url(self, key: str) -> str:
         """A time-limited GET URL. Signing is local computation: no request is made."""

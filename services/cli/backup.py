@@ -1,0 +1,115 @@
+"""``corpus backup``: snapshots of MongoDB and MinIO into a repository folder; verify, list, prune, restore.
+
+Runs against the stores directly (the ``CORPUS_`` settings of the
+environment), so it works whether the services are up or not. The
+repository layout and the consistency guarantees are described in
+:mod:`services.cli.snapshots`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.cli.progress import phase_bar
+from services.cli.search import with_projector
+from services.cli.snapshots.repository import Repository, RepositoryError
+from services.cli.snapshots.restore import RestoreRefused, restore_snapshot
+from services.cli.snapshots.take import SnapshotFailed, take_snapshot
+from services.cli.snapshots.verify import prune, verify_snapshot
+from services.search import maintenance
+from services.search.config import SearchSettings
+from shared.settings import CorpusSettings
+
+app = typer.Typer(no_args_is_help=True)
+console = Console()
+
+REPO = typer.Option(..., "--repo", envvar="CORPUS_BACKUP_REPO", help="The backup repository folder (made when missing).")
+SNAPSHOT = typer.Argument("latest", help="A snapshot id from `corpus backup list`, or latest.")
+
+
+def _run(work: Callable[[], Any]) -> Any:
+    """Run a backup operation; its expected failures end the command with their message, not a traceback."""
+    try:
+        return work()
+    except (RepositoryError, RestoreRefused, SnapshotFailed) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024**2:,.1f} MiB"
+
+
+@app.command("create")
+def create(repo: Path = REPO) -> None:
+    """Snapshot every collection (at one point in time) and every object the bucket holds; copy only new blobs."""
+    with phase_bar(console) as progress:
+        manifest = _run(lambda: asyncio.run(take_snapshot(CorpusSettings(service_name="cli"), Repository(repo), progress=progress)))
+    documents = sum(c.documents for c in manifest.collections)
+    console.print(
+        f"snapshot {manifest.id}: {documents:,} documents in {len(manifest.collections)} collections "
+        f"({manifest.images:,} images), {manifest.objects:,} objects ({_mib(manifest.object_bytes)}); "
+        f"copied {manifest.copied:,} new objects ({_mib(manifest.copied_bytes)})"
+    )
+    for note in manifest.notes:
+        console.print(f"[red]{note}[/red]")
+    if manifest.missing_objects:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_snapshots(repo: Path = REPO) -> None:
+    """The finished snapshots, oldest first."""
+    repository = Repository(repo)
+    table = Table("snapshot", "created", "documents", "images", "objects", "size", "copied")
+    for snapshot_id in repository.snapshot_ids():
+        m = repository.manifest(snapshot_id)
+        table.add_row(
+            m.id, m.created_at[:19], f"{sum(c.documents for c in m.collections):,}", f"{m.images:,}",
+            f"{m.objects:,}", _mib(m.object_bytes), _mib(m.copied_bytes),
+        )
+    console.print(table)
+
+
+@app.command("verify")
+def verify(snapshot: str = SNAPSHOT, repo: Path = REPO, deep: bool = typer.Option(True, help="--no-deep: sizes and presence only, no hashing of every blob.")) -> None:
+    """Check a snapshot against its manifest without restoring it; exit 1 when anything is wrong."""
+    with phase_bar(console) as progress:
+        report = _run(lambda: verify_snapshot(Repository(repo), snapshot, deep=deep, progress=progress))
+    console.print_json(json.dumps(report.as_dict()))
+    if report.problem_count:
+        console.print(f"[red]{report.problem_count} problem(s) in snapshot {report.snapshot}[/red]")
+        raise typer.Exit(1)
+    console.print(f"snapshot {report.snapshot} is whole: {report.documents:,} documents, {report.objects:,} objects")
+
+
+@app.command("prune")
+def prune_snapshots(repo: Path = REPO, keep: int = typer.Option(7, min=1, help="How many of the newest snapshots to keep.")) -> None:
+    """Remove all but the newest snapshots, and the blobs only they held."""
+    report = _run(lambda: prune(Repository(repo), keep))
+    console.print(f"kept {len(report.kept)}, removed {len(report.removed)} snapshot(s) and {report.removed_blobs:,} blobs ({_mib(report.freed_bytes)})")
+
+
+@app.command("restore")
+def restore(
+    snapshot: str = SNAPSHOT,
+    repo: Path = REPO,
+    replace: bool = typer.Option(False, help="Drop the snapshot's collections in the target database first."),
+    reindex: bool = typer.Option(True, help="Rebuild the search index from the restored documents afterwards."),
+) -> None:
+    """Restore a snapshot into the configured database and bucket, then rebuild the search index."""
+    settings = SearchSettings(service_name="cli")
+    with phase_bar(console) as progress:
+        report = _run(lambda: asyncio.run(restore_snapshot(settings, Repository(repo), snapshot, replace=replace, progress=progress)))
+    console.print_json(json.dumps(report.as_dict()))
+    if reindex:
+        result = asyncio.run(with_projector(lambda p, progress: maintenance.reindex(p, progress=progress), settings))
+        console.print(f"search index rebuilt: {json.dumps(result)}")

@@ -1,0 +1,230 @@
+"""A backup repository on a filesystem: snapshots of the corpus that share their blobs.
+
+Layout (a directory; put it on another disk, a mounted volume or a synced
+folder)::
+
+    <root>/lock                                   held by create and prune (exclusive), restore and verify (shared)
+    <root>/blobs/<sha[:2]>/<sha>                  an object's bytes, named by their SHA-256: kept once, whatever
+                                                  number of snapshots hold it (so each backup after the first
+                                                  copies only what is new)
+    <root>/snapshots/<id>/manifest.json           written last: a snapshot without it is unfinished and never
+                                                  listed, verified or restored
+    <root>/snapshots/<id>/mongo/<db>/<c>.bson.gz  mongodump's layout (gzip'd BSON documents, one after another),
+    <root>/snapshots/<id>/mongo/<db>/<c>.metadata.json   so `mongorestore --gzip` can read it too
+    <root>/snapshots/<id>/objects.jsonl.gz        one line per MinIO object: key, sha256, size, etag, content type
+
+Every file is written under a temporary name, flushed to disk and renamed,
+so a crash leaves either the whole file or none of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gzip
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+FORMAT = "image-corpus-backup/1"
+MANIFEST = "manifest.json"
+OBJECTS = "objects.jsonl.gz"
+CHUNK = 1024 * 1024
+
+
+class RepositoryError(Exception):
+    """The repository or a snapshot in it is missing, unfinished or not one this tool writes."""
+
+
+@dataclass
+class CollectionEntry:
+    name: str
+    documents: int
+    bytes: int  # of the compressed dump
+    sha256: str  # of the compressed dump
+
+
+@dataclass
+class Manifest:
+    id: str
+    created_at: str
+    database: str
+    bucket: str
+    cluster_time: list[int] | None  # MongoDB's (seconds, increment) that every collection was read at
+    collections: list[CollectionEntry]
+    objects: int
+    object_bytes: int
+    objects_sha256: str  # of objects.jsonl.gz
+    copied: int  # objects this snapshot copied; the rest were in the repository already
+    copied_bytes: int
+    images: int
+    missing_objects: int = 0  # objects image documents name that the bucket did not hold
+    format: str = FORMAT
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Manifest:
+        if raw.get("format") != FORMAT:
+            raise RepositoryError(f"not a snapshot this tool reads (format {raw.get('format')!r}, expected {FORMAT!r})")
+        raw = dict(raw, collections=[CollectionEntry(**c) for c in raw["collections"]])
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class ObjectEntry:
+    key: str
+    sha256: str
+    size: int
+    etag: str
+    content_type: str
+
+    def line(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode() + b"\n"
+
+
+def new_snapshot_id(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def durable_write(path: Path) -> Iterator[IO[bytes]]:
+    """Open ``path`` for writing under a temporary name; on success flush it to disk and rename it in place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        _fsync_dir(path.parent)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+class Repository:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # -- locations
+
+    def blob_path(self, sha256: str) -> Path:
+        return self.root / "blobs" / sha256[:2] / sha256
+
+    def snapshot_dir(self, snapshot_id: str) -> Path:
+        return self.root / "snapshots" / snapshot_id
+
+    def dump_path(self, snapshot_id: str, database: str, collection: str, suffix: str) -> Path:
+        return self.snapshot_dir(snapshot_id) / "mongo" / database / f"{collection}{suffix}"
+
+    def tmp_dir(self) -> Path:
+        path = self.root / "tmp"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- locking
+
+    @contextlib.contextmanager
+    def locked(self, *, exclusive: bool) -> Iterator[None]:
+        """Hold the repository's lock: one writer (create, prune) at a time, never beside a reader."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / "lock").open("a") as handle:
+            try:
+                fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RepositoryError(f"{self.root} is in use by another backup, prune or restore; try again when it ends") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- blobs
+
+    def has_blob(self, sha256: str) -> bool:
+        return self.blob_path(sha256).exists()
+
+    def add_blob_file(self, path: Path, sha256: str) -> None:
+        """Move a downloaded file whose bytes hash to ``sha256`` into the store (dropped when the store has it)."""
+        target = self.blob_path(sha256)
+        if target.exists():
+            path.unlink()
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(path, target)
+        _fsync_dir(target.parent)
+
+    # -- snapshots
+
+    def snapshot_ids(self) -> list[str]:
+        """Finished snapshots, oldest first."""
+        folder = self.root / "snapshots"
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / MANIFEST).is_file())
+
+    def manifest(self, snapshot_id: str) -> Manifest:
+        path = self.snapshot_dir(snapshot_id) / MANIFEST
+        if not path.is_file():
+            known = ", ".join(self.snapshot_ids()) or "none"
+            raise RepositoryError(f"no finished snapshot {snapshot_id!r} in {self.root} (finished: {known})")
+        return Manifest.parse(json.loads(path.read_text()))
+
+    def resolve(self, snapshot_id: str | None) -> str:
+        """The given snapshot, or the latest one when none is given."""
+        if snapshot_id and snapshot_id != "latest":
+            self.manifest(snapshot_id)  # raises when missing or unfinished
+            return snapshot_id
+        ids = self.snapshot_ids()
+        if not ids:
+            raise RepositoryError(f"{self.root} holds no finished snapshot")
+        return ids[-1]
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        with durable_write(self.snapshot_dir(manifest.id) / MANIFEST) as handle:
+            handle.write(json.dumps(asdict(manifest), indent=2).encode())
+
+    def objects(self, snapshot_id: str) -> Iterator[ObjectEntry]:
+        with gzip.open(self.snapshot_dir(snapshot_id) / OBJECTS, "rb") as handle:
+            for line in handle:
+                yield ObjectEntry(**json.loads(line))
+
+    def unfinished(self) -> list[Path]:
+        folder = self.root / "snapshots"
+        return [p for p in folder.iterdir() if not (p / MANIFEST).is_file()] if folder.is_dir() else []
+
+    def remove_snapshot(self, snapshot_id: str) -> None:
+        """Remove a snapshot: its manifest first, so a crash midway leaves an unfinished one, never a broken one."""
+        folder = self.snapshot_dir(snapshot_id)
+        (folder / MANIFEST).unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def blob_shas(self) -> Iterator[tuple[str, Path]]:
+        folder = self.root / "blobs"
+        if folder.is_dir():
+            for path in folder.glob("*/*"):
+                if not path.name.startswith("."):
+                    yield path.name, path

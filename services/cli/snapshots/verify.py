@@ -1,0 +1,148 @@
+"""Checking a snapshot without restoring it, and pruning old ones.
+
+``verify`` reads what a restore would read: the manifest, every collection
+dump (its SHA-256 and, in a deep check, its document count), the object
+listing, and every blob it names (present, of the right size and, in a deep
+check, hashing to its name). It also checks what the snapshot promises:
+every object an image document names is in it.
+
+``prune`` keeps the newest snapshots and removes the others, then every
+blob that no kept snapshot names: blobs are shared, so a blob goes only when
+its last snapshot goes.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import bson
+
+from services.cli.snapshots.repository import OBJECTS, Repository, sha256_of_file
+from services.cli.snapshots.take import RAW, Progress, _quiet, image_blob_keys
+from shared.readmodels import IMAGES
+
+PROBLEMS_LISTED = 1000
+
+
+@dataclass
+class VerifyReport:
+    snapshot: str
+    deep: bool
+    collections: int = 0
+    documents: int = 0
+    objects: int = 0
+    object_bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+
+    def problem(self, text: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < PROBLEMS_LISTED:
+            self.problems.append(text)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_collections(repo: Repository, snapshot_id: str, report: VerifyReport, progress: Progress) -> set[str] | None:
+    """Check each dump; return the object keys the image documents name (None when the images dump is unreadable)."""
+    manifest = repo.manifest(snapshot_id)
+    needed: set[str] | None = None
+    for number, entry in enumerate(manifest.collections):
+        progress(f"documents: {entry.name}", number, len(manifest.collections))
+        path = repo.dump_path(snapshot_id, manifest.database, entry.name, ".bson.gz")
+        if not path.is_file():
+            report.problem(f"collection {entry.name}: its dump {path} is missing")
+            continue
+        if sha256_of_file(path) != entry.sha256:
+            report.problem(f"collection {entry.name}: its dump {path} does not match the manifest's SHA-256")
+            continue
+        if not repo.dump_path(snapshot_id, manifest.database, entry.name, ".metadata.json").is_file():
+            report.problem(f"collection {entry.name}: its metadata.json (indexes, options) is missing")
+        report.collections += 1
+        if not report.deep and entry.name != IMAGES:
+            report.documents += entry.documents
+            continue
+        count, keys = 0, set()
+        try:
+            with gzip.open(path, "rb") as packed:
+                for document in bson.decode_file_iter(packed, codec_options=RAW):
+                    count += 1
+                    if entry.name == IMAGES:
+                        keys.update(image_blob_keys(document))
+        except (OSError, EOFError, bson.errors.BSONError) as exc:
+            report.problem(f"collection {entry.name}: its dump cannot be read: {exc}")
+            continue
+        if count != entry.documents:
+            report.problem(f"collection {entry.name}: {count} documents in the dump, the manifest says {entry.documents}")
+        report.documents += count
+        if entry.name == IMAGES:
+            needed = keys
+    return needed
+
+
+def verify_snapshot(repo: Repository, snapshot_id: str | None = None, *, deep: bool = True, progress: Progress = _quiet) -> VerifyReport:
+    with repo.locked(exclusive=False):
+        snapshot_id = repo.resolve(snapshot_id)
+        manifest = repo.manifest(snapshot_id)
+        report = VerifyReport(snapshot_id, deep)
+        needed = _check_collections(repo, snapshot_id, report, progress)
+        listing = repo.snapshot_dir(snapshot_id) / OBJECTS
+        if not listing.is_file() or sha256_of_file(listing) != manifest.objects_sha256:
+            report.problem(f"the object listing {listing} is missing or does not match the manifest")
+            return report
+        sound: set[str] = set()  # blobs already hashed and found whole (several objects may share one)
+        keys = set()
+        for entry in repo.objects(snapshot_id):
+            keys.add(entry.key)
+            report.objects += 1
+            report.object_bytes += entry.size
+            if report.objects % 1000 == 0:
+                progress("objects", report.objects, manifest.objects)
+            path = repo.blob_path(entry.sha256)
+            if not path.is_file():
+                report.problem(f"object {entry.key}: its blob {entry.sha256} is missing")
+            elif path.stat().st_size != entry.size:
+                report.problem(f"object {entry.key}: its blob has {path.stat().st_size} bytes, the listing says {entry.size}")
+            elif deep and entry.sha256 not in sound:
+                if sha256_of_file(path) == entry.sha256:
+                    sound.add(entry.sha256)
+                else:
+                    report.problem(f"object {entry.key}: its blob {entry.sha256} is damaged (its bytes hash to something else)")
+        if report.objects != manifest.objects:
+            report.problem(f"the listing names {report.objects} objects, the manifest says {manifest.objects}")
+        for key in sorted((needed or set()) - keys):
+            report.problem(f"object {key}: an image document names it, but the snapshot does not hold it")
+        return report
+
+
+@dataclass
+class PruneReport:
+    kept: list[str]
+    removed: list[str]
+    removed_blobs: int = 0
+    freed_bytes: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prune(repo: Repository, keep: int) -> PruneReport:
+    """Keep the newest ``keep`` snapshots (at least one); remove the rest and the blobs only they held."""
+    keep = max(1, keep)
+    with repo.locked(exclusive=True):
+        ids = repo.snapshot_ids()
+        report = PruneReport(kept=ids[-keep:], removed=ids[:-keep])
+        for snapshot_id in report.removed:
+            repo.remove_snapshot(snapshot_id)
+        for leftover in repo.unfinished():
+            repo.remove_snapshot(leftover.name)
+        named = {entry.sha256 for snapshot_id in report.kept for entry in repo.objects(snapshot_id)}
+        for sha256, path in list(repo.blob_shas()):
+            if sha256 not in named:
+                report.freed_bytes += path.stat().st_size
+                path.unlink()
+                report.removed_blobs += 1
+        return report
