@@ -49,10 +49,16 @@ def _mib(size: int) -> str:
 
 
 @app.command("create")
-def create(repo: Path = REPO) -> None:
+def create(
+    repo: Path = REPO,
+    snapshot_window: int = typer.Option(
+        None, min=1, help="Seconds MongoDB must keep the snapshot's point in time (raised for the dump, then put back): for dumps over 300 s."
+    ),
+) -> None:
     """Snapshot every collection (at one point in time) and every object the bucket holds; copy only new blobs."""
+    settings = CorpusSettings(service_name="cli")
     with phase_bar(console) as progress:
-        manifest = _run(lambda: asyncio.run(take_snapshot(CorpusSettings(service_name="cli"), Repository(repo), progress=progress)))
+        manifest = _run(lambda: asyncio.run(take_snapshot(settings, Repository(repo), progress=progress, snapshot_window=snapshot_window)))
     documents = sum(c.documents for c in manifest.collections)
     console.print(
         f"snapshot {manifest.id}: {documents:,} documents in {len(manifest.collections)} collections "

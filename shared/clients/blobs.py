@@ -200,6 +200,19 @@ class BlobStore:
         while page := await self._run(next_page):
             yield page
 
+    async def fetch(self, key: str) -> tuple[bytes, str]:
+        """An object's bytes and content type, in one GET from the event loop (no worker thread): for objects
+        that fit in memory, read in bulk (a backup)."""
+        url = self._client.presigned_get_object(self.bucket, key, expires=PUT_URL_TTL)
+        try:
+            async with self._session().get(url) as response:
+                if response.status != 200:
+                    error = BlobStoreUnavailable if response.status >= 500 else BlobWriteError
+                    raise error(f"MinIO answered {response.status} to GET {key}: {(await response.text())[:500]}")
+                return await response.read(), response.headers.get("Content-Type") or "application/octet-stream"
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            raise BlobStoreUnavailable(f"MinIO did not answer GET {key}: {type(exc).__name__}: {exc}") from exc
+
     async def download(self, key: str, path: Path) -> Downloaded:
         """Stream an object into ``path`` with one GET in a worker thread, hashing it on the way."""
 

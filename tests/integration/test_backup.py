@@ -242,6 +242,20 @@ async def test_a_snapshot_holds_one_point_in_time(corpus, source, repo):
     assert written and users.documents == written[0] - 1
 
 
+async def test_a_longer_snapshot_window_holds_for_the_dump_and_is_put_back(corpus, source, repo):
+    window = "minSnapshotHistoryWindowInSeconds"
+    seen = []
+
+    def current() -> int:
+        with MongoClient(source.mongo_url) as client:
+            return client.admin.command({"getParameter": 1, window: 1})[window]
+
+    before = current()
+    await take_snapshot(source, repo, progress=lambda phase, done, total: seen.append(current()) if not seen else None, snapshot_window=before + 600)
+    assert seen == [before + 600]
+    assert current() == before
+
+
 def _damage(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -279,13 +293,13 @@ async def test_restore_refuses_a_database_in_use_and_carries_on_after_an_interru
         pass
 
     def stop_midway(phase: str, done: int, total: int | None) -> None:
-        if phase == "documents: images":
+        if phase == "documents: labels":  # after annotations, history and images, before users
             raise Interrupted
 
     with pytest.raises(Interrupted):
         await restore_snapshot(cleaned, repo, snapshot.id, progress=stop_midway)
     partial = _documents(cleaned)
-    assert partial["annotations"] and partial[IMAGES] and not partial.get("users")  # stopped after images
+    assert partial["annotations"] and partial[IMAGES] and not partial.get("users")  # stopped midway
 
     again = await restore_snapshot(cleaned, repo, snapshot.id)  # the same snapshot: it carries on
     assert again.already_there_objects == 6 and again.objects == 0

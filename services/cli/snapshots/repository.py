@@ -109,8 +109,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def durable_write(path: Path) -> Iterator[IO[bytes]]:
-    """Open ``path`` for writing under a temporary name; on success flush it to disk and rename it in place."""
+def durable_write(path: Path, *, sync_folder: bool = True) -> Iterator[IO[bytes]]:
+    """Open ``path`` for writing under a temporary name; on success flush it to disk and rename it in place.
+
+    ``sync_folder=False`` leaves flushing the folder's entry (the rename) to the caller, who may flush
+    a folder once for many files.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -119,7 +123,8 @@ def durable_write(path: Path) -> Iterator[IO[bytes]]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-        _fsync_dir(path.parent)
+        if sync_folder:
+            _fsync_dir(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -127,6 +132,7 @@ def durable_write(path: Path) -> Iterator[IO[bytes]]:
 class Repository:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._unsynced: set[Path] = set()  # blob folders with renames not yet flushed (see sync_blobs)
 
     # -- locations
 
@@ -165,8 +171,18 @@ class Repository:
     def has_blob(self, sha256: str) -> bool:
         return self.blob_path(sha256).exists()
 
+    def add_blob_bytes(self, data: bytes) -> str:
+        """Store bytes under their SHA-256 (unless the store has them) and return it; durable after sync_blobs()."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        target = self.blob_path(sha256)
+        if not target.exists():
+            with durable_write(target, sync_folder=False) as handle:
+                handle.write(data)
+            self._unsynced.add(target.parent)
+        return sha256
+
     def add_blob_file(self, path: Path, sha256: str) -> None:
-        """Move a downloaded file whose bytes hash to ``sha256`` into the store (dropped when the store has it)."""
+        """Move a downloaded file whose bytes hash to ``sha256`` into the store; durable after sync_blobs()."""
         target = self.blob_path(sha256)
         if target.exists():
             path.unlink()
@@ -175,7 +191,15 @@ class Repository:
         with path.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(path, target)
-        _fsync_dir(target.parent)
+        self._unsynced.add(target.parent)
+
+    def sync_blobs(self) -> None:
+        """Flush the folders of the blobs added since the last call: each once, however many blobs it got.
+
+        The file contents are flushed as each is written; only the renames wait for this.
+        """
+        while self._unsynced:
+            _fsync_dir(self._unsynced.pop())
 
     # -- snapshots
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import itertools
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +42,7 @@ DUPLICATE_KEY = 11000
 # Objects above this go from their file, in parts; below it in one request with their checksum.
 WHOLE_PUT_LIMIT = 64 * 1024 * 1024
 UPLOADERS = 8
+INSERTERS = 4  # insert batches in flight per collection
 
 
 class RestoreRefused(Exception):
@@ -82,6 +85,7 @@ async def _prepare(db: Any, manifest: Manifest, replace: bool) -> None:
 async def _restore_objects(settings: CorpusSettings, repo: Repository, manifest: Manifest, report: RestoreReport, progress: Progress) -> None:
     blobs = BlobStore(settings)
     gate = asyncio.Semaphore(UPLOADERS)
+    progress("objects", 0, manifest.objects)
     try:
         await blobs.ensure_bucket()
         present = {obj.key: (obj.size, obj.etag) async for page in blobs.inventory_pages() for obj in page}
@@ -130,6 +134,11 @@ async def _insert(collection: Any, documents: list[Any], report: RestoreReport) 
         report.documents += len(documents) - len(errors)
 
 
+def _batches(documents: Iterator[Any]) -> Iterator[list[Any]]:
+    while batch := list(itertools.islice(documents, BATCH)):
+        yield batch
+
+
 def _index_models(metadata: dict[str, Any]) -> list[IndexModel]:
     models = []
     for spec in metadata.get("indexes", []):
@@ -160,16 +169,23 @@ async def _restore_collections(db: Any, repo: Repository, manifest: Manifest, re
         except CollectionInvalid:
             pass  # there already (an interrupted run of this restore made it)
         collection = db.get_collection(entry.name, codec_options=RAW)
-        batch: list[Any] = []
-        with gzip.open(repo.dump_path(manifest.id, manifest.database, entry.name, ".bson.gz"), "rb") as packed:
-            for document in bson.decode_file_iter(packed, codec_options=RAW):
-                batch.append(document)
-                if len(batch) == BATCH:
-                    await _insert(collection, batch, report)
-                    batch = []
-                    progress(f"documents: {entry.name}", report.documents + report.already_there_documents, total)
-        if batch:
-            await _insert(collection, batch, report)
+        gate = asyncio.Semaphore(INSERTERS)
+
+        async def insert(batch: list[Any]) -> None:
+            try:
+                await _insert(collection, batch, report)
+            finally:
+                gate.release()
+
+        try:
+            async with asyncio.TaskGroup() as inserts:  # a failed insert stops the others and the reading
+                with gzip.open(repo.dump_path(manifest.id, manifest.database, entry.name, ".bson.gz"), "rb") as packed:
+                    for batch in _batches(bson.decode_file_iter(packed, codec_options=RAW)):
+                        await gate.acquire()
+                        inserts.create_task(insert(batch))
+                        progress(f"documents: {entry.name}", report.documents + report.already_there_documents, total)
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         if models := _index_models(metadata):
             await collection.create_indexes(models)
         progress(f"documents: {entry.name}", report.documents + report.already_there_documents, total)

@@ -24,9 +24,10 @@ MongoDB, and a restore rebuilds it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,7 +58,10 @@ RAW = CodecOptions(document_class=RawBSONDocument, tz_aware=True)
 # Restores write a marker here; it belongs to the database restored into, not to its backups.
 RESTORES = "backup_restores"
 SNAPSHOT_TOO_OLD = 239
+WINDOW = "minSnapshotHistoryWindowInSeconds"
 COPIERS = 8
+BATCH = 1000  # documents per cursor batch and per compressed write
+IN_MEMORY_LIMIT = 64 * 1024 * 1024  # objects up to this size are fetched whole; larger ones streamed to a file
 GZIP_LEVEL = 3
 MISSING_LISTED = 100
 
@@ -109,25 +113,43 @@ def _metadata(info: dict[str, Any], indexes: list[Any]) -> bytes:
     return json_util.dumps(doc, json_options=json_util.RELAXED_JSON_OPTIONS).encode()
 
 
-async def _dump_mongo(settings: CorpusSettings, repo: Repository, snapshot_id: str, progress: Progress) -> _Dump:
+@contextlib.asynccontextmanager
+async def _history_window(client: Any, seconds: int | None) -> AsyncIterator[None]:
+    """Hold MongoDB's snapshot history at least ``seconds`` long while the dump runs, then put it back."""
+    admin = client.admin
+    before = (await admin.command({"getParameter": 1, WINDOW: 1}))[WINDOW] if seconds else None
+    if before is not None and seconds > before:
+        await admin.command({"setParameter": 1, WINDOW: seconds})
+    try:
+        yield
+    finally:
+        if before is not None and seconds > before:
+            await admin.command({"setParameter": 1, WINDOW: before})
+
+
+async def _dump_mongo(settings: CorpusSettings, repo: Repository, snapshot_id: str, progress: Progress, window: int | None) -> _Dump:
     client = mongo_client(settings)
     db = database(client, settings)
     dump = _Dump()
     try:
         infos = await _collections(db)
-        async with client.start_session(snapshot=True) as session:
+        async with _history_window(client, window), client.start_session(snapshot=True) as session:
             for number, info in enumerate(infos):
                 name = info["name"]
                 progress(f"documents: {name}", number, len(infos))
                 collection = db.get_collection(name, codec_options=RAW)
                 path = repo.dump_path(snapshot_id, settings.mongo_db, name, ".bson.gz")
-                count = 0
+                count, chunk = 0, []
                 with durable_write(path) as handle, gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as packed:
-                    async for document in collection.find({}, session=session, batch_size=1000):
-                        packed.write(document.raw)
-                        count += 1
+                    async for document in collection.find({}, session=session, batch_size=BATCH):
+                        chunk.append(document.raw)
                         if name == IMAGES:
                             dump.needed.update(image_blob_keys(document))
+                        if len(chunk) == BATCH:  # compressed in a thread while the cursor fetches the next batch
+                            await asyncio.to_thread(packed.write, b"".join(chunk))
+                            count, chunk = count + len(chunk), []
+                    packed.write(b"".join(chunk))
+                    count += len(chunk)
                 # Index definitions are not versioned data: they are read as they are now.
                 indexes = await (await collection.list_indexes()).to_list()
                 with durable_write(repo.dump_path(snapshot_id, settings.mongo_db, name, ".metadata.json")) as handle:
@@ -141,9 +163,9 @@ async def _dump_mongo(settings: CorpusSettings, repo: Repository, snapshot_id: s
     except OperationFailure as exc:
         if exc.code == SNAPSHOT_TOO_OLD:
             raise SnapshotFailed(
-                "MongoDB no longer holds the snapshot's point in time: the dump took longer than "
-                "minSnapshotHistoryWindowInSeconds (300 s by default). Raise it for the backup, e.g. "
-                "db.adminCommand({setParameter: 1, minSnapshotHistoryWindowInSeconds: 3600})."
+                f"MongoDB no longer holds the snapshot's point in time: the dump took longer than its {WINDOW} "
+                "(300 s unless changed). Give the backup a longer one, e.g. --snapshot-window 3600 (it sets the "
+                "parameter for the dump and puts it back after; needs the setParameter privilege)."
             ) from exc
         raise
     finally:
@@ -170,34 +192,46 @@ async def _copy_objects(settings: CorpusSettings, repo: Repository, previous: di
         if known and known.etag == obj.etag and known.size == obj.size and repo.has_blob(known.sha256):
             return known
         async with gate:
-            path = tmp / f"download-{next(names)}"
-            try:
-                got = await blobs.download(obj.key, path)
-                await asyncio.to_thread(repo.add_blob_file, path, got.sha256)
-            finally:
-                path.unlink(missing_ok=True)
+            if obj.size <= IN_MEMORY_LIMIT:
+                data, content_type = await blobs.fetch(obj.key)
+                sha256, size = await asyncio.to_thread(repo.add_blob_bytes, data), len(data)
+            else:  # streamed to a file, never whole in memory
+                path = tmp / f"download-{next(names)}"
+                try:
+                    sha256, size, content_type = await blobs.download(obj.key, path)
+                    await asyncio.to_thread(repo.add_blob_file, path, sha256)
+                finally:
+                    path.unlink(missing_ok=True)
         result.copied += 1
-        result.copied_bytes += got.size
-        return ObjectEntry(obj.key, got.sha256, got.size, obj.etag, got.content_type)
+        result.copied_bytes += size
+        return ObjectEntry(obj.key, sha256, size, obj.etag, content_type)
 
+    progress("objects", 0, None)
     try:
         async for page in blobs.inventory_pages():
             result.entries.extend(await asyncio.gather(*(copy(obj) for obj in page)))
+            await asyncio.to_thread(repo.sync_blobs)
             progress("objects", len(result.entries), None)
     finally:
         await blobs.close()
     return result
 
 
-async def take_snapshot(settings: CorpusSettings, repo: Repository, *, progress: Progress = _quiet) -> Manifest:
-    """Write a new snapshot of the corpus into ``repo`` and return its manifest (written last)."""
+async def take_snapshot(
+    settings: CorpusSettings, repo: Repository, *, progress: Progress = _quiet, snapshot_window: int | None = None
+) -> Manifest:
+    """Write a new snapshot of the corpus into ``repo`` and return its manifest (written last).
+
+    ``snapshot_window``: seconds of history MongoDB must keep while the documents are read (raised for
+    the dump when the server keeps less; a large corpus may take longer than the default 300 s to read).
+    """
     with repo.locked(exclusive=True):
         for leftover in repo.unfinished():  # a snapshot that died midway: nothing refers to it
             repo.remove_snapshot(leftover.name)
         ids = repo.snapshot_ids()
         previous = {entry.key: entry for entry in repo.objects(ids[-1])} if ids else {}
         snapshot_id = new_snapshot_id()
-        dump = await _dump_mongo(settings, repo, snapshot_id, progress)
+        dump = await _dump_mongo(settings, repo, snapshot_id, progress, snapshot_window)
         copied = await _copy_objects(settings, repo, previous, progress)
         with durable_write(repo.snapshot_dir(snapshot_id) / OBJECTS) as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as packed:
             for entry in copied.entries:
