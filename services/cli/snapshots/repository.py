@@ -236,6 +236,14 @@ class Repository:
             for line in handle:
                 yield ObjectEntry(**json.loads(line))
 
+    def remove_leftovers(self) -> None:
+        """Remove what a writer that died left behind: unfinished snapshots and partial downloads (hold the lock)."""
+        for leftover in self.unfinished():
+            self.remove_snapshot(leftover.name)
+        shutil.rmtree(self.root / "tmp", ignore_errors=True)
+        for partial in (self.root / "blobs").glob("*/.*.tmp"):  # a blob write that never reached its rename
+            partial.unlink(missing_ok=True)
+
     def unfinished(self) -> list[Path]:
         folder = self.root / "snapshots"
         return [p for p in folder.iterdir() if not (p / MANIFEST).is_file()] if folder.is_dir() else []

@@ -226,8 +226,7 @@ async def take_snapshot(
     the dump when the server keeps less; a large corpus may take longer than the default 300 s to read).
     """
     with repo.locked(exclusive=True):
-        for leftover in repo.unfinished():  # a snapshot that died midway: nothing refers to it
-            repo.remove_snapshot(leftover.name)
+        repo.remove_leftovers()  # a snapshot that died midway: nothing refers to it
         ids = repo.snapshot_ids()
         previous = {entry.key: entry for entry in repo.objects(ids[-1])} if ids else {}
         snapshot_id = new_snapshot_id()

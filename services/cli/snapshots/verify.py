@@ -137,8 +137,7 @@ def prune(repo: Repository, keep: int) -> PruneReport:
         report = PruneReport(kept=ids[-keep:], removed=ids[:-keep])
         for snapshot_id in report.removed:
             repo.remove_snapshot(snapshot_id)
-        for leftover in repo.unfinished():
-            repo.remove_snapshot(leftover.name)
+        repo.remove_leftovers()  # a snapshot that died midway: nothing refers to it
         named = {entry.sha256 for snapshot_id in report.kept for entry in repo.objects(snapshot_id)}
         for sha256, path in list(repo.blob_shas()):
             if sha256 not in named:
