@@ -47,6 +47,10 @@ class BlobStoreUnavailable(BlobWriteError, DependencyUnavailable):
     store = "MinIO"
 
 
+class BlobNotFound(Exception):
+    """No object has this key (never written, or removed)."""
+
+
 # S3 error codes that say the server, not the request, is the trouble.
 UNAVAILABLE_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "XMinioServerNotInitialized", "XMinioStorageFull"})
 
@@ -206,6 +210,8 @@ class BlobStore:
         url = self._client.presigned_get_object(self.bucket, key, expires=PUT_URL_TTL)
         try:
             async with self._session().get(url) as response:
+                if response.status == 404:
+                    raise BlobNotFound(key)
                 if response.status != 200:
                     error = BlobStoreUnavailable if response.status >= 500 else BlobWriteError
                     raise error(f"MinIO answered {response.status} to GET {key}: {(await response.text())[:500]}")
@@ -217,7 +223,12 @@ class BlobStore:
         """Stream an object into ``path`` with one GET in a worker thread, hashing it on the way."""
 
         def fetch() -> Downloaded:
-            response = self._client.get_object(self.bucket, key)
+            try:
+                response = self._client.get_object(self.bucket, key)
+            except S3Error as exc:
+                if exc.code in ("NoSuchKey", "NoSuchObject"):
+                    raise BlobNotFound(key) from exc
+                raise
             digest, size = hashlib.sha256(), 0
             try:
                 with path.open("wb") as handle:

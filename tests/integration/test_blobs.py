@@ -3,7 +3,7 @@ import hashlib
 import aiohttp
 import pytest
 
-from shared.clients.blobs import BlobWriteError, original_key
+from shared.clients.blobs import BlobNotFound, BlobWriteError, original_key
 from tests.photos import skimage_photo
 
 
@@ -33,3 +33,17 @@ async def test_a_write_whose_bytes_do_not_match_their_checksum_is_refused_and_no
     assert not await blob_store.exists(key)
     await blob_store.put(key, data, "image/png", sha256=hashlib.sha256(data).hexdigest())
     assert await blob_store.get(key) == data
+
+
+async def test_reading_a_key_nobody_wrote_says_so_by_its_own_error(blob_store, tmp_path):
+    key = original_key("0" * 64)
+    with pytest.raises(BlobNotFound):
+        await blob_store.fetch(key)
+    with pytest.raises(BlobNotFound):
+        await blob_store.download(key, tmp_path / "x")
+    data = skimage_photo("camera.png")
+    key = original_key(hashlib.sha256(data).hexdigest())
+    await blob_store.put(key, data, "image/png")
+    assert await blob_store.fetch(key) == (data, "image/png")
+    got = await blob_store.download(key, tmp_path / "y")
+    assert got == (hashlib.sha256(data).hexdigest(), len(data), "image/png") and (tmp_path / "y").read_bytes() == data

@@ -48,7 +48,7 @@ from services.cli.snapshots.repository import (
     new_snapshot_id,
     sha256_of_file,
 )
-from shared.clients.blobs import BlobStore, StoredObject, original_key, thumbnail_key
+from shared.clients.blobs import BlobNotFound, BlobStore, StoredObject, original_key, thumbnail_key
 from shared.clients.mongo import database, mongo_client
 from shared.readmodels import IMAGES
 from shared.settings import CorpusSettings
@@ -178,6 +178,7 @@ class _Copy:
     entries: list[ObjectEntry] = field(default_factory=list)
     copied: int = 0
     copied_bytes: int = 0
+    vanished: int = 0  # listed, then removed before they were read: not in the snapshot
 
 
 async def _copy_objects(settings: CorpusSettings, repo: Repository, previous: dict[str, ObjectEntry], progress: Progress) -> _Copy:
@@ -187,21 +188,25 @@ async def _copy_objects(settings: CorpusSettings, repo: Repository, previous: di
     tmp = repo.tmp_dir()
     names = itertools.count()
 
-    async def copy(obj: StoredObject) -> ObjectEntry:
+    async def copy(obj: StoredObject) -> ObjectEntry | None:
         known = previous.get(obj.key)
         if known and known.etag == obj.etag and known.size == obj.size and repo.has_blob(known.sha256):
             return known
         async with gate:
-            if obj.size <= IN_MEMORY_LIMIT:
-                data, content_type = await blobs.fetch(obj.key)
-                sha256, size = await asyncio.to_thread(repo.add_blob_bytes, data), len(data)
-            else:  # streamed to a file, never whole in memory
-                path = tmp / f"download-{next(names)}"
-                try:
-                    sha256, size, content_type = await blobs.download(obj.key, path)
-                    await asyncio.to_thread(repo.add_blob_file, path, sha256)
-                finally:
-                    path.unlink(missing_ok=True)
+            try:
+                if obj.size <= IN_MEMORY_LIMIT:
+                    data, content_type = await blobs.fetch(obj.key)
+                    sha256, size = await asyncio.to_thread(repo.add_blob_bytes, data), len(data)
+                else:  # streamed to a file, never whole in memory
+                    path = tmp / f"download-{next(names)}"
+                    try:
+                        sha256, size, content_type = await blobs.download(obj.key, path)
+                        await asyncio.to_thread(repo.add_blob_file, path, sha256)
+                    finally:
+                        path.unlink(missing_ok=True)
+            except BlobNotFound:  # removed after the listing (an orphan swept, a finished import's archive)
+                result.vanished += 1
+                return None
         result.copied += 1
         result.copied_bytes += size
         return ObjectEntry(obj.key, sha256, size, obj.etag, content_type)
@@ -209,7 +214,7 @@ async def _copy_objects(settings: CorpusSettings, repo: Repository, previous: di
     progress("objects", 0, None)
     try:
         async for page in blobs.inventory_pages():
-            result.entries.extend(await asyncio.gather(*(copy(obj) for obj in page)))
+            result.entries.extend(entry for entry in await asyncio.gather(*(copy(obj) for obj in page)) if entry)
             await asyncio.to_thread(repo.sync_blobs)
             progress("objects", len(result.entries), None)
     finally:
@@ -237,6 +242,8 @@ async def take_snapshot(
                 packed.write(entry.line())
         missing = sorted(dump.needed - {entry.key for entry in copied.entries})
         notes = []
+        if copied.vanished:
+            notes.append(f"{copied.vanished} object(s) were removed from the bucket between its listing and their copy: not in the snapshot")
         if missing:
             notes.append(
                 f"{len(missing)} object(s) that image documents name are not in bucket {settings.minio_bucket!r}; "
