@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 BACKUP_REPO ?= $(HOME)/.local/share/image-corpus/backups
 
-.PHONY: help venv stack stop stack-status run test test-unit backup bench bench-ingest bench-search bench-annotation bench-backup up down clean
+.PHONY: help venv stack browser stop stack-status run test test-unit backup bench bench-ingest bench-search bench-annotation bench-backup up down clean
 
 help:
 	@echo "make run           install, start the local stack and the three services (Ctrl-C stops the services)"
@@ -41,7 +41,11 @@ stack-status:
 run: stack
 	$(PY) deploy/local/run_services.py
 
-test: stack
+# The admin page's browser test drives Debian's Chromium (installed once with apt, like RabbitMQ).
+browser: venv
+	$(PY) deploy/local/stack.py browser
+
+test: stack browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv

@@ -24,6 +24,9 @@ class CorpusSettings(BaseSettings):
     # (ingest and search spent 7-25% less CPU per image in paired ingest benchmark runs); "asyncio" to compare.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
+    # Browser origins allowed to call the APIs (CORS; JSON list): the admin page, which the search service serves.
+    cors_origins: list[str] = ["http://127.0.0.1:8003", "http://localhost:8003"]
+
     mongo_url: str = "mongodb://127.0.0.1:27017/?replicaSet=rs0"
     mongo_db: str = "corpus"
 

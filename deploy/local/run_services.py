@@ -72,6 +72,7 @@ def main() -> int:
         for name in SERVICES:
             port = _port(name)
             print(f"  {name:<11} http://127.0.0.1:{port}   (OpenAPI: /openapi.json, metrics: /metrics)", flush=True)
+        print(f"  admin page  http://127.0.0.1:{_port('search')}/admin   (give it the admin key)", flush=True)
         print("Try (K = the admin key, printed on a fresh install or set as CORPUS_ADMIN_KEY):", flush=True)
         print('  curl -H "Authorization: Bearer $K" -F file=@photo.jpg -F tags=cat http://127.0.0.1:8001/v1/images', flush=True)
         print("  curl -H \"Authorization: Bearer $K\" 'http://127.0.0.1:8003/v1/search?q=cat'", flush=True)

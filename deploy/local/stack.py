@@ -905,12 +905,28 @@ def cmd_status(servers: list[Server]) -> int:
     return 0
 
 
+BROWSER = (Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"))
+
+
+def cmd_browser(servers: list[Server]) -> int:
+    """Debian's Chromium and ChromeDriver, which the admin page's browser test drives (installed once)."""
+    if all(path.exists() for path in BROWSER):
+        log("browser", "chromium and chromedriver are installed")
+        return 0
+    try:
+        apt_install("browser", "chromium", "chromium-driver")
+    except StackError as err:
+        log("browser", f"FAILED: {err}")
+        return 1
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    commands = {"up": cmd_up, "down": cmd_down, "status": cmd_status}
+    commands = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "browser": cmd_browser}
     by_name = {server.name: server for server in SERVERS}
     if not argv or argv[0] not in commands or not set(argv[1:]) <= set(by_name):
         print(__doc__.strip().splitlines()[0], file=sys.stderr)
-        print(f"usage: {Path(sys.argv[0]).name} up|down|status [{'|'.join(by_name)} ...]", file=sys.stderr)
+        print(f"usage: {Path(sys.argv[0]).name} up|down|status [{'|'.join(by_name)} ...] | browser", file=sys.stderr)
         return 2
     return commands[argv[0]]([by_name[name] for name in argv[1:]] or SERVERS)
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import aio_pika
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.bus import SUBSCRIPTIONS, Bus, dead_letter_queue_name
-from shared.bus.topology import declare_topology
+from shared.bus import SUBSCRIPTIONS, Bus
 from shared.settings import CorpusSettings
 
 app = typer.Typer(no_args_is_help=True)
@@ -18,24 +16,19 @@ console = Console()
 
 
 async def _counts(settings: CorpusSettings) -> list[tuple[str, int, int]]:
-    connection = await aio_pika.connect(settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        await declare_topology(channel, settings.amqp_exchange)  # idempotent; a fresh broker has none yet
-        rows = []
-        for service in SUBSCRIPTIONS:
-            queue = settings.queue_name(service)
-            main = await channel.declare_queue(queue, passive=True)
-            parked = await channel.declare_queue(dead_letter_queue_name(queue), passive=True)
-            rows.append((queue, main.declaration_result.message_count, parked.declaration_result.message_count))
-        return rows
+    bus = Bus(settings)
+    await bus.connect()  # declares the topology (idempotent): a fresh broker has none yet
+    try:
+        return await bus.queue_depths()
+    finally:
+        await bus.close()
 
 
 @app.command("status")
 def status() -> None:
     """Messages waiting and parked, per service queue."""
     table = Table("queue", "ready", "parked")
-    for queue, ready, parked in asyncio.run(_counts(CorpusSettings())):
+    for queue, ready, parked in asyncio.run(_counts(CorpusSettings(service_name="cli"))):
         table.add_row(queue, str(ready), f"[red]{parked}[/red]" if parked else "0")
     console.print(table)
 

@@ -1,4 +1,4 @@
-"""Admin operations: reindex and reconcile as background jobs, and their progress."""
+"""Admin operations: reindex and reconcile as background jobs, their progress, and the bus's queues."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from services.search.deps import JOBS, PROJECTOR
 from services.search.domain.errors import bad_parameter
 from services.search.jobs import KEEP_DAYS, JobRunning
 from shared.problems import Problem, problem_type
+from shared.web.resources import BUS
 
 
 async def _start(request: web.Request, kind: str, work: maintenance.Work) -> web.Response:
@@ -47,3 +48,9 @@ async def get_job(request: web.Request) -> web.Response:
     if job is None:
         raise Problem(404, "Not Found", f"No job has this id (finished jobs are kept {KEEP_DAYS} days).", type_=problem_type("not-found"))
     return web.json_response(job.model_dump(mode="json"))
+
+
+async def bus_queues(request: web.Request) -> web.Response:
+    """Messages waiting and parked in each subscribing service's queue (as ``corpus bus status`` shows them)."""
+    depths = await request.app[BUS].queue_depths()
+    return web.json_response({"queues": [{"queue": queue, "waiting": waiting, "parked": parked} for queue, waiting, parked in depths]})

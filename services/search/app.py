@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from services.search import routes
+from services.search.admin_page import add_admin_page
 from services.search.adapters.hasher import Hasher
 from services.search.adapters.images import ImageReader
 from services.search.adapters.index import ImageIndex
@@ -49,5 +50,6 @@ async def init_app(settings: SearchSettings) -> web.Application:
     info = ServiceInfo(title="Image Corpus — search", client_max_size=settings.max_query_image_bytes)
     app = build_app(settings, info, routes.endpoints())
     app[SEARCH_SETTINGS] = settings
+    add_admin_page(app)
     app.cleanup_ctx.extend([elastic_ctx, blobs_ctx, bus_ctx, search_ctx])
     return app

@@ -31,5 +31,8 @@ class SearchSettings(CorpusSettings):
     projection_batch: int = Field(default=500, ge=1)
     projection_wait_seconds: float = Field(default=0.02, ge=0)
     annotations_in_detail: int = Field(default=1000, ge=0)
+    # Where the admin page (GET /admin, served here) finds the other services, as a browser reaches them.
+    admin_ingest_url: str = "http://127.0.0.1:8001"
+    admin_annotation_url: str = "http://127.0.0.1:8002"
     # Largest query image POST /v1/search/similar accepts.
     max_query_image_bytes: int = Field(default=20 * 1024**2, ge=1024)

@@ -83,4 +83,6 @@ def endpoints() -> list[Endpoint]:
         Endpoint("GET", "/v1/admin/jobs/{job_id}", admin_views.get_job, "An admin job: state, progress, result",
                  permission=admin, tag="admin", parameters=[path_param("job_id", "The job id")],
                  responses={200: Job, 404: "No such job"}),
+        Endpoint("GET", "/v1/admin/bus", admin_views.bus_queues, "Messages waiting and parked per service queue",
+                 permission=admin, tag="admin", responses={200: '{"queues": [{"queue", "waiting", "parked"}]}'}),
     ]

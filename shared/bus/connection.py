@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from shared.bus.consumer import Handler, MessageConsumer
 from shared.bus.publisher import publish
-from shared.bus.topology import Topology, dead_letter_queue_name, declare_service_queue, declare_topology
+from shared.bus.topology import SUBSCRIPTIONS, Topology, dead_letter_queue_name, declare_service_queue, declare_topology
 from shared.events import Envelope, EventData
 from shared.settings import CorpusSettings
 
@@ -79,6 +79,24 @@ class Bus:
         await queue.consume(consumer)
         self._consumer_channels.append(channel)
         log.info("consuming", extra={"queue": queue_name, "types": sorted(handlers)})
+
+    async def queue_depths(self) -> list[tuple[str, int, int]]:
+        """(queue, messages waiting, messages parked) for every subscribing service's queue.
+
+        Passive declares on a channel of its own: nothing is created, and a refusal closes only that channel.
+        """
+        assert self._connection is not None, "connect() first"
+        channel = await self._connection.channel()
+        try:
+            rows = []
+            for service in SUBSCRIPTIONS:
+                name = self.settings.queue_name(service)
+                main = await channel.declare_queue(name, passive=True)
+                parked = await channel.declare_queue(dead_letter_queue_name(name), passive=True)
+                rows.append((name, main.declaration_result.message_count, parked.declaration_result.message_count))
+            return rows
+        finally:
+            await channel.close()
 
     async def replay_parked(self, service: str | None = None, limit: int = 1000) -> int:
         """Move parked messages back onto the exchange under their original routing key."""

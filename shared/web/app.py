@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aiohttp_cors
 from aiohttp import web
 
 from shared.auth import require
@@ -36,6 +37,23 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI])
 
 
+# What a page in another origin may send and read (the admin page calls ingest and annotation from search's).
+CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Correlation-Id")
+CORS_RESPONSE_HEADERS = ("ETag", "Location", "Retry-After", "Idempotent-Replayed", "X-Correlation-Id")
+
+
+def allow_browsers(app: web.Application, origins: list[str]) -> None:
+    """CORS for every route registered so far, for these origins only (preflights answered by aiohttp-cors)."""
+    if not origins:
+        return
+    options = aiohttp_cors.ResourceOptions(
+        allow_headers=CORS_REQUEST_HEADERS, expose_headers=CORS_RESPONSE_HEADERS, allow_methods="*", max_age=600
+    )
+    cors = aiohttp_cors.setup(app, defaults={origin: options for origin in origins})
+    for route in list(app.router.routes()):
+        cors.add(route)
+
+
 def build_app(settings: CorpusSettings, info: ServiceInfo, endpoints: list[Endpoint]) -> web.Application:
     app = web.Application(middlewares=[observe], client_max_size=info.client_max_size)
     app[SETTINGS] = settings
@@ -47,6 +65,7 @@ def build_app(settings: CorpusSettings, info: ServiceInfo, endpoints: list[Endpo
     app.router.add_get("/openapi.json", openapi)
     for ep in endpoints:
         app.router.add_route(ep.method, ep.path, require(ep.permission, ep.handler) if ep.permission else ep.handler)
+    allow_browsers(app, settings.cors_origins)
     app[OPENAPI] = build_openapi(info.title, info.version, endpoints)
     # Every service needs MongoDB, if only to check API keys; services append their other stores.
     app.cleanup_ctx.extend([mongo_ctx, auth_ctx])

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -21,13 +24,17 @@ def e2e_names() -> dict:
     }
 
 
-@pytest.fixture(scope="session")
-async def services(tmp_path_factory):
-    names = e2e_names()
+@contextlib.asynccontextmanager
+async def running_services(
+    names: dict, log_dir: Path, configure: Callable[[dict[str, ServiceProcess]], None] | None = None
+) -> AsyncIterator[dict[str, ServiceProcess]]:
+    """The three services as processes on stores of their own (removed afterwards); ``configure`` may
+    set each one's environment once all their ports are known."""
     await require_stack(CorpusSettings(**names))
-    log_dir = tmp_path_factory.mktemp("service-logs")
     env = {**os.environ, **{f"CORPUS_{key.upper()}": str(value) for key, value in names.items()}}
     procs = {name: ServiceProcess(name, env, log_dir) for name in ("ingest", "annotation", "search")}
+    if configure is not None:
+        configure(procs)
     try:
         await asyncio.gather(*(proc.start() for proc in procs.values()))
         yield procs
@@ -35,3 +42,9 @@ async def services(tmp_path_factory):
         for proc in procs.values():
             proc.stop()
         await remove_test_data(CorpusSettings(**names))
+
+
+@pytest.fixture(scope="session")
+async def services(tmp_path_factory):
+    async with running_services(e2e_names(), tmp_path_factory.mktemp("service-logs")) as procs:
+        yield procs

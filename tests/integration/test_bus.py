@@ -189,3 +189,16 @@ async def test_an_outage_counts_no_attempts_and_one_that_outlasts_the_patience_r
     settled = len(calls)
     await asyncio.sleep(0.5)
     assert len(calls) == settled  # acked: no more deliveries
+
+
+def test_the_cli_status_lists_every_service_queue_with_its_counts(names, base_settings):
+    from typer.testing import CliRunner
+
+    from services.cli import app
+    from shared.bus import SUBSCRIPTIONS
+
+    env = {f"CORPUS_{k.upper()}": str(v) for k, v in names.items()}
+    result = CliRunner().invoke(app, ["bus", "status"], env=env)
+    assert result.exit_code == 0, result.output
+    for service in SUBSCRIPTIONS:
+        assert base_settings.queue_name(service) in result.output
