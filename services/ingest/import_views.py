@@ -19,6 +19,7 @@ from shared.naming import normalize_names
 from shared.problems import Problem, problem_type
 from shared.web import idempotency
 from shared.web.resources import MONGO
+from shared.web.responses import json_response
 
 
 class ImportRequest(BaseModel):
@@ -148,5 +149,5 @@ async def get_rejections(request: web.Request) -> web.Response:
         }
         for r in page
     ]
-    return web.json_response({"items": items, "next": next_cursor})
+    return json_response({"items": items, "next": next_cursor})  # an origin holds its fetch time
 

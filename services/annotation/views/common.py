@@ -70,10 +70,6 @@ def decode_cursor(request: web.Request, default: Any) -> Any:
         raise Problem(400, "Bad Request", "'cursor' is not one this service gave out; pass 'next' back unchanged.") from None
 
 
-def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(body, status=status, headers=headers, dumps=lambda v: json.dumps(v, default=str))
-
-
 async def annotation_out(request: web.Request, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     names = await request.app[DEPS].labels.names_of({doc["label_id"] for doc in docs})
     return [AnnotationOut.of(doc, names.get(doc["label_id"], "")).model_dump(mode="json") for doc in docs]

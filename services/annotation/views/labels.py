@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.annotation.deps import DEPS
 from services.annotation.domain.errors import NotFound
-from services.annotation.views.common import body_as, decode_cursor, domain_errors, encode_cursor, json_response, limit_of
+from services.annotation.views.common import body_as, decode_cursor, domain_errors, encode_cursor, limit_of
 from shared.auth import PRINCIPAL
+from shared.web.responses import json_response
 
 
 class LabelIn(BaseModel):

@@ -1,6 +1,7 @@
 """Fetching by URL: the SSRF guard proven against local listeners that must receive no connection."""
 
 import hashlib
+from datetime import datetime
 
 from services.ingest.adapters.repository import IMAGES, REJECTIONS
 from tests.photos import skimage_photo
@@ -77,6 +78,11 @@ async def test_allow_listed_fetch_works_follows_three_redirects_and_checks_sha25
 
     wrong = await _fetch(client, server.url("/photo.png"), sha256=["0" * 64])
     assert wrong[0]["reason"] == "checksum_mismatch"
+    # Listed with where it came from, fetch time included (a datetime: the listing once answered 500 on it).
+    listed = await client.get("/v1/rejections", params={"reason": "checksum_mismatch"})
+    assert listed.status == 200, await listed.text()
+    mine = [r for r in (await listed.json())["items"] if (r["origin"] or {}).get("uri") == server.url("/photo.png")]
+    assert mine and datetime.fromisoformat(mine[0]["origin"]["fetched_at"]).tzinfo is not None
 
 
 async def test_fetch_caps_bytes(make_ingest, listen):
