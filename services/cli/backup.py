@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def verify(snapshot: str = SNAPSHOT, repo: Path = REPO, deep: bool = typer.Optio
     """Check a snapshot against its manifest without restoring it; exit 1 when anything is wrong."""
     with phase_bar(console) as progress:
         report = _run(lambda: verify_snapshot(Repository(repo), snapshot, deep=deep, progress=progress))
-    console.print_json(json.dumps(report.as_dict()))
+    console.print_json(json.dumps(asdict(report)))
     if report.problem_count:
         console.print(f"[red]{report.problem_count} problem(s) in snapshot {report.snapshot}[/red]")
         raise typer.Exit(1)
@@ -115,7 +116,7 @@ def restore(
     settings = SearchSettings(service_name="cli")
     with phase_bar(console) as progress:
         report = _run(lambda: asyncio.run(restore_snapshot(settings, Repository(repo), snapshot, replace=replace, progress=progress)))
-    console.print_json(json.dumps(report.as_dict()))
+    console.print_json(json.dumps(asdict(report)))
     if reindex:
         result = asyncio.run(with_projector(lambda p, progress: maintenance.reindex(p, progress=progress), settings))
         console.print(f"search index rebuilt: {json.dumps(result)}")

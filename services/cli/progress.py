@@ -11,6 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 Report = Callable[[str, int, int | None], None]
 
 
+def quiet(phase: str, done: int, total: int | None) -> None:
+    """A Report that shows nothing: for callers without a bar."""
+
+
 @contextmanager
 def phase_bar(console: Console) -> Iterator[Report]:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:

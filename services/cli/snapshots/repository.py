@@ -231,6 +231,16 @@ class Repository:
         with durable_write(self.snapshot_dir(manifest.id) / MANIFEST) as handle:
             handle.write(json.dumps(asdict(manifest), indent=2).encode())
 
+    def listing_is_whole(self, manifest: Manifest) -> bool:
+        """The snapshot's object listing is there and hashes to what its manifest says."""
+        listing = self.snapshot_dir(manifest.id) / OBJECTS
+        return listing.is_file() and sha256_of_file(listing) == manifest.objects_sha256
+
+    def dump_is_whole(self, manifest: Manifest, entry: CollectionEntry) -> bool:
+        """A collection's dump is there and hashes to what its manifest says."""
+        path = self.dump_path(manifest.id, manifest.database, entry.name, ".bson.gz")
+        return path.is_file() and sha256_of_file(path) == entry.sha256
+
     def objects(self, snapshot_id: str) -> Iterator[ObjectEntry]:
         with gzip.open(self.snapshot_dir(snapshot_id) / OBJECTS, "rb") as handle:
             for line in handle:

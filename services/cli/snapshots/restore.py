@@ -22,7 +22,7 @@ import gzip
 import hashlib
 import itertools
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,8 +31,9 @@ from bson import json_util
 from pymongo import IndexModel
 from pymongo.errors import BulkWriteError, CollectionInvalid
 
+from services.cli.progress import Report, quiet
 from services.cli.snapshots.repository import OBJECTS, Manifest, ObjectEntry, Repository, RepositoryError, sha256_of_file
-from services.cli.snapshots.take import RAW, RESTORES, Progress, _quiet
+from services.cli.snapshots.take import RAW, RESTORES
 from shared.clients.blobs import BlobStore
 from shared.clients.mongo import database, mongo_client
 from shared.settings import CorpusSettings
@@ -59,10 +60,6 @@ class RestoreReport:
     objects: int = 0
     already_there_objects: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 async def _prepare(db: Any, manifest: Manifest, replace: bool) -> None:
     names = [c.name for c in manifest.collections]
     occupied = [name for name in names if await db[name].estimated_document_count()]
@@ -82,7 +79,7 @@ async def _prepare(db: Any, manifest: Manifest, replace: bool) -> None:
     )
 
 
-async def _restore_objects(settings: CorpusSettings, repo: Repository, manifest: Manifest, report: RestoreReport, progress: Progress) -> None:
+async def _restore_objects(settings: CorpusSettings, repo: Repository, manifest: Manifest, report: RestoreReport, progress: Report) -> None:
     blobs = BlobStore(settings)
     gate = asyncio.Semaphore(UPLOADERS)
     progress("objects", 0, manifest.objects)
@@ -109,15 +106,9 @@ async def _restore_objects(settings: CorpusSettings, repo: Repository, manifest:
                     await blobs.put(entry.key, data, entry.content_type, sha256=entry.sha256)
             report.objects += 1
 
-        batch: list[ObjectEntry] = []
-        for entry in repo.objects(manifest.id):
-            batch.append(entry)
-            if len(batch) == BATCH:
-                await asyncio.gather(*(upload(e) for e in batch))
-                batch.clear()
-                progress("objects", report.objects + report.already_there_objects, manifest.objects)
-        await asyncio.gather(*(upload(e) for e in batch))
-        progress("objects", report.objects + report.already_there_objects, manifest.objects)
+        for batch in _batches(repo.objects(manifest.id)):
+            await asyncio.gather(*(upload(entry) for entry in batch))
+            progress("objects", report.objects + report.already_there_objects, manifest.objects)
     finally:
         await blobs.close()
 
@@ -151,16 +142,16 @@ def _index_models(metadata: dict[str, Any]) -> list[IndexModel]:
 
 def _check_dumps(repo: Repository, manifest: Manifest) -> None:
     """Refuse a snapshot whose files do not match its manifest, before anything is written."""
-    listing = repo.snapshot_dir(manifest.id) / OBJECTS
-    if not listing.is_file() or sha256_of_file(listing) != manifest.objects_sha256:
+    if not repo.listing_is_whole(manifest):
+        listing = repo.snapshot_dir(manifest.id) / OBJECTS
         raise RepositoryError(f"the object listing {listing} is missing or damaged: it does not match the manifest")
     for entry in manifest.collections:
-        path = repo.dump_path(manifest.id, manifest.database, entry.name, ".bson.gz")
-        if not path.is_file() or sha256_of_file(path) != entry.sha256:
+        if not repo.dump_is_whole(manifest, entry):
+            path = repo.dump_path(manifest.id, manifest.database, entry.name, ".bson.gz")
             raise RepositoryError(f"the dump of {entry.name} ({path}) is missing or damaged: it does not match the manifest")
 
 
-async def _restore_collections(db: Any, repo: Repository, manifest: Manifest, report: RestoreReport, progress: Progress) -> None:
+async def _restore_collections(db: Any, repo: Repository, manifest: Manifest, report: RestoreReport, progress: Report) -> None:
     total = sum(c.documents for c in manifest.collections)
     for entry in manifest.collections:
         metadata = json_util.loads(repo.dump_path(manifest.id, manifest.database, entry.name, ".metadata.json").read_text())
@@ -192,7 +183,7 @@ async def _restore_collections(db: Any, repo: Repository, manifest: Manifest, re
 
 
 async def restore_snapshot(
-    settings: CorpusSettings, repo: Repository, snapshot_id: str | None = None, *, replace: bool = False, progress: Progress = _quiet
+    settings: CorpusSettings, repo: Repository, snapshot_id: str | None = None, *, replace: bool = False, progress: Report = quiet
 ) -> RestoreReport:
     """Restore a snapshot (the latest when none is named) into the database and bucket of ``settings``."""
     with repo.locked(exclusive=False):

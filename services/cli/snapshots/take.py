@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import gzip
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +38,7 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo.errors import OperationFailure
 
+from services.cli.progress import Report, quiet
 from services.cli.snapshots.repository import (
     OBJECTS,
     CollectionEntry,
@@ -53,7 +54,6 @@ from shared.clients.mongo import database, mongo_client
 from shared.readmodels import IMAGES
 from shared.settings import CorpusSettings
 
-Progress = Callable[[str, int, int | None], None]
 RAW = CodecOptions(document_class=RawBSONDocument, tz_aware=True)
 # Restores write a marker here; it belongs to the database restored into, not to its backups.
 RESTORES = "backup_restores"
@@ -68,10 +68,6 @@ MISSING_LISTED = 100
 
 class SnapshotFailed(Exception):
     """The snapshot could not be taken; nothing of it is listed (its manifest was never written)."""
-
-
-def _quiet(phase: str, done: int, total: int | None) -> None:
-    return None
 
 
 def image_blob_keys(image: Any) -> list[str]:
@@ -127,7 +123,7 @@ async def _history_window(client: Any, seconds: int | None) -> AsyncIterator[Non
             await admin.command({"setParameter": 1, WINDOW: before})
 
 
-async def _dump_mongo(settings: CorpusSettings, repo: Repository, snapshot_id: str, progress: Progress, window: int | None) -> _Dump:
+async def _dump_mongo(settings: CorpusSettings, repo: Repository, snapshot_id: str, progress: Report, window: int | None) -> _Dump:
     client = mongo_client(settings)
     db = database(client, settings)
     dump = _Dump()
@@ -181,7 +177,7 @@ class _Copy:
     vanished: int = 0  # listed, then removed before they were read: not in the snapshot
 
 
-async def _copy_objects(settings: CorpusSettings, repo: Repository, previous: dict[str, ObjectEntry], progress: Progress) -> _Copy:
+async def _copy_objects(settings: CorpusSettings, repo: Repository, previous: dict[str, ObjectEntry], progress: Report) -> _Copy:
     blobs = BlobStore(settings)
     result = _Copy()
     gate = asyncio.Semaphore(COPIERS)
@@ -223,7 +219,7 @@ async def _copy_objects(settings: CorpusSettings, repo: Repository, previous: di
 
 
 async def take_snapshot(
-    settings: CorpusSettings, repo: Repository, *, progress: Progress = _quiet, snapshot_window: int | None = None
+    settings: CorpusSettings, repo: Repository, *, progress: Report = quiet, snapshot_window: int | None = None
 ) -> Manifest:
     """Write a new snapshot of the corpus into ``repo`` and return its manifest (written last).
 

@@ -14,13 +14,13 @@ its last snapshot goes.
 from __future__ import annotations
 
 import gzip
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import bson
 
-from services.cli.snapshots.repository import OBJECTS, Repository, sha256_of_file
-from services.cli.snapshots.take import RAW, Progress, _quiet, image_blob_keys
+from services.cli.progress import Report, quiet
+from services.cli.snapshots.repository import OBJECTS, Manifest, Repository, sha256_of_file
+from services.cli.snapshots.take import RAW, image_blob_keys
 from shared.readmodels import IMAGES
 
 PROBLEMS_LISTED = 1000
@@ -42,24 +42,20 @@ class VerifyReport:
         if len(self.problems) < PROBLEMS_LISTED:
             self.problems.append(text)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-
-def _check_collections(repo: Repository, snapshot_id: str, report: VerifyReport, progress: Progress) -> set[str] | None:
+def _check_collections(repo: Repository, manifest: Manifest, report: VerifyReport, progress: Report) -> set[str] | None:
     """Check each dump; return the object keys the image documents name (None when the images dump is unreadable)."""
-    manifest = repo.manifest(snapshot_id)
     needed: set[str] | None = None
     for number, entry in enumerate(manifest.collections):
         progress(f"documents: {entry.name}", number, len(manifest.collections))
-        path = repo.dump_path(snapshot_id, manifest.database, entry.name, ".bson.gz")
+        path = repo.dump_path(manifest.id, manifest.database, entry.name, ".bson.gz")
         if not path.is_file():
             report.problem(f"collection {entry.name}: its dump {path} is missing")
             continue
-        if sha256_of_file(path) != entry.sha256:
+        if not repo.dump_is_whole(manifest, entry):
             report.problem(f"collection {entry.name}: its dump {path} does not match the manifest's SHA-256")
             continue
-        if not repo.dump_path(snapshot_id, manifest.database, entry.name, ".metadata.json").is_file():
+        if not repo.dump_path(manifest.id, manifest.database, entry.name, ".metadata.json").is_file():
             report.problem(f"collection {entry.name}: its metadata.json (indexes, options) is missing")
         report.collections += 1
         if not report.deep and entry.name != IMAGES:
@@ -83,15 +79,14 @@ def _check_collections(repo: Repository, snapshot_id: str, report: VerifyReport,
     return needed
 
 
-def verify_snapshot(repo: Repository, snapshot_id: str | None = None, *, deep: bool = True, progress: Progress = _quiet) -> VerifyReport:
+def verify_snapshot(repo: Repository, snapshot_id: str | None = None, *, deep: bool = True, progress: Report = quiet) -> VerifyReport:
     with repo.locked(exclusive=False):
         snapshot_id = repo.resolve(snapshot_id)
         manifest = repo.manifest(snapshot_id)
         report = VerifyReport(snapshot_id, deep)
-        needed = _check_collections(repo, snapshot_id, report, progress)
-        listing = repo.snapshot_dir(snapshot_id) / OBJECTS
-        if not listing.is_file() or sha256_of_file(listing) != manifest.objects_sha256:
-            report.problem(f"the object listing {listing} is missing or does not match the manifest")
+        needed = _check_collections(repo, manifest, report, progress)
+        if not repo.listing_is_whole(manifest):
+            report.problem(f"the object listing {repo.snapshot_dir(snapshot_id) / OBJECTS} is missing or does not match the manifest")
             return report
         sound: set[str] = set()  # blobs already hashed and found whole (several objects may share one)
         keys = set()
@@ -124,9 +119,6 @@ class PruneReport:
     removed: list[str]
     removed_blobs: int = 0
     freed_bytes: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def prune(repo: Repository, keep: int) -> PruneReport:
