@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import itertools
 from collections.abc import AsyncIterator
@@ -129,18 +130,28 @@ class BlobStore:
     async def ping(self) -> None:
         await self._run(self._client.bucket_exists, self.bucket)
 
+    @contextlib.asynccontextmanager
+    async def _signed(self, method: str, key: str, url: str, **kwargs: Any) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A request to a signed URL, its answer checked: 200 or an error class that says whose fault it is
+        (BlobNotFound for a GET of no object, BlobStoreUnavailable for 5xx or no answer, BlobWriteError else)."""
+        try:
+            async with self._session().request(method, url, **kwargs) as response:
+                if response.status == 404 and method == "GET":
+                    raise BlobNotFound(key)
+                if response.status != 200:
+                    error = BlobStoreUnavailable if response.status >= 500 else BlobWriteError
+                    raise error(f"MinIO answered {response.status} to {method} {key}: {(await response.text())[:500]}")
+                yield response
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            raise BlobStoreUnavailable(f"MinIO did not answer {method} {key}: {type(exc).__name__}: {exc}") from exc
+
     async def put(self, key: str, data: bytes, content_type: str, *, sha256: str | None = None) -> None:
         """Store the bytes; ``sha256`` (hex) is the checksum MinIO must find, computed here when not given."""
         digest = bytes.fromhex(sha256) if sha256 else hashlib.sha256(data).digest()
         url = self._client.presigned_put_object(self.bucket, key, expires=PUT_URL_TTL)
         headers = {"Content-Type": content_type, "x-amz-checksum-sha256": base64.b64encode(digest).decode()}
-        try:
-            async with self._session().put(url, data=data, headers=headers) as response:
-                if response.status != 200:
-                    error = BlobStoreUnavailable if response.status >= 500 else BlobWriteError
-                    raise error(f"MinIO answered {response.status} to PUT {key}: {(await response.text())[:500]}")
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
-            raise BlobStoreUnavailable(f"MinIO did not take PUT {key}: {type(exc).__name__}: {exc}") from exc
+        async with self._signed("PUT", key, url, data=data, headers=headers):
+            pass
 
     async def get(self, key: str) -> bytes:
         def read() -> bytes:
@@ -208,16 +219,8 @@ class BlobStore:
         """An object's bytes and content type, in one GET from the event loop (no worker thread): for objects
         that fit in memory, read in bulk (a backup)."""
         url = self._client.presigned_get_object(self.bucket, key, expires=PUT_URL_TTL)
-        try:
-            async with self._session().get(url) as response:
-                if response.status == 404:
-                    raise BlobNotFound(key)
-                if response.status != 200:
-                    error = BlobStoreUnavailable if response.status >= 500 else BlobWriteError
-                    raise error(f"MinIO answered {response.status} to GET {key}: {(await response.text())[:500]}")
-                return await response.read(), response.headers.get("Content-Type") or "application/octet-stream"
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
-            raise BlobStoreUnavailable(f"MinIO did not answer GET {key}: {type(exc).__name__}: {exc}") from exc
+        async with self._signed("GET", key, url) as response:
+            return await response.read(), response.headers.get("Content-Type") or "application/octet-stream"
 
     async def download(self, key: str, path: Path) -> Downloaded:
         """Stream an object into ``path`` with one GET in a worker thread, hashing it on the way."""
