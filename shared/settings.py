@@ -7,10 +7,12 @@ fresh clone runs without configuration. Each service subclasses
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+import sys
+from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 
 class CorpusSettings(BaseSettings):
@@ -77,3 +79,39 @@ class CorpusSettings(BaseSettings):
     def queue_name(self, service: str | None = None) -> str:
         """The durable queue that one service consumes (competing consumers)."""
         return f"{self.amqp_exchange}.{service or self.service_name}"
+
+
+S = TypeVar("S", bound=CorpusSettings)
+ENV_PREFIX = "CORPUS_"
+
+
+class ConfigurationError(ValueError):
+    """A setting from the environment that does not parse or is out of range, named by its variable."""
+
+
+def load_settings(cls: type[S], **values: object) -> S:
+    """``cls`` read from the environment; a bad value raises :class:`ConfigurationError` saying which
+    ``CORPUS_*`` variable is wrong and why, instead of pydantic's traceback."""
+    try:
+        return cls(**values)
+    except SettingsError as error:  # a complex value (list, dict) that is not JSON
+        match = re.search(r'field "(\w+)"', str(error))
+        name = ENV_PREFIX + (match.group(1).upper() if match else "?")
+        cause = f" ({error.__cause__})" if error.__cause__ else ""
+        raise ConfigurationError(f'{name}: not valid JSON{cause}; lists are written as JSON, e.g. ["a", "b"]') from None
+    except ValidationError as error:
+        problems = [
+            f"{ENV_PREFIX}{'_'.join(map(str, problem['loc'])).upper()}={problem.get('input')!r}: {problem['msg']}"
+            for problem in error.errors()
+        ]
+        raise ConfigurationError("; ".join(problems)) from None
+
+
+def settings_or_exit(cls: type[S], **values: object) -> S:
+    """:func:`load_settings` for a process's entry point: a bad setting ends it with one line on stderr
+    and exit status 2."""
+    try:
+        return load_settings(cls, **values)
+    except ConfigurationError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

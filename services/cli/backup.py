@@ -27,7 +27,7 @@ from services.cli.snapshots.take import SnapshotFailed, take_snapshot
 from services.cli.snapshots.verify import prune, verify_snapshot
 from services.search import maintenance
 from services.search.config import SearchSettings
-from shared.settings import CorpusSettings
+from shared.settings import CorpusSettings, settings_or_exit
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -57,7 +57,7 @@ def create(
     ),
 ) -> None:
     """Snapshot every collection (at one point in time) and every object the bucket holds; copy only new blobs."""
-    settings = CorpusSettings(service_name="cli")
+    settings = settings_or_exit(CorpusSettings, service_name="cli")
     with phase_bar(console) as progress:
         manifest = _run(lambda: asyncio.run(take_snapshot(settings, Repository(repo), progress=progress, snapshot_window=snapshot_window)))
     documents = sum(c.documents for c in manifest.collections)
@@ -113,7 +113,7 @@ def restore(
     reindex: bool = typer.Option(True, help="Rebuild the search index from the restored documents afterwards."),
 ) -> None:
     """Restore a snapshot into the configured database and bucket, then rebuild the search index."""
-    settings = SearchSettings(service_name="cli")
+    settings = settings_or_exit(SearchSettings, service_name="cli")
     with phase_bar(console) as progress:
         report = _run(lambda: asyncio.run(restore_snapshot(settings, Repository(repo), snapshot, replace=replace, progress=progress)))
     console.print_json(json.dumps(asdict(report)))

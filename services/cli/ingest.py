@@ -342,10 +342,10 @@ def orphan_blobs(
     from services.ingest.orphans import remove_orphan_blobs
     from shared.clients.blobs import BlobStore
     from shared.clients.mongo import database, mongo_client
-    from shared.settings import CorpusSettings
+    from shared.settings import CorpusSettings, settings_or_exit
 
     async def run() -> dict[str, Any]:
-        settings = CorpusSettings()
+        settings = settings_or_exit(CorpusSettings)
         client, blobs = mongo_client(settings), BlobStore(settings)
         try:
             report = await remove_orphan_blobs(blobs, database(client, settings), grace=timedelta(seconds=older_than), dry_run=not delete)
@@ -379,8 +379,9 @@ def reband_hashes(
     from services.ingest.config import IngestSettings
     from services.ingest.rebanding import banded_otherwise, reband
     from shared.clients.mongo import database, mongo_client
+    from shared.settings import settings_or_exit
 
-    settings = IngestSettings()
+    settings = settings_or_exit(IngestSettings)
     target = settings.near_duplicate_radius if radius is None else radius
 
     async def run() -> int:

@@ -23,6 +23,7 @@ from services.search.config import SearchSettings
 from services.search.projection import Projector
 from shared.clients.elastic import elastic_client
 from shared.clients.mongo import database, mongo_client
+from shared.settings import settings_or_exit
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -32,7 +33,7 @@ async def with_projector(
     work: Callable[[Projector, maintenance.Progress], Awaitable[dict[str, Any]]], settings: SearchSettings | None = None
 ) -> dict[str, Any]:
     """Run ``work`` with a projector from MongoDB into the index, drawing its progress as a bar."""
-    settings = settings or SearchSettings(service_name="cli")
+    settings = settings or settings_or_exit(SearchSettings, service_name="cli")
     es, client = elastic_client(settings), mongo_client(settings)
     index = ImageIndex(es, settings.es_index_prefix, shards=settings.es_shards, replicas=settings.es_replicas)
     try:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.bus import SUBSCRIPTIONS, Bus
-from shared.settings import CorpusSettings
+from shared.settings import CorpusSettings, settings_or_exit
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -28,7 +28,7 @@ async def _counts(settings: CorpusSettings) -> list[tuple[str, int, int]]:
 def status() -> None:
     """Messages waiting and parked, per service queue."""
     table = Table("queue", "ready", "parked")
-    for queue, ready, parked in asyncio.run(_counts(CorpusSettings(service_name="cli"))):
+    for queue, ready, parked in asyncio.run(_counts(settings_or_exit(CorpusSettings, service_name="cli"))):
         table.add_row(queue, str(ready), f"[red]{parked}[/red]" if parked else "0")
     console.print(table)
 
@@ -40,7 +40,7 @@ def replay(service: str = typer.Argument(..., help=f"one of {', '.join(SUBSCRIPT
         raise typer.BadParameter(f"unknown service {service!r}")
 
     async def run() -> int:
-        bus = Bus(CorpusSettings(service_name="cli"))
+        bus = Bus(settings_or_exit(CorpusSettings, service_name="cli"))
         await bus.connect()
         try:
             return await bus.replay_parked(service, limit)
