@@ -17,8 +17,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def record_rejection(deps: IngestDeps, submission: Submission, refused: ImageRefused) -> str:
-    """Keep every rejection, with its reason, and announce it. Returns the rejection id."""
+async def record_rejection(deps: IngestDeps, submission: Submission, refused: ImageRefused, *, size: int | None = None) -> str:
+    """Keep every rejection, with its reason, and announce it. Returns the rejection id.
+
+    ``size``: the bytes sent, where the submission does not hold them (a file over the cap is not kept)."""
     return await reject(
         deps,
         refused,
@@ -26,7 +28,7 @@ async def record_rejection(deps: IngestDeps, submission: Submission, refused: Im
         filename=submission.filename,
         origin=submission.origin,
         uploader=submission.uploader,
-        size=len(submission.data),
+        size=len(submission.data) if size is None else size,
     )
 
 

@@ -70,6 +70,16 @@ def _json(model) -> dict:
     return {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}
 
 
+KEY_REUSED = "The Idempotency-Key was first used for a different request"
+
+
+def keyed(responses: dict) -> dict:
+    """``responses`` of an endpoint that takes an Idempotency-Key, with the answers the key adds."""
+    merged = {409: "A request with the same Idempotency-Key is still running (`Retry-After` says when to repeat it)", **responses}
+    merged[422] = f"{merged[422]}; or: {KEY_REUSED}" if 422 in merged else KEY_REUSED
+    return dict(sorted(merged.items()))
+
+
 def endpoints() -> list[Endpoint]:
     return [
         Endpoint(
@@ -81,15 +91,14 @@ def endpoints() -> list[Endpoint]:
             tag="images",
             parameters=[IDEMPOTENCY_KEY],
             request_body=_multipart("file", "The image bytes", many=False),
-            responses={
+            responses=keyed({
                 201: ImageOut,
                 200: "The same bytes were already stored: the existing document",
                 400: "Malformed form",
-                409: "A request with the same Idempotency-Key is still running",
                 413: "File over the size limit",
                 415: "Not multipart/form-data",
                 422: "Not an acceptable image; `reason` says why",
-            },
+            }),
         ),
         Endpoint(
             "POST",
@@ -100,7 +109,7 @@ def endpoints() -> list[Endpoint]:
             tag="images",
             parameters=[IDEMPOTENCY_KEY],
             request_body=_multipart("files", "One part per image, in order; text fields first", many=True),
-            responses={200: BatchResult, 400: "Malformed form", 413: "The batch is over its total size limit", 415: "Not multipart"},
+            responses=keyed({200: BatchResult, 400: "Malformed form", 413: "The batch is over its total size limit", 415: "Not multipart"}),
         ),
         Endpoint(
             "POST",
@@ -111,7 +120,7 @@ def endpoints() -> list[Endpoint]:
             tag="images",
             parameters=[IDEMPOTENCY_KEY],
             request_body=_json(FetchRequest),
-            responses={200: BatchResult, 400: "Malformed body"},
+            responses=keyed({200: BatchResult, 400: "Malformed body"}),
         ),
         Endpoint(
             "GET",
@@ -148,7 +157,7 @@ def endpoints() -> list[Endpoint]:
             tag="imports",
             parameters=[IDEMPOTENCY_KEY],
             request_body=_json(ImportRequest),
-            responses={202: ImportOut, 400: "Malformed body", 403: "Path outside CORPUS_IMPORT_ROOTS", 422: "Unknown kind or missing path"},
+            responses=keyed({202: ImportOut, 400: "Malformed body", 403: "Path outside CORPUS_IMPORT_ROOTS", 422: "Unknown kind or missing path"}),
         ),
         Endpoint(
             "POST",
@@ -159,14 +168,14 @@ def endpoints() -> list[Endpoint]:
             tag="imports",
             parameters=[IDEMPOTENCY_KEY],
             request_body=ARCHIVE_UPLOAD,
-            responses={
+            responses=keyed({
                 202: ImportOut,
                 400: "Malformed form",
                 413: "Archive over CORPUS_IMPORT_ARCHIVE_MAX_BYTES",
                 415: "Not multipart/form-data",
                 422: "Unknown kind; not an archive; an unsafe member (absolute, '..', link); expands past the caps",
                 507: "The staging folder (CORPUS_IMPORT_STAGING_DIR) is full or unwritable",
-            },
+            }),
         ),
         Endpoint(
             "GET",

@@ -31,7 +31,7 @@ from services.ingest.domain.derivatives import STANDARD_MIME, standard_key
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.hashes import bands, hamming
 from services.ingest.domain.model import Exif, ImageDocument, ImageFacts, Origin
-from services.ingest.domain.policy import Policy, check_facts, check_size
+from services.ingest.domain.policy import Policy, check_facts, check_size, check_tags
 from services.ingest.domain.probe import probe_image
 from services.ingest.metrics import OUTCOMES, timed
 from services.ingest.rejecting import record_rejection
@@ -174,6 +174,7 @@ async def ingest(deps: IngestDeps, submission: Submission) -> Outcome:
 async def prepare(deps: IngestDeps, submission: Submission) -> Prepared:
     """Byte budget, probe (in a worker) and policy for one image; a refusal is recorded, then raised."""
     try:
+        check_tags(submission.tags)
         check_size(len(submission.data), deps.policy)
         with timed("probe"):
             probed = await _probe(deps, submission)

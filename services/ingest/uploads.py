@@ -6,9 +6,12 @@ import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from aiohttp import BodyPartReader, hdrs, web
+from aiohttp import BodyPartReader, MultipartReader, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
+from aiohttp.web_protocol import RequestPayloadError
 
+from services.ingest.domain.filenames import safe_filename
 from services.ingest.domain.model import Origin
 from services.ingest.service import Submission
 from shared.naming import split_csv_names
@@ -33,12 +36,60 @@ def disposition(part: BodyPartReader) -> tuple[str | None, str | None]:
     that parse is a measurable share of a batch upload's CPU time.
     """
     _, params = parse_content_disposition(part.headers.get(hdrs.CONTENT_DISPOSITION))
-    return content_disposition_filename(params, "name"), content_disposition_filename(params, "filename")
+    return content_disposition_filename(params, "name"), safe_filename(content_disposition_filename(params, "filename"))
+
+
+# What aiohttp raises on a body that is not the multipart it claims to be: no boundary in the Content-Type,
+# a missing first or closing boundary, a body cut short, a Content-Encoding the bytes do not decode as.
+_MALFORMED = (ValueError, HttpProcessingError, RequestPayloadError)
+
+
+def malformed(exc: Exception) -> Problem:
+    return Problem(400, "Bad Request", f"The multipart body is malformed: {exc}.", type_=problem_type("malformed-multipart"))
+
+
+async def _multipart(request: web.Request) -> MultipartReader:
+    try:
+        return await request.multipart()
+    except _MALFORMED as exc:
+        raise malformed(exc) from None
+
+
+async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
+    try:
+        part = await reader.next()
+    except _MALFORMED as exc:
+        raise malformed(exc) from None
+    if part is not None and not isinstance(part, BodyPartReader):
+        raise Problem(400, "Bad Request", "Nested multipart bodies are not accepted.")
+    return part
+
+
+async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    """The part's bytes as they arrive, a malformed body as a 400 problem."""
+    while True:
+        try:
+            chunk = await part.read_chunk(CHUNK)
+        except _MALFORMED as exc:
+            raise malformed(exc) from None
+        if not chunk:
+            return
+        yield chunk
+
+
+class FileOverCap(Problem):
+    """413 for a file over the per-file cap, with what is known of it, so that its refusal can be recorded."""
+
+    def __init__(self, what: str, limit: int, submission: Submission, received: int) -> None:
+        problem = too_large(what, limit)
+        super().__init__(problem.status, problem.title, problem.detail, type_=problem.type, **problem.extensions)
+        self.submission = submission
+        self.received = received  # bytes that arrived before the file was refused
 
 
 async def _read_capped(part: BodyPartReader, limit: int, what: str) -> bytes:
     buf = bytearray()
-    while chunk := await part.read_chunk(CHUNK):
+    async for chunk in _chunks(part):
         buf += chunk
         if len(buf) > limit:
             raise too_large(what, limit)
@@ -46,7 +97,7 @@ async def _read_capped(part: BodyPartReader, limit: int, what: str) -> bytes:
 
 
 async def _drain(part: BodyPartReader) -> None:
-    while await part.read_chunk(CHUNK):
+    async for _ in _chunks(part):
         pass
 
 
@@ -91,19 +142,23 @@ def _submission(data: bytes, filename: str | None, fields: dict[str, str], uploa
 async def read_submission(request: web.Request, max_bytes: int, uploader: str | None = None) -> Submission:
     """One image: a part named 'file' and optional text fields."""
     require_multipart(request)
-    reader = await request.multipart()
+    reader = await _multipart(request)
     data: bytes | None = None
     filename: str | None = None
     fields: dict[str, str] = {}
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise Problem(400, "Bad Request", "Nested multipart bodies are not accepted.")
+    while (part := await _next_part(reader)) is not None:
         name, part_filename = disposition(part)
         if name == "file":
             if data is not None:
                 raise Problem(400, "Bad Request", "Send one part named 'file' per request (or use /v1/images:batch).")
             filename = part_filename
-            data = await _read_capped(part, max_bytes, f"The file {filename or ''}".strip())
+            what = f"The file {filename or ''}".strip()
+            try:
+                data = await _read_capped(part, max_bytes, what)
+            except Problem as problem:
+                if problem.status != 413:
+                    raise
+                raise FileOverCap(what, max_bytes, _submission(b"", filename, fields, uploader), max_bytes + 1) from None
             if (fp := fingerprint_of(request)) is not None:
                 fp.file(name, filename, hashlib.sha256(data).hexdigest())
         elif name in TEXT_FIELDS:
@@ -119,8 +174,9 @@ async def read_submission(request: web.Request, max_bytes: int, uploader: str | 
 class BatchPart:
     index: int
     filename: str | None
-    submission: Submission | None = None
+    submission: Submission  # without its bytes when the file is over the cap
     too_large: int | None = None  # the limit, when this file was over it
+    size: int = 0  # the bytes sent for this file
 
 
 async def read_batch(
@@ -132,20 +188,20 @@ async def read_batch(
     the per-file cap is reported for itself and skipped; the whole request is
     refused only past the total cap.
     """
-    require_multipart(request)
-    reader = await request.multipart()
+    require_multipart(request, "Send multipart/form-data with one part named 'files' per image.")
+    reader = await _multipart(request)
     fields: dict[str, str] = {}
     index = total = 0
     fp = fingerprint_of(request)
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise Problem(400, "Bad Request", "Nested multipart bodies are not accepted.")
+    while (part := await _next_part(reader)) is not None:
         name, filename = disposition(part)
         if name in ("files", "file"):
             buf = bytearray()
             over = False
+            size = 0
             sha = hashlib.sha256() if fp is not None else None
-            while chunk := await part.read_chunk(CHUNK):
+            async for chunk in _chunks(part):
+                size += len(chunk)
                 total += len(chunk)
                 if total > max_total_bytes:
                     raise too_large("The batch", max_total_bytes)
@@ -157,10 +213,8 @@ async def read_batch(
                         over, buf = True, bytearray()
             if fp is not None:
                 fp.file(name, filename, sha.hexdigest())
-            if over:
-                yield BatchPart(index, filename, too_large=max_file_bytes)
-            else:
-                yield BatchPart(index, filename, _submission(bytes(buf), filename, fields, uploader))
+            submission = _submission(b"" if over else bytes(buf), filename, fields, uploader)
+            yield BatchPart(index, filename, submission, too_large=max_file_bytes if over else None, size=size)
             index += 1
         elif name in TEXT_FIELDS:
             fields[name] = await read_text_field(part, name, request)

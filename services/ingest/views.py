@@ -17,7 +17,7 @@ from services.ingest.fetching import ingest_url
 from services.ingest.rejecting import record_rejection
 from services.ingest.batching import GroupIngest
 from services.ingest.service import Submission, ingest
-from services.ingest.uploads import BatchPart, read_batch, read_submission
+from services.ingest.uploads import BatchPart, FileOverCap, read_batch, read_submission
 from shared.auth import PRINCIPAL
 from shared.naming import normalize_names
 from shared.problems import Problem, problem_type
@@ -43,7 +43,12 @@ async def upload_image(request: web.Request) -> web.Response:
         return await read_submission(request, request.app[INGEST_SETTINGS].max_upload_bytes, request[PRINCIPAL].user_id)
 
     async def produce():
-        submission = await read()
+        try:
+            submission = await read()
+        except FileOverCap as over:  # refused before it was read whole: recorded like every other refusal
+            refused = ImageRefused("too_large", over.detail or over.title)
+            await record_rejection(request.app[DEPS], over.submission, refused, size=over.received)
+            raise
         try:
             outcome = await ingest(request.app[DEPS], submission)
         except ImageRefused as refused:
@@ -68,14 +73,17 @@ async def upload_batch(request: web.Request) -> web.Response:
         deps = request.app[DEPS]
         group = GroupIngest(deps, group_size=settings.store_group, probing=settings.concurrency)
         items: list[results.ItemResult | tuple[BatchPart, asyncio.Future]] = []
+        body_error: Problem | None = None
         try:
             async for part in parts():
                 if part.too_large is None:
                     items.append((part, await group.add(part.submission)))
                     continue
                 refused = ImageRefused("too_large", f"The file is larger than the limit of {part.too_large:,} bytes.")
-                await record_rejection(deps, Submission(b"", part.filename, uploader=uploader), refused)
+                await record_rejection(deps, part.submission, refused, size=part.size)
                 items.append(results.refused(part.index, refused, status=413, filename=part.filename))
+        except Problem as problem:  # the body went wrong after its first files: they are answered for below
+            body_error = problem
         finally:
             await group.finish()
         # Every item's outcome is taken, also after one failed: an exception left in a future is logged
@@ -83,9 +91,20 @@ async def upload_batch(request: web.Request) -> web.Response:
         outcomes = await asyncio.gather(*(_item_result(item) for item in items), return_exceptions=True)
         if failed := next((o for o in outcomes if isinstance(o, BaseException)), None):
             raise failed
+        if body_error is not None:
+            raise _with_results(body_error, outcomes)
         return 200, results.summary(outcomes), {}
 
     return await idempotency.respond(request, "batch", produce, reread)
+
+
+def _with_results(problem: Problem, outcomes: list[results.ItemResult]) -> Problem:
+    """The request's problem, carrying the results of the files read before it (stored or refused for good:
+    the client must not take the error to mean that nothing happened)."""
+    if outcomes:
+        problem.detail = f"{problem.detail} The {len(outcomes)} file(s) before it were processed; see 'items'."
+        problem.extensions.update(results.summary(outcomes))
+    return problem
 
 
 async def _item_result(item: results.ItemResult | tuple[BatchPart, asyncio.Future]) -> results.ItemResult:

@@ -131,7 +131,7 @@ class Fingerprint:
 
     def add(self, *items: str | None) -> None:
         for item in items:
-            data = (item or "").encode()
+            data = (item or "").encode("utf-8", "surrogateescape")  # header bytes that are not UTF-8 included
             self._sha.update(len(data).to_bytes(8, "big") + data)  # length-prefixed: ("ab", "c") differs from ("a", "bc")
 
     def field(self, name: str | None, value: str) -> None:
@@ -204,6 +204,8 @@ async def respond(request: web.Request, scope: str, produce: Produce, reread: Re
         return web.json_response(body, status=status, headers=headers)
     if len(key) > 255:
         raise Problem(400, "Bad Request", f"The {HEADER} header is longer than 255 characters.")
+    if not _is_utf8(key):
+        raise Problem(400, "Bad Request", f"The {HEADER} header is not valid UTF-8 text.")
     store = request.app[IDEMPOTENCY_STORE]
     scoped = f"{request[PRINCIPAL].user_id}|{scope}|{key}"
     request[FINGERPRINT] = fp = Fingerprint()
@@ -227,6 +229,15 @@ async def respond(request: web.Request, scope: str, produce: Produce, reread: Re
         raise
     await store.complete(scoped, status, {"body": body, "headers": headers}, fp.hexdigest())
     return web.json_response(body, status=status, headers=headers)
+
+
+def _is_utf8(text: str) -> bool:
+    """False for header bytes that are not UTF-8 (aiohttp keeps them as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def _repeat(key: str, previous: Stored, fp: Fingerprint, reread: Reread | None) -> web.Response:

@@ -42,3 +42,15 @@ async def test_strict_mapping_refuses_unknown_fields(index):
 
     with pytest.raises(BadRequestError):
         await index.upsert("b" * 64, {"image_id": "b" * 64, "colour": "red"}, 1)
+
+
+async def test_a_projected_document_with_huge_keyword_values_is_indexed(index, es):
+    from services.search.domain.documents import KEYWORD_MAX_CHARS, project
+
+    huge = "ü" * 40_000  # 80,000 bytes in UTF-8: Lucene refuses a keyword term over 32,766
+    image = {"_id": "c" * 64, "version": 1, "width": 10, "height": 10, "format": "PNG", "tags": [huge, "ok"], "author": huge}
+    document, version = project(image, {"version": 1, "labels": {huge: 1}})
+    assert await index.upsert("c" * 64, document, version) is True
+    stored = (await es.get(index=index.alias, id="c" * 64))["_source"]
+    assert stored["tags"] == ["ü" * KEYWORD_MAX_CHARS, "ok"] and stored["labels"] == ["ü" * KEYWORD_MAX_CHARS]
+    assert stored["author"] == "ü" * KEYWORD_MAX_CHARS

@@ -87,8 +87,9 @@ class SafeFetcher:
     def _check_url(self, url: str) -> URL:
         try:
             parsed = URL(url)
-        except (ValueError, TypeError):
-            raise FetchFailed("invalid_url", f"{url!r} is not a URL.") from None
+            parsed.host  # noqa: B018 - decoded lazily: an IDNA name that does not decode ('xn--') raises here
+        except (ValueError, TypeError):  # UnicodeError is a ValueError
+            raise FetchFailed("invalid_url", f"{url[:300]!r} is not a URL.") from None
         if parsed.scheme not in ("http", "https"):
             raise FetchFailed("invalid_url", f"Only http and https URLs are fetched, not {parsed.scheme or 'no scheme'!r}.")
         if not parsed.host:
@@ -103,6 +104,8 @@ class SafeFetcher:
             infos = await asyncio.get_running_loop().getaddrinfo(host.strip("[]"), url.port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise FetchFailed("unresolvable", f"The host {host!r} cannot be resolved ({exc.strerror}).", transient=True) from None
+        except UnicodeError:  # the name cannot be encoded for DNS: an empty label ('a..b'), one over 63 characters
+            raise FetchFailed("invalid_url", f"The host {host[:300]!r} is not a valid host name.") from None
         addresses = list(dict.fromkeys(info[4][0].split("%")[0] for info in infos))
         for text in addresses:
             why = refusal(ipaddress.ip_address(text), self.allow)

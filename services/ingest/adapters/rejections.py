@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -21,11 +21,21 @@ def encode_cursor(rejected_at: datetime, rejection_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+MAX_CURSOR = 512  # the ones handed out are under 100 characters
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """(time, id) of a cursor :func:`encode_cursor` made; anything else, however crafted, is a :class:`BadCursor`."""
     try:
+        if len(cursor) > MAX_CURSOR:
+            raise ValueError("too long")
         when, rid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(when), str(rid)
-    except (ValueError, TypeError) as exc:
+        if not isinstance(when, str) or not isinstance(rid, str):
+            raise TypeError("not a time and an id")
+        parsed = datetime.fromisoformat(when)
+        # In UTC, as stored: an offset that pushes the time past year 1 or 9999 cannot be encoded for MongoDB.
+        return (parsed.astimezone(UTC) if parsed.tzinfo else parsed), rid
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise BadCursor(str(exc)) from None
 
 

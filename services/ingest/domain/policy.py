@@ -17,6 +17,18 @@ class Policy:
     allowed_formats: frozenset[str] = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 
 
+MAX_TAGS = 200
+MAX_TAG_LENGTH = 200
+
+
+def check_tags(tags: tuple[str, ...] | list[str]) -> None:
+    """Tags are names to filter and facet by, not free text: a bounded number of bounded length."""
+    if len(tags) > MAX_TAGS:
+        raise ImageRefused("invalid_tags", f"{len(tags):,} tags were given; at most {MAX_TAGS} are kept per image.")
+    if long := next((t for t in tags if len(t) > MAX_TAG_LENGTH), None):
+        raise ImageRefused("invalid_tags", f"The tag {long[:40]!r}… has {len(long):,} characters; tags have at most {MAX_TAG_LENGTH}.")
+
+
 def check_size(size: int, policy: Policy) -> None:
     """Before any decoding: the byte budget."""
     if size > policy.max_bytes:

@@ -21,6 +21,8 @@ _PLAIN_FIELDS = ("source", "source_kind", "dataset", "licence", "author", "uploa
 # Where ingest keeps them: top level, ``exif`` (camera) or ``origin`` (provenance; ``kind`` is the source kind).
 _ORIGIN_NAMES = {"source_kind": "kind", "dataset": "dataset", "licence": "licence", "author": "author"}
 _TEXT_FIELDS = ("caption", "title", "source_title", "description")
+# 4 bytes per character at most in UTF-8: 8,000 characters stay under Lucene's 32,766-byte term limit.
+KEYWORD_MAX_CHARS = 8_000
 
 
 def external_version(image_version: int, summary_version: int) -> int:
@@ -95,5 +97,16 @@ def project(image: dict[str, Any], summary: dict[str, Any] | None) -> tuple[dict
         value = image.get(field) or exif.get(field) or origin.get(_ORIGIN_NAMES.get(field, ""))
         doc[field] = value if isinstance(value, str) and value else None
     text = [*tags, *label_counts, *_captions(image), filename_words(image.get("filename")), doc["source"], doc["dataset"]]
+    for field, value in doc.items():
+        if isinstance(value, str):
+            doc[field] = _clipped(value)
+        elif isinstance(value, list):
+            doc[field] = [_clipped(v) if isinstance(v, str) else v for v in value]
     doc["text"] = " ".join(part for part in text if part)
     return doc, external_version(doc["version"], doc["summary_version"])
+
+
+def _clipped(value: str) -> str:
+    """At most ``KEYWORD_MAX_CHARS``: Elasticsearch refuses a whole document with one keyword term over
+    32,766 bytes, and a tag or source that long (MongoDB took it) must not keep its image out of search."""
+    return value[:KEYWORD_MAX_CHARS]
