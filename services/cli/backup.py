@@ -43,6 +43,9 @@ def _run(work: Callable[[], Any]) -> Any:
     except (RepositoryError, RestoreRefused, SnapshotFailed) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    except OSError as exc:  # the repository folder cannot be made, read or written (a bad path, permissions, a full disk)
+        console.print(f"[red]the backup repository cannot be used: {exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 def _mib(size: int) -> str:
@@ -75,10 +78,10 @@ def create(
 @app.command("list")
 def list_snapshots(repo: Path = REPO) -> None:
     """The finished snapshots, oldest first."""
-    repository = Repository(repo)
+    repository = _run(lambda: Repository(repo))
     table = Table("snapshot", "created", "documents", "images", "objects", "size", "copied")
-    for snapshot_id in repository.snapshot_ids():
-        m = repository.manifest(snapshot_id)
+    for snapshot_id in _run(repository.snapshot_ids):
+        m = _run(lambda: repository.manifest(snapshot_id))
         table.add_row(
             m.id, m.created_at[:19], f"{sum(c.documents for c in m.collections):,}", f"{m.images:,}",
             f"{m.objects:,}", _mib(m.object_bytes), _mib(m.copied_bytes),

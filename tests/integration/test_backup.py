@@ -343,3 +343,18 @@ def test_the_cli_runs_a_backup_round_trip(corpus, source, cleaned, tmp_path):
     assert missing.exit_code == 2 and "no finished snapshot 'nope'" in said
     with Elasticsearch(cleaned.es_url) as es:
         assert es.count(index=f"{cleaned.es_index_prefix}-images")["count"] == images
+
+
+def test_a_repository_that_cannot_be_made_ends_the_command_with_its_reason(source, tmp_path):
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = {"CORPUS_MONGO_DB": source.mongo_db, "CORPUS_MINIO_BUCKET": source.minio_bucket}
+    for command in ("create", "verify"):
+        result = CliRunner().invoke(app, ["backup", command, "--repo", str(blocker / "repo")], env=env)
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2, said  # a clean exit, not a traceback (which exits 1)
+        assert "the backup repository cannot be used" in said and "a-file" in said, said
