@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from services.annotation.adapters.annotations import AnnotationRepository, history_entry
 from services.annotation.adapters.label_changes import LabelRepository
 from services.annotation.domain.errors import InvalidAnnotation, NotAllowed, NotFound, VersionConflict
-from services.annotation.domain.geometry import GEOMETRY_FIELDS, check_all
+from services.annotation.domain.fields import check_attributes
+from services.annotation.domain.geometry import GEOMETRY_FIELDS, SHAPED, TYPES, check_all
 from services.annotation.domain.model import GEOMETRY_KEYS, AnnotationPatch, changes_between, now_ms, state_of
 from shared.auth import Principal, Role
 from shared.auth.rules import may_delete_annotation
@@ -74,11 +75,13 @@ async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, An
                 labels[item["label"]] = exc
     pending: list[tuple[int, tuple[str, dict, int, int]]] = []
     for i, item in enumerate(items):
-        image, label = images.get(item["image_id"]), labels[item["label"]]
+        image, label, refused = images.get(item["image_id"]), labels[item["label"]], _refused_attributes(item)
         if image is None:
             results[i].update(status=422, reason="unknown_image", detail=f"No image has id {item['image_id']!r}.")
         elif isinstance(label, InvalidAnnotation):
             results[i].update(status=422, reason=label.reason, detail=label.detail)
+        elif refused is not None:
+            results[i].update(status=422, reason=refused.reason, detail=refused.detail)
         else:
             pending.append((i, (item["type"], item, image["height"], image["width"])))
     checked = await check_geometries(deps, [geometry for _, geometry in pending])
@@ -106,6 +109,14 @@ async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, An
         else:
             deps.pending.nudge_relay()
     return results
+
+
+def _refused_attributes(item: dict[str, Any]) -> InvalidAnnotation | None:
+    try:
+        check_attributes(item.get("attributes") or {})
+    except InvalidAnnotation as exc:
+        return exc
+    return None
 
 
 class Labelled(dict):
@@ -157,6 +168,9 @@ async def update(deps: AnnotationDeps, who: Principal, annotation_id: str, patch
     if before["deleted"]:
         raise NotFound(f"Annotation {annotation_id!r} is deleted; revert it to a version to bring it back.")
     given = patch.model_dump(exclude_unset=True)
+    _refuse_nulls(given)
+    if "attributes" in given:
+        check_attributes(given["attributes"])
     state = {k: v for k, v in given.items() if k not in ("label", *GEOMETRY_FIELDS)}
     if "label" in given:
         state["label_id"] = (await deps.labels.ensure(given["label"], who.user_id))[0]["_id"]
@@ -165,13 +179,25 @@ async def update(deps: AnnotationDeps, who: Principal, annotation_id: str, patch
         image = images.get(before["image_id"])
         if image is None:
             raise InvalidAnnotation("unknown_image", f"The image {before['image_id']!r} no longer exists.")
-        geometry = {k: before.get(k) for k in GEOMETRY_FIELDS} | {k: given[k] for k in GEOMETRY_FIELDS if k in given}
-        kind = given.get("type") or before["type"]
+        kind = given.get("type", before["type"])
+        kept = [k for k in GEOMETRY_FIELDS if not (k == "bbox" and kind in SHAPED)]  # a shape's box is derived anew
+        geometry = {k: before.get(k) for k in kept} | {k: given[k] for k in GEOMETRY_FIELDS if k in given}
         [(outcome, fields, detail)] = await check_geometries(deps, [(kind, geometry, image["height"], image["width"])])
         if outcome == "error":
             raise InvalidAnnotation(fields, detail)
         state.update({**dict.fromkeys(GEOMETRY_KEYS), **fields})
     return await _write(deps, before, state, who.user_id, "updated")
+
+
+def _refuse_nulls(given: dict[str, Any]) -> None:
+    """``null`` clears a score or a geometry field (the geometry check then says whether the type still
+    has what it needs), but an annotation always has a type, a label and an attributes object."""
+    if "type" in given and given["type"] is None:
+        raise InvalidAnnotation("unknown_type", f"'type' cannot be null; use one of {', '.join(TYPES)}.")
+    if "label" in given and given["label"] is None:
+        raise InvalidAnnotation("label_name", "'label' cannot be null; every annotation has a label.")
+    if "attributes" in given and given["attributes"] is None:
+        raise InvalidAnnotation("attributes_shape", "'attributes' must be an object (send {} for none), not null.")
 
 
 async def delete(deps: AnnotationDeps, who: Principal, annotation_id: str, expected: int) -> Labelled:

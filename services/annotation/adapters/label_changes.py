@@ -16,6 +16,7 @@ from services.annotation.adapters.labels import LabelStore, label_name
 from services.annotation.adapters.store import ANNOTATIONS, in_transaction
 from services.annotation.adapters.summaries import refresh_summaries
 from services.annotation.domain.errors import LabelConflict
+from services.annotation.domain.fields import check_external_ids
 from shared.events import utcnow
 
 
@@ -94,7 +95,7 @@ class LabelRepository(LabelStore):
                 {"$set": {"merged_into": target_id, "aliases": [], "updated_at": now, "updated_by": actor}},
                 session=session,
             )
-            await self.labels.update_many({"parent_id": source_id}, {"$set": {"parent_id": target_id}}, session=session)
+            await self._take_place_of(source, target, session)
             await self.db[ANNOTATIONS].update_many(
                 {"label_id": source_id}, {"$set": {"label_id": target_id}}, session=session
             )
@@ -115,7 +116,8 @@ class LabelRepository(LabelStore):
             if changes.get("parent_id"):
                 await self._check_parent(label_id, changes["parent_id"], session)
             sets = {k: v for k, v in changes.items() if k != "external_ids"}
-            sets.update({f"external_ids.{k}": v for k, v in (changes.get("external_ids") or {}).items()})
+            given = check_external_ids(changes.get("external_ids") or {})  # schemes checked: safe as field paths
+            sets.update({f"external_ids.{k}": v for k, v in given.items()})
             await self.labels.update_one(
                 {"_id": label_id}, {"$set": {**sets, "updated_at": utcnow(), "updated_by": actor}}, session=session
             )
@@ -133,3 +135,26 @@ class LabelRepository(LabelStore):
                 raise LabelConflict("That parent would make the hierarchy a cycle.")
             seen.add(current)
             current = (await self.get(current, session)).get("parent_id")
+
+    async def _take_place_of(self, source: dict, target: dict, session: AsyncClientSession) -> None:
+        """The survivor of a merge takes the merged label's place in the hierarchy: the merged label's
+        children become its children (never itself), and if it sat below the merged label, it moves up to
+        the merged label's parent (or to none), so the hierarchy stays a tree without cycles."""
+        source_id, target_id = source["_id"], target["_id"]
+        if await self._descends_from(target, source_id, session):
+            await self.labels.update_one(
+                {"_id": target_id}, {"$set": {"parent_id": source.get("parent_id")}}, session=session
+            )
+        await self.labels.update_many(
+            {"parent_id": source_id, "_id": {"$ne": target_id}}, {"$set": {"parent_id": target_id}}, session=session
+        )
+
+    async def _descends_from(self, doc: dict, ancestor_id: str, session: AsyncClientSession) -> bool:
+        seen, current = {doc["_id"]}, doc.get("parent_id")
+        while current and current not in seen:  # ``seen``: a cycle already stored ends the walk
+            if current == ancestor_id:
+                return True
+            seen.add(current)
+            parent = await self.labels.find_one({"_id": current}, {"parent_id": 1}, session=session)
+            current = parent.get("parent_id") if parent else None
+        return False

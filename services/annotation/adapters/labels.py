@@ -18,16 +18,17 @@ from pymongo.errors import DuplicateKeyError
 
 from services.annotation.adapters.store import LABEL_NAMES, LABELS, in_transaction
 from services.annotation.domain.errors import InvalidAnnotation, NotFound
+from services.annotation.domain.fields import check_external_ids, check_label_name
 from shared.events import Envelope, LabelChanged, utcnow
 from shared.naming import normalize_name
 from shared.outbox import stage
 
 
 def label_name(raw: str) -> str:
-    name = normalize_name(raw)
-    if not name:
-        raise InvalidAnnotation("label_name", f"The label name {raw!r} is empty once normalised.")
-    return name
+    """``raw`` normalised, or InvalidAnnotation: not text, empty, too long, control characters."""
+    if not isinstance(raw, str):
+        raise InvalidAnnotation("label_name", "A label name must be text.")
+    return check_label_name(raw, normalize_name(raw))
 
 
 class LabelStore:
@@ -79,9 +80,10 @@ class LabelStore:
     ) -> tuple[dict[str, Any], bool]:  # fmt: skip
         """The label a name resolves to, created if new. Returns (label, created)."""
         name = label_name(raw)
+        external_ids = check_external_ids(external_ids or {})  # their schemes become field paths below
         existing = await self.resolve(name)
         if existing is not None:
-            missing = {k: v for k, v in (external_ids or {}).items() if k not in existing.get("external_ids", {})}
+            missing = {k: v for k, v in external_ids.items() if k not in existing.get("external_ids", {})}
             if missing:
                 await self.labels.update_one(
                     {"_id": existing["_id"]}, {"$set": {f"external_ids.{k}": v for k, v in missing.items()}}
@@ -92,7 +94,7 @@ class LabelStore:
         now = utcnow()
         doc = {
             "_id": uuid.uuid4().hex, "name": name, "aliases": [], "description": description, "parent_id": parent_id,
-            "external_ids": dict(external_ids or {}), "merged_into": None,
+            "external_ids": external_ids, "merged_into": None,
             "created_at": now, "created_by": actor, "updated_at": now, "updated_by": actor,
         }  # fmt: skip
 

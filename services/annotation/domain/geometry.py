@@ -16,18 +16,25 @@ from services.annotation.domain.errors import InvalidAnnotation
 from services.annotation.domain.rle import checked_rle
 
 TYPES = ("bbox", "polygon", "mask", "keypoints", "classification")
+SHAPED = ("polygon", "mask")  # types whose bbox follows from the geometry
 GEOMETRY_FIELDS = ("bbox", "polygon", "rle", "keypoints")
 # Coordinates computed from normalised ones (YOLO) land a hair outside the image through float
 # rounding; a thousandth of a pixel is forgiven, anything more is outside.
 SLACK = 1e-3
+# How far (pixels, per side) a given bbox of a polygon or mask may lie from the shape's bounds.
+BBOX_TOLERANCE = 1.0
 
 
 def _numbers(values: Any, what: str) -> list[float]:
     if not isinstance(values, list) or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         raise InvalidAnnotation("not_numbers", f"{what} must be a list of numbers.")
-    if not all(math.isfinite(v) for v in values):
+    try:
+        numbers = [float(v) for v in values]  # an integer beyond a float's range overflows here
+    except OverflowError:
+        numbers = [math.inf]
+    if not all(math.isfinite(v) for v in numbers):
         raise InvalidAnnotation("not_numbers", f"{what} must hold finite numbers.")
-    return [float(v) for v in values]
+    return numbers
 
 
 def check_bbox(bbox: Any, height: int, width: int) -> list[float]:
@@ -98,6 +105,23 @@ def check_keypoints(points: Any, height: int, width: int) -> list[list[float]]:
     return out
 
 
+def _derived_box(given: list[float] | None, derived: list[float]) -> list[float]:
+    """A polygon's or mask's box is its bounds. A given box within a pixel of them on every side is kept
+    as given (COCO files round boxes, and COCO's crowd boxes are a pixel narrower than pycocotools'
+    ``toBbox``), so a COCO round trip gives the file's boxes back; further off, box and shape disagree and
+    exports would place the object where it is not: refused. No box given: the bounds."""
+    if given is not None:
+        ours = (derived[0], derived[1], derived[0] + derived[2], derived[1] + derived[3])
+        theirs = (given[0], given[1], given[0] + given[2], given[1] + given[3])
+        if any(abs(a - b) > BBOX_TOLERANCE for a, b in zip(ours, theirs, strict=True)):
+            raise InvalidAnnotation(
+                "bbox_mismatch",
+                f"The bbox {given} is not the bounds of the geometry, {derived}: leave 'bbox' out and it is derived.",
+            )
+        return given
+    return derived
+
+
 def check_geometry(kind: str, geometry: dict[str, Any], height: int, width: int) -> dict[str, Any]:
     """Validate the geometry of one annotation of type ``kind``; return its stored fields."""
     if kind not in TYPES:
@@ -112,12 +136,12 @@ def check_geometry(kind: str, geometry: dict[str, Any], height: int, width: int)
         if "polygon" not in given:
             raise InvalidAnnotation("missing_geometry", "A polygon annotation needs 'polygon': a list of rings.")
         rings, area, derived = check_polygon(given["polygon"], height, width)
-        return {"polygon": rings, "bbox": box or derived, "area": area}
+        return {"polygon": rings, "bbox": _derived_box(box, derived), "area": area}
     if kind == "mask":
         if "rle" not in given:
             raise InvalidAnnotation("missing_geometry", "A mask annotation needs 'rle': a COCO RLE object.")
         rle, area, derived = checked_rle(given["rle"], height, width)
-        return {"rle": rle, "bbox": box or derived, "area": area}
+        return {"rle": rle, "bbox": _derived_box(box, derived), "area": area}
     if kind == "keypoints":
         if "keypoints" not in given:
             raise InvalidAnnotation("missing_geometry", "A keypoints annotation needs 'keypoints'.")

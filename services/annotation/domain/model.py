@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.events import utcnow
 
@@ -27,7 +27,8 @@ class AnnotationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     image_id: str = Field(min_length=1)
-    type: AnnotationType
+    # Any text: an unknown type is refused by the geometry check with reason ``unknown_type`` (per item in bulk).
+    type: str = Field(description="bbox, polygon, mask, keypoints or classification")
     label: str = Field(min_length=1, description="A label name or alias; normalised, created if new")
     bbox: Any = Field(default=None, description="[x, y, width, height] in pixels")
     polygon: Any = Field(default=None, description="rings, each [x1, y1, x2, y2, ...]")
@@ -42,7 +43,8 @@ class AnnotationPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: AnnotationType | None = None
+    # ``null`` for type, label or attributes is refused by the service (422 with a ``reason``), per item in a bulk update.
+    type: str | None = None
     label: str | None = Field(default=None, min_length=1)
     bbox: Any = None
     polygon: Any = None
@@ -50,6 +52,10 @@ class AnnotationPatch(BaseModel):
     keypoints: Any = None
     score: float | None = Field(default=None, ge=0, le=1)
     attributes: dict[str, Any] | None = None
+
+
+# Versions are stored as 64-bit integers: a larger one names no version (and would not encode in a query).
+MAX_VERSION = 2**63 - 1
 
 
 class AnnotationOut(BaseModel):
@@ -75,6 +81,12 @@ class AnnotationOut(BaseModel):
     created_by: str
     updated_at: datetime
     updated_by: str
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _no_null_attributes(cls, value: Any) -> Any:
+        """Before PATCH refused ``"attributes": null``, it was stored: such a version reads as no attributes."""
+        return {} if value is None else value
 
     @classmethod
     def of(cls, doc: dict[str, Any], label_name: str) -> AnnotationOut:

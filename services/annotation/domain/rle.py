@@ -19,7 +19,10 @@ from services.annotation.domain.errors import InvalidAnnotation
 def counts_from_string(counts: str) -> list[int]:
     """Decode a compressed counts string; raise on characters outside the alphabet."""
     out: list[int] = []
-    data = counts.encode("ascii", errors="replace")
+    if not counts.isascii():  # encoded with replacement, 'é' would become '?', a character of the alphabet
+        bad = next(c for c in counts if not c.isascii())
+        raise ValueError(f"character {bad!r} is not in the RLE alphabet")
+    data = counts.encode("ascii")
     p = 0
     while p < len(data):
         x, k, more = 0, 0, True

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from services.annotation import service
 from services.annotation.deps import ANNOTATION_SETTINGS, DEPS
 from services.annotation.domain.errors import AnnotationError, InvalidAnnotation, NotFound
-from services.annotation.domain.model import AnnotationIn, AnnotationOut, AnnotationPatch, HistoryEntryOut
+from services.annotation.domain.model import MAX_VERSION, AnnotationIn, AnnotationOut, AnnotationPatch, HistoryEntryOut
 from services.annotation.views.common import (
     annotation_out, body_as, decode_cursor, domain_errors, encode_cursor, etag, if_match, limit_of,
 )  # fmt: skip
@@ -30,7 +30,7 @@ class BulkChange(BaseModel):
     """One change in a bulk update: the annotation, the version it was read at, and the fields (or a delete)."""
 
     id: str
-    version: int = Field(ge=1, description="The version you read (as If-Match)")
+    version: int = Field(ge=1, le=MAX_VERSION, description="The version you read (as If-Match)")
     patch: AnnotationPatch | None = None
     delete: bool = False
 
@@ -40,7 +40,7 @@ class BulkUpdateIn(BaseModel):
 
 
 class RevertIn(BaseModel):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)  # beyond 64 bits no version exists, nor can MongoDB be asked
 
 
 async def _one(request: web.Request, doc: dict, status: int = 200, label: str | None = None) -> web.Response:
@@ -140,7 +140,7 @@ async def annotation_history(request: web.Request) -> web.Response:
     if await repo.get(annotation_id) is None:
         raise NotFound(f"No annotation has id {annotation_id!r}.")
     limit = limit_of(request)
-    entries = await repo.history(annotation_id, int(decode_cursor(request, 0)), limit)
+    entries = await repo.history(annotation_id, decode_cursor(request, 0), limit)
     items = [HistoryEntryOut.model_validate(e).model_dump(mode="json") for e in entries]
     more = len(entries) == limit
     return json_response({"items": items, "next": encode_cursor(entries[-1]["version"]) if more else None})
@@ -154,7 +154,12 @@ def _as_of(request: web.Request) -> datetime | None:
         when = datetime.fromisoformat(raw.replace(" ", "+"))
     except ValueError:
         raise Problem(400, "Bad Request", f"'as_of' {raw!r} is not an ISO 8601 time such as 2026-11-25T13:00:00Z.") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        when.astimezone(UTC)  # MongoDB compares in UTC: 9999-12-31T23:59-05:00 has no UTC year to land in
+    except OverflowError:
+        raise Problem(400, "Bad Request", f"'as_of' {raw!r} lies outside the years 1 to 9999 in UTC.") from None
+    return when
 
 
 @domain_errors
@@ -169,6 +174,6 @@ async def image_annotations(request: web.Request) -> web.Response:
         docs = await repo.as_of(image_id, when)
         return json_response({"as_of": when.isoformat(), "items": await annotation_out(request, docs), "next": None})
     limit = limit_of(request)
-    docs = await repo.for_image(image_id, str(decode_cursor(request, "")), limit)
+    docs = await repo.for_image(image_id, decode_cursor(request, ""), limit)
     more = len(docs) == limit
     return json_response({"items": await annotation_out(request, docs), "next": encode_cursor(docs[-1]["_id"]) if more else None})

@@ -12,10 +12,11 @@ from pydantic import BaseModel, ValidationError
 
 from services.annotation.deps import DEPS
 from services.annotation.domain.errors import AnnotationError, VersionConflict
-from services.annotation.domain.model import AnnotationOut
+from services.annotation.domain.model import MAX_VERSION, AnnotationOut
 from shared.problems import Problem, problem_type
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T", int, str)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
 
@@ -44,14 +45,19 @@ def if_match(request: web.Request) -> int:
             type_=problem_type("if-match-required"),
         )  # fmt: skip
     value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    if not _ascii_digits(value):
         raise Problem(400, "Bad Request", f"If-Match {raw!r} is not an ETag this service gave out (a quoted version number).")
     return int(value)
 
 
+def _ascii_digits(value: str) -> bool:
+    """``str.isdigit`` is true for '²' and other digits ``int`` refuses: only 0-9 count here."""
+    return value.isascii() and value.isdigit()
+
+
 def limit_of(request: web.Request) -> int:
     raw = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not _ascii_digits(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise Problem(400, "Bad Request", f"'limit' must be an integer from 1 to {MAX_LIMIT}.")
     return int(raw)
 
@@ -60,14 +66,25 @@ def encode_cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
 
 
-def decode_cursor(request: web.Request, default: Any) -> Any:
+def _bad_cursor() -> Problem:
+    return Problem(400, "Bad Request", "'cursor' is not one this service gave out; pass 'next' back unchanged.")
+
+
+def decode_cursor(request: web.Request, default: T) -> T:
+    """The cursor, of the same type as ``default`` (the cursors this service gives out are a version or
+    an id or name): anything else, a JSON object or a number MongoDB cannot hold, is a 400, never a query."""
     raw = request.query.get("cursor")
     if not raw:
         return default
     try:
-        return json.loads(base64.urlsafe_b64decode(raw.encode()))
-    except ValueError:
-        raise Problem(400, "Bad Request", "'cursor' is not one this service gave out; pass 'next' back unchanged.") from None
+        value = json.loads(base64.urlsafe_b64decode(raw.encode()))
+    except (ValueError, RecursionError):  # RecursionError: a crafted cursor of a few thousand nested brackets
+        raise _bad_cursor() from None
+    if type(value) is not type(default):  # type(): True is an int, but no version
+        raise _bad_cursor()
+    if isinstance(value, int) and not 0 <= value <= MAX_VERSION:
+        raise _bad_cursor()
+    return value
 
 
 async def annotation_out(request: web.Request, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

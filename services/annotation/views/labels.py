@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.annotation.deps import DEPS
 from services.annotation.domain.errors import NotFound
@@ -51,15 +51,30 @@ class LabelOut(BaseModel):
     external_ids: dict[str, str] = {}
     merged_into: str | None = None
 
+    @field_validator("external_ids", mode="before")
+    @classmethod
+    def _flat(cls, value: Any) -> dict[str, str]:
+        """Before schemes were checked, a scheme with a dot was stored as a path (``{"a": {"b": "1"}}`` for
+        ``a.b``): read such a label back as it was sent instead of failing every read of it."""
+        return dict(_flattened(value or {}))
+
     @classmethod
     def of(cls, doc: dict[str, Any]) -> dict[str, Any]:
         return cls(id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"}).model_dump(mode="json")
 
 
+def _flattened(value: dict, prefix: str = ""):
+    for key, item in value.items():
+        if isinstance(item, dict):
+            yield from _flattened(item, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", str(item)
+
+
 @domain_errors
 async def list_labels(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    docs = await request.app[DEPS].labels.page(str(decode_cursor(request, "")), limit)
+    docs = await request.app[DEPS].labels.page(decode_cursor(request, ""), limit)
     more = len(docs) == limit
     return json_response({"items": [LabelOut.of(d) for d in docs], "next": encode_cursor(docs[-1]["name"]) if more else None})
 

@@ -55,7 +55,7 @@ async def me(request: web.Request) -> web.Response:
 @domain_errors
 async def list_users(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    docs = await request.app[USERS_REPO].page(str(decode_cursor(request, "")), limit)
+    docs = await request.app[USERS_REPO].page(decode_cursor(request, ""), limit)
     more = len(docs) == limit
     return json_response({"items": [user_out(d) for d in docs], "next": encode_cursor(docs[-1]["_id"]) if more else None})
 
