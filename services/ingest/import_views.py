@@ -60,16 +60,38 @@ class ImportOut(BaseModel):
         return cls.model_validate({**job, "id": job["_id"]}).model_dump(mode="json")
 
 
+def _unusable_path(raw: str, why: str) -> Problem:
+    shown = raw if len(raw) <= 120 else f"{raw[:120]}…"
+    return Problem(422, "Unprocessable Content", f"The path {shown!r} cannot be used: {why}.", type_=problem_type("import-path"))
+
+
+def _resolved(raw: str) -> Path:
+    """The path as the server would open it. The operating system refuses some paths outright (a NUL byte,
+    a name too long, ``~user`` for an unknown user, a link loop): those are the request's fault, a 422."""
+    if "\x00" in raw:
+        raise _unusable_path(raw, "it contains a NUL character")
+    try:
+        return Path(raw).expanduser().resolve()
+    except RuntimeError as exc:  # ~user with no such user; a symbolic link loop
+        raise _unusable_path(raw, str(exc)) from None
+    except OSError as exc:
+        raise _unusable_path(raw, exc.strerror or str(exc)) from None
+
+
 def _allowed_path(raw: str, roots: list[Path]) -> Path:
     if not roots:
         raise Problem(
             403, "Forbidden", "No folder is open to imports on this server: set CORPUS_IMPORT_ROOTS.", type_=problem_type("import-root")
         )
-    path = Path(raw).expanduser().resolve()
+    path = _resolved(raw)
     if not any(path.is_relative_to(root.resolve()) for root in roots):
         shown = ", ".join(str(r) for r in roots)
         raise Problem(403, "Forbidden", f"{path} is outside the import roots ({shown}).", type_=problem_type("import-root"))
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long for the file system, say
+        raise _unusable_path(raw, exc.strerror or str(exc)) from None
+    if not exists:
         raise Problem(422, "Unprocessable Content", f"{path} does not exist on the ingest server.", type_=problem_type("import-path"))
     return path
 

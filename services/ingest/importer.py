@@ -31,6 +31,32 @@ log = logging.getLogger(__name__)
 
 EVENT_NAMESPACE = uuid.UUID("6f0f3c52-7a0e-4c43-9d0b-1c0de5a1e0f1")
 
+# The dataset's folder, and the folders of which the file must be in one (import roots, or the staged archive).
+Bounds = tuple[Path, tuple[Path, ...]]
+
+
+def read_inside(path: Path, bounds: Bounds) -> bytes:
+    """An item's bytes, read only if the file, links followed, lies inside its dataset and inside an import
+    root (or the staged archive): ImageRefused ``outside_dataset`` otherwise, never reading it, and
+    ``unreadable`` when it cannot be read. The resolved path is what is read, so the check holds for it."""
+    dataset, outer = bounds
+    try:
+        real = path.resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a link loop, a NUL byte, a name too long
+        raise ImageRefused("unreadable", f"{path.name} cannot be read: {_why(exc)}.") from None
+    if not (real.is_relative_to(dataset) and any(real.is_relative_to(folder) for folder in outer)):
+        raise ImageRefused(
+            "outside_dataset", f"{path.name} lies outside the dataset's folder (a link or a name leading out of it); it was not read."
+        )
+    try:
+        return real.read_bytes()
+    except (OSError, ValueError) as exc:
+        raise ImageRefused("unreadable", f"{path.name} cannot be read: {_why(exc)}.") from None
+
+
+def _why(exc: Exception) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+
 
 @dataclass
 class ImportWorker(LoopDriven):
@@ -59,16 +85,24 @@ class ImportWorker(LoopDriven):
         job_id, settings = job["_id"], self.deps.settings
         try:
             path = await self.staging.dataset_path(job) if job.get("archive") else Path(job["path"])
-            dataset = await asyncio.to_thread(read_dataset, job["kind"], path, job["dataset"])
         except (DatasetError, OSError) as exc:
             await self._end(job, "failed", error=str(exc))
+            return
+        try:
+            dataset = await asyncio.to_thread(read_dataset, job["kind"], path, job["dataset"])
+            bounds = await asyncio.to_thread(self._bounds, job, dataset)
+        except (DatasetError, OSError) as exc:
+            await self._end(job, "failed", error=str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - see _unreadable
+            await self._end(job, "failed", error=self._unreadable(job, exc))
             return
         done = await self.jobs.done_indexes(job_id)
         await self.jobs.renew(job_id, self.owner, settings.import_lease_seconds, total=len(dataset.items), warnings=dataset.warnings[:100])
         todo = [i for i in range(len(dataset.items)) if i not in done]
         log.info("import running", extra={"import_id": job_id, "total": len(dataset.items), "remaining": len(todo)})
         for start in range(0, len(todo), settings.import_chunk):
-            await self._chunk(job, dataset, todo[start : start + settings.import_chunk])
+            await self._chunk(job, dataset, bounds, todo[start : start + settings.import_chunk])
             processed, counts = await self.jobs.counts(job_id)
             if not await self.jobs.renew(job_id, self.owner, settings.import_lease_seconds, processed=processed, counts=counts):
                 log.warning("import lease lost; another worker continues", extra={"import_id": job_id})
@@ -77,12 +111,27 @@ class ImportWorker(LoopDriven):
         await self._end(job, "done", processed=processed, counts=counts)
         log.info("import done", extra={"import_id": job_id, **counts})
 
+    @staticmethod
+    def _unreadable(job: dict[str, Any], exc: Exception) -> str:
+        """The error of a job whose dataset a reader failed on unexpectedly (a reader's bug, or input it does
+        not foresee). Reading touches only this machine's disk, so trying again would fail the same way, every
+        lease, for ever: the job fails instead, with the exception's message (and the traceback is logged)."""
+        log.exception("import dataset unreadable", extra={"import_id": job["_id"]})
+        return f"The {job['kind']} dataset could not be read: {type(exc).__name__}: {exc}"
+
+    def _bounds(self, job: dict[str, Any], dataset: Dataset) -> Bounds:
+        """Where the job's image files must lie, resolved: inside the dataset's folder, and inside the staged
+        archive (an upload) or one of the import roots (a path). A link or a name in the dataset may point
+        anywhere on this machine; only the top-level path was checked when the job was created."""
+        outer = (self.staging.folder(job["_id"]),) if job.get("archive") else tuple(self.deps.settings.import_roots)
+        return dataset.home.resolve(), tuple(folder.resolve() for folder in outer)
+
     async def _end(self, job: dict[str, Any], status: str, **fields: Any) -> None:
         await self.jobs.finish(job["_id"], self.owner, status, **fields)
         if job.get("archive"):
             await self.staging.remove(job)
 
-    async def _chunk(self, job: dict[str, Any], dataset: Dataset, indexes: list[int]) -> None:
+    async def _chunk(self, job: dict[str, Any], dataset: Dataset, bounds: Bounds, indexes: list[int]) -> None:
         """Probe a chunk's images concurrently, store them as one group, then send each one's annotations
         and record it. An item is recorded only once its image and its annotations event are durable,
         so a job interrupted anywhere in the chunk redoes exactly the unrecorded items."""
@@ -90,7 +139,7 @@ class ImportWorker(LoopDriven):
 
         async def prepare_one(index: int) -> Prepared | dict[str, Any]:
             async with slots:
-                return await self._prepare(job, dataset, index)
+                return await self._prepare(job, dataset, bounds, index)
 
         prepared = await asyncio.gather(*(prepare_one(i) for i in indexes))
         ready = [(index, item) for index, item in zip(indexes, prepared, strict=True) if isinstance(item, Prepared)]
@@ -116,14 +165,13 @@ class ImportWorker(LoopDriven):
     def _record(item: ImportItem) -> dict[str, Any]:
         return {"source_id": item.source_id, "path": str(item.path), "annotations": 0, "events": 0}
 
-    async def _prepare(self, job: dict[str, Any], dataset: Dataset, index: int) -> Prepared | dict[str, Any]:
+    async def _prepare(self, job: dict[str, Any], dataset: Dataset, bounds: Bounds, index: int) -> Prepared | dict[str, Any]:
         """The item probed and ready to store, or its record if it was refused (the refusal is recorded)."""
         item = dataset.items[index]
         origin = self._origin(job, dataset, item)
         try:
-            data = await asyncio.to_thread(item.path.read_bytes)
-        except OSError as exc:
-            refused = ImageRefused("unreadable", f"{item.path.name} cannot be read: {exc.strerror or exc}.")
+            data = await asyncio.to_thread(read_inside, item.path, bounds)
+        except ImageRefused as refused:
             await reject(self.deps, refused, source=origin.uri, filename=item.path.name, origin=origin, uploader=job.get("created_by"))
             return {**self._record(item), "outcome": "rejected", "reason": refused.reason, "detail": refused.message}
         submission = Submission(

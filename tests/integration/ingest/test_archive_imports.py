@@ -3,7 +3,9 @@ unpacked by the import worker, every unsafe archive refused with its reason."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import tarfile
 import zipfile
 from pathlib import Path
@@ -18,7 +20,7 @@ from services.ingest.domain.datasets import DatasetError
 from shared.clients.blobs import BlobStore
 from tests.integration.ingest.test_imports import _annotation_events as _events
 from tests.integration.ingest.test_imports import finished
-from tests.photos import skimage_photos
+from tests.photos import skimage_photo, skimage_photos, unique_png
 from tests.unit.ingest.datasets import make_voc
 
 CLASSES = {"Astronaut_Photos": ("astronaut.png", "camera.png"), "coffee-cups": ("coffee.png", "chelsea.png")}
@@ -109,6 +111,28 @@ async def test_a_zipped_folder_tree_is_imported_with_its_classes_and_then_cleare
     # Nothing is left behind: the unpacked tree and the stored archive go when the job ends.
     assert not (tmp_path / "staging" / job["id"]).exists()
     assert not await own_blobs.exists(archive_key(job["id"]))
+
+
+async def test_a_file_an_archive_names_outside_itself_is_refused_unread(uploader, own_db, tmp_path_factory):
+    """An uploaded COCO JSON may name any file on the server (absolute, or ``../`` up to the root); an upload
+    needs no import root, so only the check on every file read keeps them out."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    secret = unique_png(skimage_photo("camera.png"))
+    (elsewhere / "secret.png").write_bytes(secret)
+    own = unique_png(skimage_photo("coffee.png"))
+    climbing = "../" * 40 + str(elsewhere / "secret.png").lstrip("/")
+    images = [{"id": 1, "file_name": "own.png"}, {"id": 2, "file_name": str(elsewhere / "secret.png")}, {"id": 3, "file_name": climbing}]
+    doc = {"images": images, "annotations": [], "categories": []}
+    archive = zipped({"ds/annotations/instances.json": json.dumps(doc).encode(), "ds/images/own.png": own})
+    response = await upload(uploader, archive, "ds.zip", kind="coco")
+    assert response.status == 202, await response.text()
+
+    job = await finished(uploader, (await response.json())["id"])
+    assert job["status"] == "done" and job["total"] == 3, job
+    assert job["counts"]["ingested"] == 1 and job["counts"]["rejected"] == 2, job
+    rejected = (await (await uploader.get("/v1/rejections", params={"import_id": job["id"]})).json())["items"]
+    assert [(r["reason"], r["filename"]) for r in rejected] == [("outside_dataset", "secret.png")] * 2
+    assert await own_db[IMAGES].find_one({"_id": hashlib.sha256(secret).hexdigest()}) is None
 
 
 async def test_a_repeat_under_its_key_is_the_same_job_and_another_archive_under_it_is_refused(uploader, tmp_path):

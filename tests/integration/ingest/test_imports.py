@@ -1,14 +1,20 @@
 """Dataset imports through the job API: COCO (its annotations reach the annotation service), YOLO, VOC, folders."""
 
+import hashlib
+import os
+from datetime import timedelta
+
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.conftest import ADMIN
+from services.ingest.adapters.jobs import IMPORTS, JobRepository
 from services.ingest.adapters.repository import IMAGES
+from shared.events import utcnow
 from shared.outbox import OUTBOX
 from tests.conftest import eventually
-from tests.photos import require_coco
-from tests.unit.ingest.datasets import make_folder, make_voc, make_yolo
+from tests.photos import require_coco, skimage_photo, unique_png
+from tests.unit.ingest.datasets import make_folder, make_voc, make_yolo, voc_object, write_coco, write_voc, write_yolo
 
 
 @pytest.fixture
@@ -134,3 +140,109 @@ async def test_import_requests_are_checked(importer, ingest_client, tmp_path):
     failed = await run_import(importer, kind="yolo", path=str(tmp_path))
     assert failed["status"] == "failed" and "classes.txt" in failed["error"]
     assert (await importer.get("/v1/imports/nope")).status == 404
+
+
+async def _rejections(client, import_id: str) -> list[dict]:
+    return (await (await client.get("/v1/rejections", params={"import_id": import_id})).json())["items"]
+
+
+async def test_files_outside_the_dataset_are_refused_unread_and_the_rest_is_imported(importer, tmp_path, tmp_path_factory, own_db):
+    """A link in a folder, a COCO file_name with ../ or an absolute path, a VOC filename with ../: each
+    names a file outside every import root. None is read; each is a rejection saying why."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")  # not under any import root
+    secret = unique_png(skimage_photo("camera.png"))
+    (elsewhere / "secret.png").write_bytes(secret)
+    own = unique_png(skimage_photo("coffee.png"))
+
+    (tmp_path / "pets" / "cats").mkdir(parents=True)
+    (tmp_path / "pets" / "cats" / "own.png").write_bytes(own)
+    (tmp_path / "pets" / "cats" / "evil.png").symlink_to(elsewhere / "secret.png")
+    folder = await run_import(importer, kind="folder", path=str(tmp_path / "pets"))
+
+    climbing = os.path.relpath(elsewhere / "secret.png", tmp_path / "coco" / "images")
+    images = [{"id": 1, "file_name": "own.png"}, {"id": 2, "file_name": climbing}, {"id": 3, "file_name": str(elsewhere / "secret.png")}]
+    write_coco(tmp_path / "coco", {"images": images, "annotations": [], "categories": []}, {"own.png": own})
+    coco = await run_import(importer, kind="coco", path=str(tmp_path / "coco"))
+
+    climbing = os.path.relpath(elsewhere / "secret.png", tmp_path / "voc" / "JPEGImages")
+    write_voc(tmp_path / "voc", {"own": ("own.png", voc_object("cat", (1, 1, 5, 5))), "evil": (climbing, "")}, {"own.png": own})
+    voc = await run_import(importer, kind="voc", path=str(tmp_path / "voc"))
+
+    for job, outside in ((folder, 1), (coco, 2), (voc, 1)):
+        assert job["status"] == "done", job
+        assert job["counts"]["rejected"] == outside and job["total"] == outside + 1, job
+        rejected = await _rejections(importer, job["id"])
+        assert [r["reason"] for r in rejected] == ["outside_dataset"] * outside
+        assert all("outside the dataset" in r["message"] and r["filename"] in ("evil.png", "secret.png") for r in rejected)
+    assert await own_db[IMAGES].find_one({"_id": hashlib.sha256(secret).hexdigest()}) is None
+    assert await own_db[IMAGES].find_one({"_id": hashlib.sha256(own).hexdigest()})
+
+
+async def test_malformed_dataset_files_fail_the_job_saying_which_file_and_field(importer, tmp_path):
+    photo = {"a.png": skimage_photo("coffee.png")}
+    write_coco(tmp_path / "coco", {"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": 1}]}, photo)
+    write_yolo(tmp_path / "yolo", {}, photo)
+    (tmp_path / "yolo" / "classes.txt").unlink()
+    (tmp_path / "yolo" / "data.yaml").write_text("names: [a, b\n  : : :\n")
+
+    coco = await run_import(importer, kind="coco", path=str(tmp_path / "coco"))
+    assert coco["status"] == "failed" and "instances.json: category #0 (id 1) has no 'name'" in coco["error"], coco
+    yolo = await run_import(importer, kind="yolo", path=str(tmp_path / "yolo"))
+    assert yolo["status"] == "failed" and "data.yaml is not valid YAML" in yolo["error"], yolo
+
+
+async def test_a_bad_annotation_is_a_warning_and_the_image_keeps_its_good_ones(importer, tmp_path, own_db):
+    """A bad or non-finite COCO bbox, YOLO line or VOC field, an undecodable YOLO label file: a warning each,
+    and the images still arrive with every good annotation (the annotation service gets no NaN)."""
+    photos = {"a.png": unique_png(skimage_photo("coffee.png")), "b.png": unique_png(skimage_photo("chelsea.png"))}
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": ["x", 1, 2, 3]},
+        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [float("nan"), 1, 2, 3]},
+        {"id": 3, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20]},
+    ]
+    write_coco(tmp_path / "coco", {"images": [{"id": 1, "file_name": "a.png"}], "annotations": anns, "categories": [{"id": 1, "name": "cup"}]}, photos)
+    write_yolo(tmp_path / "yolo", {"a": "0 nan inf 0.1 0.1\n0 0.5 0.5 0.2 0.2\n", "b": b"\xff\xfe\n"}, photos)
+    objects = voc_object("cat", (1, 1, 5, 5), "<difficult>abc</difficult>") + voc_object("cat", (1, 1, "inf", 5)) + voc_object("cat", (2, 2, 8, 8))
+    write_voc(tmp_path / "voc", {"a": ("a.png", objects)}, photos)
+
+    for kind, warned, kept in (("coco", ["annotation 1 of a.png", "annotation 2 of a.png"], 1), ("yolo", ["labels/a.txt:1", "labels/b.txt"], 1), ("voc", ["object 0", "object 1"], 1)):
+        job = await run_import(importer, kind=kind, path=str(tmp_path / kind), dataset=f"bad-{kind}")
+        assert job["status"] == "done" and job["counts"]["rejected"] == 0, job
+        assert len(job["warnings"]) == len(warned) and all(w in got for w, got in zip(warned, job["warnings"])), job["warnings"]
+        assert job["counts"]["annotations_sent"] == kept, job
+        events = await _annotation_events(own_db, job["id"])
+        boxes = [a["bbox"] for e in events for a in e["annotations"]]
+        assert len(boxes) == kept and all(v == v for box in boxes for v in box)
+
+
+async def test_a_job_stuck_on_a_malformed_dataset_fails_at_its_next_retry(importer, tmp_path, own_db):
+    """Jobs left running by the old reader (a KeyError every lease, for ever) end at their next claim."""
+    write_coco(tmp_path / "coco", {"images": [], "categories": [{"id": 1}]})
+    fields = {"kind": "coco", "path": str(tmp_path / "coco"), "dataset": "stuck", "tags": [], "licence": None, "author": None, "created_by": None}
+    job = await JobRepository(own_db).create({"_id": "stuck-job", **fields})
+    expired = {"status": "running", "lease_owner": "ingest-gone", "lease_until": utcnow() - timedelta(seconds=1)}
+    await own_db[IMPORTS].update_one({"_id": job["_id"]}, {"$set": expired})
+    ended = await finished(importer, job["_id"])
+    assert ended["status"] == "failed" and "has no 'name'" in ended["error"], ended
+
+
+async def test_an_unforeseen_reader_error_fails_the_job_instead_of_retrying_for_ever(importer, tmp_path, monkeypatch):
+    def broken(kind, path, name):
+        raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
+
+    monkeypatch.setattr("services.ingest.importer.read_dataset", broken)
+    make_folder(tmp_path / "pets", per_class=1)
+    job = await run_import(importer, kind="folder", path=str(tmp_path / "pets"))
+    assert job["status"] == "failed" and job["error"].startswith("The folder dataset could not be read: RecursionError: maximum"), job
+
+
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [("{root}/\u0000x", "NUL character"), ("{root}/" + "a" * 5000, "File name too long"), ("~nonexistentuser-corpus/x", "home directory")],
+)
+async def test_paths_the_system_cannot_take_are_422_problems(importer, tmp_path, path, said):
+    response = await importer.post("/v1/imports", json={"kind": "folder", "path": path.format(root=tmp_path)})
+    assert response.status == 422, await response.text()
+    assert response.content_type == "application/problem+json"
+    problem = await response.json()
+    assert problem["type"].endswith("/import-path") and said in problem["detail"] and len(problem["detail"]) < 300

@@ -67,3 +67,42 @@ def make_folder(root: Path, per_class: int = 2) -> dict[str, list[str]]:
         for path in paths:
             shutil.copy(path, root / name / path.name)
     return {name: [p.name for p in paths] for name, paths in classes.items()}
+
+
+def write_coco(root: Path, doc: dict, images: dict[str, bytes] | None = None) -> Path:
+    """A COCO dataset as people lay it out (``annotations/instances.json``, ``images/``); returns its JSON."""
+    (root / "annotations").mkdir(parents=True)
+    (root / "images").mkdir()
+    for name, data in (images or {}).items():
+        (root / "images" / name).write_bytes(data)
+    index = root / "annotations" / "instances.json"
+    index.write_text(json.dumps(doc))  # float("nan") is written as NaN, which Python's JSON reads back
+    return index
+
+
+def write_yolo(root: Path, labels: dict[str, str | bytes], images: dict[str, bytes], *, classes: str = "cat\ndog\n") -> Path:
+    """A YOLO dataset: ``images/<name>``, ``labels/<stem>.txt`` (text or raw bytes) and classes.txt."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    (root / "classes.txt").write_text(classes)
+    for name, data in images.items():
+        (root / "images" / name).write_bytes(data)
+    for stem, text in labels.items():
+        (root / "labels" / f"{stem}.txt").write_bytes(text if isinstance(text, bytes) else text.encode())
+    return root
+
+
+def voc_object(name: str, box: tuple, extra: str = "") -> str:
+    xmin, ymin, xmax, ymax = box
+    return f"<object><name>{name}</name>{extra}<bndbox><xmin>{xmin}</xmin><ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>"
+
+
+def write_voc(root: Path, xmls: dict[str, tuple[str, str]], images: dict[str, bytes]) -> Path:
+    """A Pascal VOC dataset: ``Annotations/<stem>.xml`` naming (filename, objects), ``JPEGImages/``."""
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    for name, data in images.items():
+        (root / "JPEGImages" / name).write_bytes(data)
+    for stem, (filename, objects) in xmls.items():
+        (root / "Annotations" / f"{stem}.xml").write_text(f"<annotation><filename>{filename}</filename>{objects}</annotation>")
+    return root

@@ -1,4 +1,9 @@
-"""COCO instances JSON: boxes, polygons and RLE masks; categories (with supercategory) become labels."""
+"""COCO instances JSON: boxes, polygons and RLE masks; categories (with supercategory) become labels.
+
+What the JSON says is not trusted: a file that is not instances JSON, or a category the labels cannot
+be made from, is a :class:`DatasetError` (the job fails, saying what to fix); one bad image entry or
+annotation is a warning and is skipped, and the rest of the dataset is read.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,13 @@ from typing import Any
 
 from pycocotools import mask as mask_utils
 
-from services.ingest.domain.datasets.model import Dataset, DatasetError, ImportItem
+from services.ingest.domain.datasets.model import Dataset, DatasetError, ImportItem, finite_numbers
 from shared.events import ImportedAnnotation, ImportedCategory
 from shared.naming import normalize_name
+
+# What converting one malformed annotation can raise: a missing key, a value of the wrong type, or
+# pycocotools refusing it. Caught per annotation, so it costs that annotation only.
+ANNOTATION_ERRORS = (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError)
 
 
 def _index_file(path: Path) -> Path:
@@ -23,77 +32,167 @@ def _index_file(path: Path) -> Path:
     raise DatasetError(f"No COCO JSON at {path}: give the JSON file or a folder with annotations/instances.json.")
 
 
-def _image_path(index: Path, file_name: str) -> Path:
-    for folder in (index.parent.parent / "images", index.parent / "images", index.parent):
+def _home(index: Path) -> Path:
+    """The dataset's folder, which its images must lie in: the one above ``annotations/`` when the JSON
+    is there (``coco128/annotations/instances.json`` with ``coco128/images/``), else the JSON's own."""
+    return index.parent.parent if index.parent.name == "annotations" else index.parent
+
+
+def _image_path(home: Path, index: Path, file_name: str) -> Path:
+    for folder in (home / "images", index.parent / "images", index.parent):
         if (folder / file_name).is_file():
             return folder / file_name
-    return index.parent.parent / "images" / file_name  # missing: reported when read
+    return home / "images" / file_name  # missing, or leading out of the dataset: reported when read
 
 
-def compressed_rle(segmentation: dict[str, Any], height: int, width: int) -> dict[str, Any]:
-    """COCO RLE in its compressed string form (pycocotools converts the uncompressed list form)."""
-    counts = segmentation["counts"]
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int | float | str) and not isinstance(value, bool)
+
+
+def _order(value: int | float | str) -> tuple[bool, Any]:
+    """A sort key for ids that may mix numbers and strings (numbers first, in numeric order)."""
+    return isinstance(value, str), value
+
+
+def compressed_rle(segmentation: dict[str, Any]) -> dict[str, Any]:
+    """COCO RLE in its compressed string form (pycocotools converts the uncompressed list form).
+    ValueError when the RLE is malformed, so pycocotools never sees what it would crash on."""
+    counts, size = segmentation["counts"], segmentation.get("size")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size)):
+        raise ValueError("the mask's 'size' must be [height, width] (two whole numbers)")
     if isinstance(counts, list):
-        rle = mask_utils.frPyObjects(segmentation, height, width)
+        if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 2**63 for c in counts):
+            raise ValueError("the mask's 'counts' must be whole numbers ≥ 0 (run lengths)")
+        rle = mask_utils.frPyObjects(segmentation, size[0], size[1])
+    elif isinstance(counts, str):
+        rle = {"size": size, "counts": counts.encode()}
     else:
-        rle = {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+        raise ValueError("the mask's 'counts' must be a list of run lengths or an RLE string")
+    try:
+        text = rle["counts"].decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError("the mask's 'counts' string is not COCO RLE (it is not ASCII)") from None
+    return {"size": [int(v) for v in rle["size"]], "counts": text}
 
 
-def _annotation(raw: dict[str, Any], label: str, height: int, width: int) -> ImportedAnnotation:
+def _annotation(raw: dict[str, Any], label: str) -> ImportedAnnotation:
     seg = raw.get("segmentation")
     common: dict[str, Any] = {
         "source_id": str(raw["id"]),
         "label": label,
-        "bbox": [float(v) for v in raw["bbox"]] if raw.get("bbox") else None,
-        "attributes": {"iscrowd": int(raw.get("iscrowd", 0)), "area": float(raw.get("area", 0.0))},
+        "bbox": finite_numbers(raw["bbox"], "'bbox'") if raw.get("bbox") else None,
+        "attributes": {"iscrowd": int(raw.get("iscrowd") or 0), "area": finite_numbers([raw.get("area") or 0.0], "'area'")[0]},
     }
     if isinstance(seg, dict) and "counts" in seg:
-        return ImportedAnnotation(type="mask", rle=compressed_rle(seg, height, width), **common)
+        return ImportedAnnotation(type="mask", rle=compressed_rle(seg), **common)
     if isinstance(seg, list) and seg:
-        rings = [[float(v) for v in ring] for ring in seg if len(ring) >= 6]
+        rings = [finite_numbers(ring, "'segmentation' ring") for ring in seg if not isinstance(ring, list) or len(ring) >= 6]
         if rings:
             return ImportedAnnotation(type="polygon", polygon=rings, **common)
     return ImportedAnnotation(type="bbox", **common)
 
 
-def read(path: Path, name: str) -> Dataset:
-    index = _index_file(path)
+def _why(exc: Exception) -> str:
+    return f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+
+
+def _document(index: Path) -> dict[str, Any]:
     try:
         doc = json.loads(index.read_bytes())
-        images, annotations, raw_categories = doc["images"], doc.get("annotations", []), doc.get("categories", [])
-    except (ValueError, KeyError, TypeError) as exc:
+    except ValueError as exc:  # not JSON, or not UTF-8
         raise DatasetError(f"{index} is not COCO instances JSON: {exc}.") from None
-    licences = {lic.get("id"): lic.get("name") for lic in doc.get("licenses", []) if isinstance(lic, dict)}
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        raise DatasetError(f"{index} is not COCO instances JSON: it needs an 'images' list.")
+    for key in ("annotations", "categories", "licenses"):
+        if not isinstance(doc.get(key, []), list):
+            raise DatasetError(f"{index} is not COCO instances JSON: its {key!r} is not a list.")
+    return doc
+
+
+def _categories(index: Path, raw_categories: list[Any]) -> tuple[dict[str, ImportedCategory], dict[Any, str]]:
+    """The labels (supercategories become parents) and each category id's label. A category that cannot
+    become a label fails the dataset: every annotation of it would otherwise be lost without a word."""
     categories: dict[str, ImportedCategory] = {}
     by_id: dict[Any, str] = {}
-    for cat in raw_categories:
+    for number, cat in enumerate(raw_categories):
+        where = f"{index}: category #{number}"
+        if not isinstance(cat, dict):
+            raise DatasetError(f"{where} is not an object with 'id' and 'name'.")
+        if not _is_id(cat.get("name")):
+            raise DatasetError(f"{where} (id {cat.get('id')!r}) has no 'name'.")
+        if not _is_id(cat.get("id")):
+            raise DatasetError(f"{where} ({cat['name']!r}) has no usable 'id' (a number or a string).")
         label = normalize_name(str(cat["name"]))
         parent = normalize_name(str(cat.get("supercategory") or "")) or None
         by_id[cat["id"]] = label
         categories[label] = ImportedCategory(name=label, external_id=str(cat["id"]), parent=parent if parent != label else None)
     for parent in {c.parent for c in categories.values() if c.parent} - set(categories):
         categories[parent] = ImportedCategory(name=parent)
+    return categories, by_id
+
+
+def _licences(doc: dict[str, Any]) -> dict[Any, str | None]:
+    """Licence names by id; an entry without a usable id is ignored (its images get the job's licence)."""
+    return {
+        lic["id"]: lic.get("name") if isinstance(lic.get("name"), str) else None
+        for lic in doc.get("licenses", [])
+        if isinstance(lic, dict) and _is_id(lic.get("id"))
+    }
+
+
+def _per_image(annotations: list[Any], warnings: list[str]) -> dict[Any, list[dict[str, Any]]]:
     per_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for ann in annotations:
+    for number, ann in enumerate(annotations):
+        if not isinstance(ann, dict) or not _is_id(ann.get("id")) or not _is_id(ann.get("image_id")):
+            warnings.append(f"annotation #{number}: no usable 'id' and 'image_id'; skipped")
+            continue
         per_image[ann["image_id"]].append(ann)
+    return per_image
+
+
+def _image_annotations(image: dict[str, Any], raws: list[dict[str, Any]], by_id: dict[Any, str], warnings: list[str]) -> tuple[ImportedAnnotation, ...]:
+    anns = []
+    for raw in sorted(raws, key=lambda a: _order(a["id"])):
+        category = raw.get("category_id")
+        label = by_id.get(category) if _is_id(category) else None
+        if label is None:
+            warnings.append(f"annotation {raw['id']}: unknown category {category}")
+            continue
+        try:
+            anns.append(_annotation(raw, label))
+        except ANNOTATION_ERRORS as exc:
+            warnings.append(f"annotation {raw['id']} of {image['file_name']}: {_why(exc)}; skipped")
+    return tuple(anns)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def read(path: Path, name: str) -> Dataset:
+    index = _index_file(path)
+    doc = _document(index)
+    categories, by_id = _categories(index, doc.get("categories", []))
+    licences = _licences(doc)
     warnings: list[str] = []
+    per_image = _per_image(doc.get("annotations", []), warnings)
+    images = []
+    for number, image in enumerate(doc["images"]):
+        if isinstance(image, dict) and _is_id(image.get("id")) and _text(image.get("file_name")):
+            images.append(image)
+        else:
+            warnings.append(f"image #{number}: no usable 'id' and 'file_name'; skipped")
+    home = _home(index)
     items: list[ImportItem] = []
-    for image in sorted(images, key=lambda i: str(i["file_name"])):
-        anns = []
-        for raw in sorted(per_image.get(image["id"], []), key=lambda a: a["id"]):
-            label = by_id.get(raw["category_id"])
-            if label is None:
-                warnings.append(f"annotation {raw['id']}: unknown category {raw['category_id']}")
-                continue
-            anns.append(_annotation(raw, label, int(image["height"]), int(image["width"])))
+    for image in sorted(images, key=lambda i: i["file_name"]):
+        licence = image.get("license")
         items.append(
             ImportItem(
-                path=_image_path(index, image["file_name"]),
+                path=_image_path(home, index, image["file_name"]),
                 source_id=str(image["id"]),
-                annotations=tuple(anns),
-                licence=licences.get(image.get("license")),
-                uri=image.get("coco_url") or image.get("flickr_url"),
+                annotations=_image_annotations(image, per_image.get(image["id"], []), by_id, warnings),
+                licence=licences.get(licence) if _is_id(licence) else None,
+                uri=_text(image.get("coco_url")) or _text(image.get("flickr_url")),
             )
         )
-    return Dataset(name=name, root=index.parent, items=items, categories=categories, warnings=warnings)
+    return Dataset(name=name, root=index.parent, items=items, categories=categories, warnings=warnings, boundary=home)

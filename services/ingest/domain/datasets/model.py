@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,13 @@ class Dataset:
     items: list[ImportItem]
     categories: dict[str, ImportedCategory] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # The folder every item's file must resolve inside (links followed): ``root`` unless the reader
+    # says otherwise (a COCO JSON in ``annotations/`` has its images in the folder above).
+    boundary: Path | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.boundary or self.root
 
     def categories_for(self, annotations: tuple[ImportedAnnotation, ...]) -> list[ImportedCategory]:
         used = {a.label for a in annotations}
@@ -54,3 +62,28 @@ def in_pixels(annotation: ImportedAnnotation, width: int, height: int) -> Import
 
 def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def finite_numbers(values: object, what: str) -> list[float]:
+    """``values`` as floats; ValueError naming ``what`` when one is not a number or not finite.
+
+    NaN or infinity in one annotation would make its whole event unreadable downstream (JSON has
+    neither), so the readers refuse that annotation here and keep the image's others.
+    """
+    if not isinstance(values, list | tuple):
+        raise ValueError(f"{what} is not a list of numbers")
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{what}: not all numbers ({values!r:.80})") from None
+    if not all(math.isfinite(v) for v in numbers):
+        raise ValueError(f"{what}: not all finite (NaN or infinity)")
+    return numbers
+
+
+def inside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, links followed, lies inside ``folder``; a path the system cannot resolve is not."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a link loop, a name too long
+        return False

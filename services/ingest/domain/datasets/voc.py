@@ -9,7 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from services.ingest.domain.datasets.model import Dataset, DatasetError, ImportItem
+from services.ingest.domain.datasets.model import Dataset, DatasetError, ImportItem, finite_numbers, inside
 from shared.events import ImportedAnnotation, ImportedCategory
 from shared.naming import normalize_name
 
@@ -25,10 +25,47 @@ def _box(obj: ET.Element) -> list[float]:
     box = obj.find("bndbox")
     if box is None:
         raise ValueError("an object without bndbox")
-    xmin, ymin, xmax, ymax = (float(box.findtext(k) or "nan") for k in ("xmin", "ymin", "xmax", "ymax"))
+    texts = {k: (box.findtext(k) or "").strip() for k in ("xmin", "ymin", "xmax", "ymax")}
+    if missing := [k for k, text in texts.items() if not text]:
+        raise ValueError(f"bndbox without <{missing[0]}>")
+    xmin, ymin, xmax, ymax = finite_numbers(list(texts.values()), "bndbox")
     if not (xmax >= xmin and ymax >= ymin):
         raise ValueError(f"an empty or inverted box ({xmin}, {ymin}, {xmax}, {ymax})")
-    return [xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1]
+    return finite_numbers([xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1], "bndbox")
+
+
+def _flag(obj: ET.Element, name: str) -> int:
+    text = (obj.findtext(name) or "0").strip()
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"<{name}> is {text[:40]!r}, not a whole number") from None
+
+
+def _annotation(obj: ET.Element, rel: str, number: int) -> ImportedAnnotation:
+    """One ``<object>``; ValueError saying which field is wrong (the object is then skipped, with a warning)."""
+    label = normalize_name(obj.findtext("name") or "")
+    if not label:
+        raise ValueError("an object without a name")
+    bbox = _box(obj)
+    attributes: dict[str, int | str] = {k: _flag(obj, k) for k in ("difficult", "truncated", "occluded") if obj.find(k) is not None}
+    if obj.findtext("pose"):
+        attributes["pose"] = obj.findtext("pose")
+    return ImportedAnnotation(source_id=f"{rel}#{number}", type="bbox", label=label, bbox=bbox, attributes=attributes)
+
+
+def _parse(xml_path: Path, root: Path, rel: str, warnings: list[str]) -> ET.Element | None:
+    """The XML's root element; None (and a warning) when it is not XML, cannot be read or leads out of the dataset."""
+    if not inside(xml_path, root):
+        warnings.append(f"{rel}: leads outside the dataset; not read")
+        return None
+    try:
+        return ET.parse(xml_path).getroot()
+    except ET.ParseError as exc:
+        warnings.append(f"{rel}: not XML ({exc})")
+    except OSError as exc:
+        warnings.append(f"{rel}: cannot be read ({exc.strerror or exc})")
+    return None
 
 
 def read(root: Path, name: str) -> Dataset:
@@ -43,26 +80,18 @@ def read(root: Path, name: str) -> Dataset:
     items: list[ImportItem] = []
     for xml_path in xml_files:
         rel = xml_path.relative_to(root).as_posix()
-        try:
-            tree = ET.parse(xml_path).getroot()
-        except ET.ParseError as exc:
-            warnings.append(f"{rel}: not XML ({exc})")
+        tree = _parse(xml_path, root, rel, warnings)
+        if tree is None:
             continue
         filename = (tree.findtext("filename") or xml_path.with_suffix(".jpg").name).strip()
         anns: list[ImportedAnnotation] = []
         for number, obj in enumerate(tree.iter("object")):
-            label = normalize_name(obj.findtext("name") or "")
             try:
-                if not label:
-                    raise ValueError("an object without a name")
-                bbox = _box(obj)
+                annotation = _annotation(obj, rel, number)
             except ValueError as exc:
                 warnings.append(f"{rel} object {number}: {exc}")
                 continue
-            categories.setdefault(label, ImportedCategory(name=label))
-            attributes = {k: int(obj.findtext(k) or 0) for k in ("difficult", "truncated", "occluded") if obj.find(k) is not None}
-            if obj.findtext("pose"):
-                attributes["pose"] = obj.findtext("pose")
-            anns.append(ImportedAnnotation(source_id=f"{rel}#{number}", type="bbox", label=label, bbox=bbox, attributes=attributes))
+            categories.setdefault(annotation.label, ImportedCategory(name=annotation.label))
+            anns.append(annotation)
         items.append(ImportItem(path=_image_for(root, xml_path, filename), source_id=rel, annotations=tuple(anns)))
     return Dataset(name=name, root=root, items=items, categories=categories, warnings=warnings)
