@@ -2,16 +2,18 @@
 
 Keys and users live in MongoDB (``api_keys``, ``users``; the annotation
 service manages them). Every service looks keys up there read-only, with a
-short cache, so a revoked key stops working within ``CACHE_SECONDS``.
+short cache, so a revoked key stops working within ``CACHE_SECONDS``. The
+cache holds at most ``CACHE_ENTRIES`` keys, so a client sending random keys
+cannot grow it without bound.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
+from cachetools import TTLCache
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.auth.keys import hash_key
@@ -21,6 +23,8 @@ from shared.problems import Problem, problem_type
 USERS = "users"
 API_KEYS = "api_keys"
 CACHE_SECONDS = 5.0
+CACHE_ENTRIES = 10_000
+MAX_KEY_CHARS = 256  # keys this system makes have 47
 
 
 @dataclass(frozen=True)
@@ -45,19 +49,19 @@ def presented_key(request: web.Request) -> str | None:
 
 
 class Authenticator:
-    def __init__(self, db: AsyncDatabase, *, anonymous_read: bool) -> None:
+    def __init__(self, db: AsyncDatabase, *, anonymous_read: bool, cache_entries: int = CACHE_ENTRIES) -> None:
         self.db = db
         self.anonymous_read = anonymous_read
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._cache: TTLCache[str, Principal | None] = TTLCache(maxsize=cache_entries, ttl=CACHE_SECONDS)
 
     async def principal_for(self, key: str) -> Principal | None:
+        if len(key) > MAX_KEY_CHARS or not key.isprintable():
+            return None  # no key this system made (header bytes that are not UTF-8 arrive as lone surrogates)
         digest = hash_key(key)
-        cached = self._cache.get(digest)
-        now = time.monotonic()
-        if cached and now - cached[0] < CACHE_SECONDS:
-            return cached[1]
+        if digest in self._cache:
+            return self._cache[digest]
         principal = await self._lookup(digest)
-        self._cache[digest] = (now, principal)
+        self._cache[digest] = principal
         return principal
 
     async def _lookup(self, digest: str) -> Principal | None:

@@ -99,18 +99,23 @@ class Bus:
             await channel.close()
 
     async def replay_parked(self, service: str | None = None, limit: int = 1000) -> int:
-        """Move parked messages back onto the exchange under their original routing key."""
+        """Move the messages parked when this is called (at most ``limit``) back onto the service's queue.
+
+        Each goes to the queue it was parked from (through the default exchange), not to the topic exchange,
+        which would hand it to every other subscriber of its type as well. Only as many as were parked at the
+        start are moved: one that fails again is parked behind them, and is not taken a second time.
+        """
         assert self._channel is not None, "connect() first"
         queue_name = self.settings.queue_name(service)
-        dlq = await self._channel.get_queue(dead_letter_queue_name(queue_name), ensure=True)
+        dlq = await self._channel.declare_queue(dead_letter_queue_name(queue_name), passive=True)
+        parked = dlq.declaration_result.message_count or 0
         replayed = 0
-        while replayed < limit:
+        while replayed < min(limit, parked):
             message = await dlq.get(no_ack=False, fail=False)
             if message is None:
                 break
             headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
-            routing_key = str((message.headers or {}).get("x-original-routing-key") or message.type)
-            await self.topology.exchange.publish(
+            await self._channel.default_exchange.publish(
                 aio_pika.Message(
                     body=message.body,
                     headers=headers,
@@ -120,7 +125,7 @@ class Bus:
                     type=message.type,
                     correlation_id=message.correlation_id,
                 ),
-                routing_key=routing_key,
+                routing_key=queue_name,
             )
             await message.ack()
             replayed += 1

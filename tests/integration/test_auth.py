@@ -67,3 +67,26 @@ async def test_revoked_key_is_refused(search_client, key_for, mongo_db):
 async def test_health_and_metrics_need_no_key(search_client):
     for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
         assert (await search_client.get(path, headers={"Authorization": ""})).status == 200
+
+
+@pytest.mark.parametrize("header", [b"Authorization: Bearer \xff\xfe\xe9", b"X-API-Key: \xc3\x28abc", b"Authorization: Bearer " + b"k" * 5000])
+async def test_a_key_no_system_made_is_401_not_500(search_client, header):
+    import asyncio
+
+    url = search_client.make_url("/v1/search")
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(b"GET /v1/search HTTP/1.1\r\nHost: x\r\n" + header + b"\r\nConnection: close\r\n\r\n")
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+
+
+async def test_the_key_cache_is_bounded(mongo_db, key_for):
+    from shared.auth.guard import Authenticator
+
+    authenticator = Authenticator(mongo_db, anonymous_read=False, cache_entries=20)
+    for _ in range(60):
+        assert await authenticator.principal_for(generate_key()) is None
+    assert len(authenticator._cache) == 20
+    known = (await key_for(Role.READER))["Authorization"].split()[1]
+    assert (await authenticator.principal_for(known)).role is Role.READER

@@ -124,6 +124,33 @@ async def test_failure_after_all_attempts_is_parked_then_replayed(bus):
     assert attempts[-1] == sent.id
 
 
+async def test_a_replayed_message_that_fails_again_is_parked_once_more_not_replayed_again(bus):
+    attempts = []
+
+    async def still_broken(envelope, data):
+        attempts.append(envelope.id)
+        raise PermanentError("a bug the replay does not fix")  # parked after one attempt
+
+    await bus.consume({"image.ingested": still_broken})
+    await bus.publish(ingested(7))
+    await bus.publish(ingested(8))
+    await eventually(lambda: asyncio.sleep(0, len(attempts) == 2))
+    await eventually(lambda: _parked_count(bus, 2))
+    assert await bus.replay_parked(limit=1000) == 2  # each once, though each is parked again at once
+    await eventually(lambda: asyncio.sleep(0, len(attempts) == 4))
+    await eventually(lambda: _parked_count(bus, 2))
+    await asyncio.sleep(0.3)
+    assert len(attempts) == 4
+
+
+async def _parked_count(bus, expected: int) -> bool:
+    connection = await aio_pika.connect(bus.settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        dlq = await channel.declare_queue(dead_letter_queue_name(bus.settings.queue_name()), passive=True)
+        return dlq.declaration_result.message_count == expected
+
+
 async def _count(queue) -> int:
     declared = await queue.channel.declare_queue(queue.name, passive=True)
     return declared.declaration_result.message_count
