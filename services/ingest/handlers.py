@@ -1,7 +1,12 @@
 """Message handlers: ``image.submitted`` from upstream producers.
 
 Idempotent on the producer's ``source_event_id`` (a ``submissions`` record):
-a redelivered or re-sent submission is taken once. A transient failure
+a redelivered or re-sent submission is taken once. The record is claimed
+before the image is taken (status ``taking``, with a lease), so two deliveries
+of one event handled at the same moment do not both store an image: the
+second waits (retried as during an outage, no attempts counted) until the
+first has finished, then acks as a repeat; a claim whose consumer died is
+taken over once its lease runs out. A transient failure
 (network, 5xx, storage unavailable) raises, so the bus retries it with
 back-off and parks it after the last attempt, and a ``retries_exhausted``
 rejection says so (a replay of the parked event is taken as new); a permanent
@@ -14,6 +19,8 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -28,11 +35,19 @@ from services.ingest.service import IngestDeps, Outcome, Submission, ingest
 from shared.bus import Handler
 from shared.events import AnnotationsImported, Envelope, EventData, ImageSubmitted, ImportedAnnotation, ImportedCategory, utcnow
 from shared.naming import normalize_names
+from shared.outages import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
 SUBMISSIONS = "submissions"
+TAKING = "taking"  # a submission's status while one delivery is taking it
 LABELS_NAMESPACE = uuid.UUID("0b8f4f7e-3f5d-4a4e-8f53-5b8e2d1c9a10")
+
+
+class SubmissionBusy(DependencyUnavailable):
+    """Another delivery of the same submission is being taken: wait for it, as for a store that is busy."""
+
+    store = "another delivery of the same submission"
 
 
 @dataclass(frozen=True)
@@ -67,9 +82,36 @@ class SubmissionHandler:
 
     async def handle(self, envelope: Envelope, data: EventData) -> None:
         assert isinstance(data, ImageSubmitted)
-        if await self.db[SUBMISSIONS].find_one({"_id": data.source_event_id}, {"_id": 1}):
+        if await self._claim(data.source_event_id) is not None:
             log.info("submission seen before", extra={"source_event_id": data.source_event_id})
             return
+        try:
+            await self._take(envelope, data)
+        except BaseException:
+            # Free the claim for the next attempt (a crash leaves it to expire instead).
+            await self.db[SUBMISSIONS].delete_one({"_id": data.source_event_id, "status": TAKING})
+            raise
+
+    async def _claim(self, event_id: str) -> dict[str, Any] | None:
+        """None when this delivery now holds the submission; its record when it was taken before.
+
+        Raises :class:`SubmissionBusy` while another delivery holds an unexpired claim on it."""
+        now = utcnow()
+        lease = {"status": TAKING, "lease_until": now + timedelta(seconds=self.deps.settings.submission_lease_seconds)}
+        try:
+            await self.db[SUBMISSIONS].insert_one({"_id": event_id, **lease})
+            return None
+        except DuplicateKeyError:
+            pass
+        expired = {"_id": event_id, "status": TAKING, "lease_until": {"$lt": now}}
+        if await self.db[SUBMISSIONS].find_one_and_update(expired, {"$set": lease}) is not None:
+            return None  # its consumer died mid-way: taken over
+        record = await self.db[SUBMISSIONS].find_one({"_id": event_id})
+        if record is None or record.get("status") == TAKING:  # held (or just let go: the next attempt claims it)
+            raise SubmissionBusy(f"another delivery of submission {event_id!r} is being taken")
+        return record
+
+    async def _take(self, envelope: Envelope, data: ImageSubmitted) -> None:
         where = _where(data)
         origin = _origin(data, where)
         template = Submission(
@@ -125,10 +167,10 @@ class SubmissionHandler:
             self.deps.relay.nudge()
 
     async def _record(self, data: ImageSubmitted, fields: dict) -> None:
-        try:
-            await self.db[SUBMISSIONS].insert_one({"_id": data.source_event_id, **fields, "at": utcnow()})
-        except DuplicateKeyError:
-            pass
+        """The claim becomes the submission's record: taken, with what came of it."""
+        await self.db[SUBMISSIONS].update_one(
+            {"_id": data.source_event_id}, {"$set": {**fields, "at": utcnow()}, "$unset": {"lease_until": ""}}, upsert=True
+        )
 
 
 async def record_invalid(deps: IngestDeps, body: bytes, error: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aio_pika
 from aio_pika.abc import AbstractExchange
 
-from shared.events import Envelope
+from shared.events import CATALOG, Envelope, UnknownEventError
 from shared.metrics import EVENTS_PUBLISHED
 
 
@@ -24,6 +24,11 @@ def to_message(envelope: Envelope) -> aio_pika.Message:
 
 
 async def publish(exchange: AbstractExchange, envelope: Envelope) -> None:
-    """Publish persistently and wait for the broker's confirm (the channel has confirms on)."""
+    """Publish persistently and wait for the broker's confirm (the channel has confirms on).
+
+    A type (and schema) the catalog does not know is refused here, at the producer: the broker would take
+    it, route it to no queue, confirm it and drop it (a typo such as ``image.submited``)."""
+    if (envelope.type, envelope.schema_) not in CATALOG:
+        raise UnknownEventError(f"no event {envelope.type!r} schema {envelope.schema_} in the catalog: nothing would receive it")
     await exchange.publish(to_message(envelope), routing_key=envelope.type)
     EVENTS_PUBLISHED.labels(type=envelope.type).inc()

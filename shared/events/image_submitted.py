@@ -9,18 +9,23 @@ is taken once.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.events.envelope import EventData
+
+# Free metadata is kept in the image's MongoDB document (16 MiB at most, with everything else).
+MAX_METADATA_BYTES = 64 * 1024
 
 
 class S3Object(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    bucket: str
-    key: str
+    # S3's bucket naming rules; a key is 1 to 1,024 characters.
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+    key: str = Field(min_length=1, max_length=1024)
 
 
 class SubmittedSource(BaseModel):
@@ -45,6 +50,14 @@ class ImageSubmitted(EventData):
     tags: list[str] = []
     labels: list[str] = []  # image-level classes
     metadata: dict[str, Any] = {}
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded_metadata(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(metadata, default=str).encode())
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"'metadata' is {size:,} bytes as JSON; at most {MAX_METADATA_BYTES:,} are kept with an image")
+        return metadata
 
     @model_validator(mode="after")
     def _exactly_one_location(self) -> ImageSubmitted:

@@ -38,6 +38,8 @@ class S3Reader:
             raise ObjectUnavailable("storage_error", f"Reading {where} failed: {exc.code}.", transient=True) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ObjectUnavailable("storage_error", f"Reading {where} failed: {exc}.", transient=True) from None
+        except ValueError as exc:  # the client refuses the reference itself (a bucket name S3 does not allow)
+            raise ObjectUnavailable("invalid_message", f"{where} is not an object reference: {exc}.", transient=False) from None
 
     def _read(self, bucket: str, key: str, max_bytes: int) -> bytes:
         size = self._client.stat_object(bucket, key).size or 0

@@ -1,5 +1,6 @@
 """``image.submitted`` from upstream: by S3 reference or URL, idempotent, rejected with reasons, parked when transient."""
 
+import asyncio
 import hashlib
 import uuid
 
@@ -14,7 +15,7 @@ from shared.bus import Bus, dead_letter_queue_name
 from shared.events import Envelope, ImageSubmitted
 from shared.outbox import OUTBOX
 from tests.conftest import eventually
-from tests.photos import skimage_photo
+from tests.photos import skimage_photo, unique_png
 
 
 async def parked_message(channel: aio_pika.abc.AbstractChannel, queue: str) -> aio_pika.abc.AbstractIncomingMessage:
@@ -43,7 +44,8 @@ def submitted(**data) -> Envelope:
 
 
 async def _record(mongo_db, event_id):
-    return await mongo_db[SUBMISSIONS].find_one({"_id": event_id})
+    """The submission's record once settled (while a delivery takes it, it is a claim: status 'taking')."""
+    return await mongo_db[SUBMISSIONS].find_one({"_id": event_id, "status": {"$ne": "taking"}})
 
 
 async def test_s3_submission_is_ingested_once_with_its_labels(ingest_client, bus, blob_store, mongo_db):
@@ -126,3 +128,68 @@ async def test_transient_failures_are_retried_then_parked_and_listed_as_rejectio
         assert await mongo_db[SUBMISSIONS].find_one({"_id": event_id}) is None
     finally:
         await upstream.close()
+
+
+def _consumed_ok() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("corpus_events_consumed_total", {"type": "image.submitted", "outcome": "ok"}) or 0.0
+
+
+async def test_two_deliveries_of_one_event_at_the_same_moment_store_one_image(ingest_client, bus, blob_store, mongo_db):
+    photos = [unique_png(skimage_photo("rocket.jpg")) for _ in range(2)]  # different bytes, so both could be stored
+    for n, data in enumerate(photos):
+        await blob_store.put(f"upstream/race-{n}.png", data, "image/png")
+    event_id = f"race-{uuid.uuid4().hex}"
+    before = _consumed_ok()
+    await asyncio.gather(
+        *(bus.publish(submitted(source_event_id=event_id, s3={"bucket": blob_store.bucket, "key": f"upstream/race-{n}.png"})) for n in range(2))
+    )
+    await eventually(lambda: asyncio.sleep(0, _consumed_ok() - before >= 2))  # both deliveries handled and acked
+    record = await _record(mongo_db, event_id)
+    stored = [await mongo_db[IMAGES].find_one({"_id": hashlib.sha256(data).hexdigest()}) for data in photos]
+    assert sum(doc is not None for doc in stored) == 1, "one submission, one image"
+    assert record["status"] == "created" and record["image_id"] in {hashlib.sha256(data).hexdigest() for data in photos}
+    assert "lease_until" not in record
+
+
+async def test_a_claim_left_by_a_consumer_that_died_is_taken_over_when_its_lease_runs_out(ingest_client, bus, blob_store, mongo_db):
+    from datetime import UTC, datetime, timedelta
+
+    data = unique_png(skimage_photo("rocket.jpg"))
+    await blob_store.put("upstream/orphaned-claim.png", data, "image/png")
+    event_id = f"died-{uuid.uuid4().hex}"
+    await mongo_db[SUBMISSIONS].insert_one({"_id": event_id, "status": "taking", "lease_until": datetime.now(UTC) - timedelta(seconds=1)})
+    await bus.publish(submitted(source_event_id=event_id, s3={"bucket": blob_store.bucket, "key": "upstream/orphaned-claim.png"}))
+    record = await eventually(lambda: mongo_db[SUBMISSIONS].find_one({"_id": event_id, "status": {"$ne": "taking"}}))
+    assert (record["status"], record["image_id"]) == ("created", hashlib.sha256(data).hexdigest())
+
+
+@pytest.mark.parametrize(
+    "data, says",
+    [
+        ({"s3": {"bucket": "../..", "key": "../../etc/passwd"}}, "s3.bucket"),
+        ({"s3": {"bucket": "corpus", "key": ""}}, "s3.key"),
+        ({"url": "https://example.org/a.jpg", "metadata": {"blob": "z" * 70_000}}, "at most 65,536"),
+    ],
+    ids=["bucket", "empty-key", "metadata"],
+)
+async def test_a_reference_or_metadata_nothing_can_take_is_an_invalid_message_at_once(ingest_client, names, mongo_db, data, says):
+    marker = f"invalid-{uuid.uuid4().hex}"
+    body = Envelope(type="image.submitted", schema=1, producer="scraper-test", correlation_id="c-2", data={"source_event_id": marker, **data})
+    connection = await aio_pika.connect(IngestSettings(**names).amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(names["amqp_exchange"])
+        await exchange.publish(aio_pika.Message(body.to_json()), routing_key="image.submitted")
+        message = await parked_message(channel, f"{names['amqp_exchange']}.ingest")
+    assert message.headers["x-outcome"] == "invalid" and says in message.headers["x-error"]
+    assert await mongo_db[REJECTIONS].find_one({"reason": "invalid_message", "message": {"$regex": says.replace(".", r"\.")}})
+
+
+async def test_the_bus_refuses_to_publish_an_event_type_nothing_would_receive(bus):
+    from shared.events import UnknownEventError
+
+    typo = Envelope(type="image.submited", schema=1, producer="scraper-test", correlation_id="c-3", data={"source_event_id": "x", "url": "https://example.org/a.jpg"})
+    with pytest.raises(UnknownEventError, match="image.submited"):
+        await bus.publish(typo)
