@@ -21,16 +21,16 @@ EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "TIFF": "tif", "WEBP": 
 
 
 def _file_names(docs: list[dict]) -> list[dict]:
-    """Each image under its original file name, made unique (and given one if it has none)."""
-    seen: set[str] = set()
-    out = []
-    for doc in docs:
-        name = doc.get("filename") or f"{doc['_id']}.{EXTENSIONS.get(doc.get('format', ''), 'bin')}"
-        if name in seen:
-            name = f"{doc['_id'][:12]}_{name}"
-        seen.add(name)
-        out.append({"id": doc["_id"], "sha256": doc["sha256"], "file_name": name, "width": doc["width"], "height": doc["height"]})
-    return out
+    """Each image under its original file name's last segment (given one if it has none), with a stem no other
+    image of the export has: archive members never leave their folder, and label files match their images."""
+    names = [
+        (doc["_id"], export_formats.safe_file_name(doc.get("filename"), f"{doc['_id']}.{EXTENSIONS.get(doc.get('format', ''), 'bin')}"))
+        for doc in docs
+    ]
+    return [
+        {"id": doc["_id"], "sha256": doc["sha256"], "file_name": name, "width": doc["width"], "height": doc["height"]}
+        for doc, name in zip(docs, export_formats.unique_file_names(names), strict=True)
+    ]
 
 
 async def select_images(deps: AnnotationDeps, image_ids: list[str] | None, dataset: str | None, limit: int) -> list[str]:

@@ -123,12 +123,33 @@ def export(
     url: str = URL,
     key: str = KEY,
 ) -> None:
+    _check_out(out)
     body = {"format": fmt, "image_ids": image_id or None, "dataset": dataset}
     if search is not None:
-        try:
-            body["search"] = dict(parse_qsl(search.lstrip("?"), strict_parsing=bool(search.strip("?"))))
-        except ValueError:
-            raise typer.BadParameter(f"--search {search!r} is not a query string such as 'labels=person&min_width=640'") from None
+        body["search"] = _search_query(search)
     data = call(url, key, "POST", "/v1/exports", json=body, timeout=aiohttp.ClientTimeout(total=3600))
     out.write_bytes(data)
     console.print(f"wrote {out} ({len(data):,} bytes)")
+
+
+def _check_out(out: Path) -> None:
+    """Before the download, not after: an export can take minutes, and a typo in the folder would waste them."""
+    if out.is_dir():
+        raise typer.BadParameter(f"{out} is a folder; give the zip file's name, e.g. {out / 'export.zip'}", param_hint="--out")
+    if not out.parent.is_dir():
+        raise typer.BadParameter(f"the folder {out.parent} does not exist; create it first or choose another", param_hint="--out")
+
+
+def _search_query(search: str) -> dict[str, str]:
+    """``--search`` as search's parameters, each value as given (blank ones too: search decides on them). A name
+    given twice is refused, as search refuses it: keeping one value would export something other than asked."""
+    try:
+        pairs = parse_qsl(search.lstrip("?"), keep_blank_values=True, strict_parsing=bool(search.strip("?")))
+    except ValueError:
+        raise typer.BadParameter(f"--search {search!r} is not a query string such as 'labels=person&min_width=640'") from None
+    repeated = sorted({name for name, _ in pairs if sum(1 for other, _ in pairs if other == name) > 1})
+    if repeated:
+        raise typer.BadParameter(
+            f"--search gives {', '.join(repeated)} more than once; give each once, a list comma-separated (labels=zebra,giraffe)"
+        )
+    return dict(pairs)

@@ -52,7 +52,7 @@ def endpoints() -> list[Endpoint]:
     return [
         Endpoint("GET", "/v1/search", views.search, "Search images: free text, filters, facets, sorting, cursor pagination",
                  permission=read, tag="search", parameters=_search_parameters(),
-                 responses={200: SearchPage, 400: "Bad parameter: unknown name, bad value, inverted range, page size over the cap, bad cursor",
+                 responses={200: SearchPage, 400: "Bad parameter: unknown name, bad value, inverted range, page size over the cap, a parameter given twice, bad cursor",
                             410: "The cursor's snapshot expired: search again from the first page"}),
         Endpoint("GET", "/v1/images/{image_id}", views.get_image,
                  "One image document with labels, annotations and time-limited URLs to its original and thumbnail",
@@ -67,7 +67,7 @@ def endpoints() -> list[Endpoint]:
                  permission=read, tag="similarity", parameters=_SIMILAR,
                  request_body={"content": {"image/*": {"schema": {"type": "string", "format": "binary"}},
                                            "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},
-                 responses={200: SimilarPage, 400: "No image sent, or a bad parameter", 422: "Not a decodable image"}),
+                 responses={200: SimilarPage, 400: "No image sent, a malformed multipart body, or a bad parameter", 422: "Not a decodable image"}),
         Endpoint("GET", "/v1/near-duplicates", similar_views.near_duplicate_clusters,
                  "Near-duplicate clusters: each original with the images that nearly duplicate it", permission=read,
                  tag="similarity", parameters=[query_param("cursor", "The `next` value of the previous page", {"type": "string"})],

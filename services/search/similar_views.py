@@ -6,11 +6,13 @@ import base64
 import json
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from services.search.deps import HASHER, INDEX, READER, SEARCH_SETTINGS, SIMILARITY
 from services.search.domain.errors import bad_cursor, bad_parameter
 from services.search.domain.hash_index import parse_hash
 from services.search.domain.hashing import NotAnImage
+from services.search.domain.params import single_values
 from services.search.domain.similar_params import SimilarParams, parse_similar
 from services.search.models import ClusterPage, NearDuplicateCluster, SimilarImage, SimilarPage
 from services.search.views import index_errors
@@ -23,7 +25,7 @@ CLUSTER_MEMBERS = 100
 def _params(request: web.Request) -> SimilarParams:
     settings = request.app[SEARCH_SETTINGS]
     return parse_similar(
-        dict(request.query),
+        single_values(request.query),
         default_radius=settings.similar_radius_default,
         max_radius=settings.similar_radius_max,
         max_k=settings.similar_limit_max,
@@ -64,7 +66,11 @@ async def similar_to_image(request: web.Request) -> web.Response:
 
 async def _uploaded_bytes(request: web.Request) -> bytes:
     if request.content_type.startswith("multipart/"):
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (HttpProcessingError, ValueError) as exc:
+            # aiohttp's multipart reader raises these for a body that is not well-formed multipart: the caller's fault.
+            raise bad_parameter(f"The multipart body is malformed ({type(exc).__name__}); send the image as the field 'file'.") from None
         field = form.get("file")
         if field is None or not hasattr(field, "file"):
             raise bad_parameter("Send the query image as the multipart field 'file' (or as the raw request body).")
@@ -87,20 +93,26 @@ async def similar_to_upload(request: web.Request) -> web.Response:
 
 
 def _after_key(cursor: str | None) -> dict | None:
+    """The composite aggregation's ``after`` from a cursor, checked: exactly the key this service pages by
+    (``{"original": "<image id>"}``), so a made-up cursor is a 400, not a failed aggregation."""
     if not cursor:
         return None
     try:
-        return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        after = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except ValueError:
         raise bad_cursor() from None
+    if not isinstance(after, dict) or set(after) != {"original"} or not isinstance(after["original"], str):
+        raise bad_cursor()
+    return after
 
 
 async def near_duplicate_clusters(request: web.Request) -> web.Response:
-    unknown = set(request.query) - {"cursor"}
+    query = single_values(request.query)
+    unknown = set(query) - {"cursor"}
     if unknown:
         raise bad_parameter(f"Unknown parameter(s) {', '.join(sorted(unknown))}; the only parameter is cursor.", "unknown-parameter")
     composite: dict = {"size": CLUSTER_PAGE, "sources": [{"original": {"terms": {"field": "near_duplicate_of"}}}]}
-    if after := _after_key(request.query.get("cursor")):
+    if after := _after_key(query.get("cursor")):
         composite["after"] = after
     body = {
         "size": 0,
@@ -112,7 +124,7 @@ async def near_duplicate_clusters(request: web.Request) -> web.Response:
             }
         },
     }
-    async with index_errors():
+    async with index_errors(cursor=after is not None):
         result = await request.app[INDEX].search(body)
     agg = result["aggregations"]["clusters"]
     items = [

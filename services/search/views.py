@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from elasticsearch import NotFoundError
+from elasticsearch import ApiError, BadRequestError, NotFoundError
 
 from services.search.adapters.index import ImageIndex
 from services.search.deps import INDEX, READER, SEARCH_SETTINGS
 from services.search.domain.cursor import Cursor, decode_cursor, encode_cursor
-from services.search.domain.errors import cursor_expired, index_missing
+from services.search.domain.errors import bad_cursor, cursor_expired, index_missing
 from services.search.domain.facets import facet_buckets
-from services.search.domain.params import parse_params
+from services.search.domain.params import parse_params, single_values
 from services.search.domain.query import HIDDEN_FIELDS, build_search, sort_clause
 from services.search.models import FacetBucket, ImageDetail, SearchPage
 from shared.clients.blobs import original_key, thumbnail_key
@@ -24,15 +24,33 @@ from shared.problems import Problem, problem_type
 from shared.web.resources import BLOBS
 
 
+def _error_types(exc: ApiError) -> set[str]:
+    """Every error type in an Elasticsearch error body: the top one, its root causes, what caused it and each
+    failed shard's reason. The exception's own text names only the top one (a 404 of an expired point in
+    time reads 'search_phase_execution_exception: all shards failed'), so the body is what tells them apart."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    if not isinstance(error, dict):
+        return set()
+    causes = [error, *error.get("root_cause", []), error.get("caused_by") or {}]
+    causes += [shard.get("reason") or {} for shard in error.get("failed_shards", [])]
+    return {cause.get("type") for cause in causes if isinstance(cause, dict) and cause.get("type")}
+
+
 @contextlib.asynccontextmanager
-async def index_errors() -> AsyncIterator[None]:
-    """Elasticsearch's 404s, as problems: an expired cursor snapshot, or a lost index."""
+async def index_errors(*, cursor: bool = False) -> AsyncIterator[None]:
+    """Elasticsearch's errors a caller can act on, as problems: an expired cursor snapshot (410) or a lost
+    index (503); with a ``cursor``, a 400 is the cursor's doing (the same query without one passed on the
+    first page), so it is a bad cursor, not a failed search."""
     try:
         yield
     except NotFoundError as exc:
-        if "search_context_missing" in str(exc) or "point in time" in str(exc).lower():
+        if "search_context_missing_exception" in _error_types(exc):
             raise cursor_expired() from None
         raise index_missing() from None
+    except BadRequestError:
+        if cursor:
+            raise bad_cursor() from None
+        raise
 
 
 async def _first_page(index: ImageIndex, body: dict[str, Any]) -> dict[str, Any]:
@@ -51,12 +69,12 @@ async def _first_page(index: ImageIndex, body: dict[str, Any]) -> dict[str, Any]
 async def search(request: web.Request) -> web.Response:
     settings = request.app[SEARCH_SETTINGS]
     index = request.app[INDEX]
-    params = parse_params(dict(request.query), default_limit=settings.page_size_default, max_limit=settings.page_size_max)
+    params = parse_params(single_values(request.query), default_limit=settings.page_size_default, max_limit=settings.page_size_max)
     cursor = decode_cursor(params.cursor, sort=params.sort, sort_fields=len(sort_clause(params.sort))) if params.cursor else None
     body = build_search(
         params, after=cursor.after if cursor else None, total_hits_cap=settings.total_hits_cap, facet_size=settings.facet_size
     )
-    async with index_errors():
+    async with index_errors(cursor=cursor is not None):
         pit = None
         if cursor:
             # Pages after the first read one snapshot (a point in time), opened by the second page:

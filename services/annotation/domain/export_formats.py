@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable
 from itertools import cycle
 from pathlib import PurePosixPath
@@ -26,14 +27,67 @@ from services.annotation.domain import segmentation
 from services.annotation.domain.errors import InvalidAnnotation
 
 GEOMETRIC = ("bbox", "polygon", "mask", "keypoints")
+# What a member name may not carry: path separators, control characters (C0, DEL, C1).
+_UNSAFE_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")
+# Characters XML 1.0 forbids (C0 controls but tab, newline and return; lone surrogates; U+FFFE/U+FFFF).
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def safe_file_name(name: str | None, fallback: str) -> str:
+    """One path segment to put an image under: the last segment of a stored file name (which may hold a path,
+    ``..`` or control characters from older uploads), so no member of an archive points outside its folder.
+    ``fallback`` (the image id with an extension) when nothing usable is left."""
+    last = re.split(r"[/\\]", name or "")[-1]
+    cleaned = re.sub(r"\.{2,}", ".", _UNSAFE_IN_NAME.sub("", last)).strip()
+    return cleaned if cleaned.strip(".") else fallback
+
+
+def unique_file_names(named: list[tuple[str, str]]) -> list[str]:
+    """``(image id, safe file name)`` pairs → names whose stems differ (case aside), in the same order.
+
+    YOLO labels and VOC XML are named by stem, so ``a.jpg`` and ``a.png`` would share one label file: a
+    repeated stem gets the image id's first characters (``a_3f2c9e1d0b7a.png``), and the annotation files
+    follow the image's new name.
+    """
+    seen: set[str] = set()
+    out = []
+    for image_id, name in named:
+        path = PurePosixPath(name)
+        for candidate in (name, f"{path.stem}_{image_id[:12]}{path.suffix}", f"{path.stem}_{image_id}{path.suffix}"):
+            if PurePosixPath(candidate).stem.casefold() not in seen:
+                break
+        seen.add(PurePosixPath(candidate).stem.casefold())
+        out.append(candidate)
+    return out
+
+
+def _xml_text(value: object) -> str:
+    """Text XML 1.0 can hold: the characters it forbids (a label with a control character) are dropped."""
+    return _NOT_XML.sub("", str(value))
+
+
+def _integer_id(label: dict, id_scheme: str | None) -> int | None:
+    """The label's external id under ``id_scheme`` as a category id; None when it has none. An id that is not
+    ASCII digits (``n02084071``, or ``²``, which ``str.isdigit`` accepts but ``int`` refuses) is refused:
+    the scheme does not number categories."""
+    external = str(label.get("external_ids", {}).get(id_scheme or "", ""))
+    if not external:
+        return None
+    if not (external.isascii() and external.isdigit()):
+        raise InvalidAnnotation(
+            "non_integer_ids",
+            f"The external ids under {id_scheme!r} are not integers (label {label['name']!r} has {external!r}); "
+            "COCO category ids must be integers: choose an 'id_scheme' whose ids are, or none to number the categories.",
+        )
+    return int(external)
 
 
 def category_ids(label_ids: list[str], labels: dict[str, dict], id_scheme: str | None) -> dict[str, int]:
     ids: dict[str, int] = {}
     for label_id in label_ids:
-        external = labels[label_id].get("external_ids", {}).get(id_scheme or "", "")
-        if str(external).isdigit() and int(external) not in ids.values():
-            ids[label_id] = int(external)
+        external = _integer_id(labels[label_id], id_scheme) if id_scheme else None
+        if external is not None and external not in ids.values():
+            ids[label_id] = external
     next_id = max(ids.values(), default=0) + 1
     for label_id in sorted(label_ids, key=lambda i: labels[i]["name"]):
         if label_id not in ids:
@@ -179,14 +233,14 @@ def _labelmap(names: list[str]) -> str:
 def _voc_xml(image: dict, objects: list[dict], labels: dict[str, dict], segmented: bool) -> str:
     root = ET.Element("annotation")
     ET.SubElement(root, "folder").text = "JPEGImages"
-    ET.SubElement(root, "filename").text = image["file_name"]
+    ET.SubElement(root, "filename").text = _xml_text(image["file_name"])
     size = ET.SubElement(root, "size")
     for tag, value in (("width", image["width"]), ("height", image["height"]), ("depth", 3)):
         ET.SubElement(size, tag).text = str(value)
     ET.SubElement(root, "segmented").text = str(int(segmented))
     for a in objects:
         obj = ET.SubElement(root, "object")
-        ET.SubElement(obj, "name").text = labels[a["label_id"]]["name"]
+        ET.SubElement(obj, "name").text = _xml_text(labels[a["label_id"]]["name"])
         ET.SubElement(obj, "difficult").text = "0"
         box = ET.SubElement(obj, "bndbox")
         x, y, w, h = a["bbox"]

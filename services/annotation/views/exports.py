@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.annotation.deps import ANNOTATION_SETTINGS, DEPS, SEARCH
 from services.annotation.exports import Format, export_archive, select_images
@@ -17,6 +17,8 @@ from shared.problems import Problem, problem_type
 from shared.web.resources import BLOBS
 
 CHUNK = 1024 * 1024
+# A search parameter's value: what a query string can say (a list becomes search's comma-separated list).
+SCALARS = (str, int, float, bool)
 
 
 class ExportIn(BaseModel):
@@ -31,17 +33,35 @@ class ExportIn(BaseModel):
     )
     id_scheme: str | None = Field(default=None, description="External-id scheme for category ids (e.g. the dataset name)")
 
+    @field_validator("search")
+    @classmethod
+    def _query_string_values(cls, search: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Values a query string can carry; an object or a null would otherwise reach search as its Python text."""
+        for name, value in (search or {}).items():
+            parts = value if isinstance(value, list) else [value]
+            if not all(isinstance(part, SCALARS) for part in parts):
+                raise ValueError(f"search parameter {name!r} must be text, a number, a boolean or a list of those, not {value!r}")
+        return search
+
+
+def _nothing_to_export(detail: str) -> Problem:
+    return Problem(422, "Nothing to export", detail, type_=problem_type("empty-selection"))
+
 
 async def _selected(request: web.Request, payload: ExportIn, limit: int) -> list[str]:
-    """The image ids of exactly one of: the given ids, a dataset, a search (asked of the search service)."""
+    """The image ids of exactly one of: the given ids, a dataset, a search (asked of the search service).
+    A dataset or search that selects nothing is refused alike (422 ``empty-selection``), not an empty zip."""
     given = {"image_ids": payload.image_ids, "dataset": payload.dataset, "search": payload.search}
     if len(chosen := [name for name, value in given.items() if value is not None and value != []]) > 1:
         raise Problem(422, "Ambiguous selection", f"Give one of 'image_ids', 'dataset' or 'search', not {' and '.join(chosen)}.")
     if payload.search is None:
-        return await select_images(request.app[DEPS], payload.image_ids, payload.dataset, limit)
+        image_ids = await select_images(request.app[DEPS], payload.image_ids, payload.dataset, limit)
+        if not image_ids:
+            raise _nothing_to_export(f"The dataset {payload.dataset!r} has no images with annotations.")
+        return image_ids
     image_ids = await request.app[SEARCH].matching_image_ids(payload.search, request.headers.get("Authorization"), limit)
     if not image_ids:
-        raise Problem(422, "Nothing to export", "The search matches no images.", type_=problem_type("empty-selection"))
+        raise _nothing_to_export("The search matches no images.")
     return image_ids
 
 

@@ -1,15 +1,31 @@
-"""The opaque cursor: where the last page ended (``search_after``) and the snapshot (point in time) it came from."""
+"""The opaque cursor: where the last page ended (``search_after``) and the snapshot (point in time) it came from.
+
+A cursor comes back from the caller, so it is checked before Elasticsearch sees it: its ``after``
+must hold exactly the values the sort produces (a long per date or integer field, a number for
+megapixels and relevance, the image id as text), longs within 64 bits, and the ``pit`` must look like
+an id Elasticsearch gives out. Anything else is a cursor this service never issued: 400 ``bad-cursor``,
+not a failed search.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import math
+import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from services.search.domain.errors import bad_cursor
+
+INT64 = (-(2**63), 2**63 - 1)
+# Sort keys whose values Elasticsearch gives as longs (dates as epoch milliseconds); the others are numbers.
+LONG_SORT_FIELDS = {"created_at", "captured_at", "width", "height", "bytes"}
+# Point-in-time ids are URL-safe base64 (a few hundred characters for a handful of shards).
+PIT_ID = re.compile(r"[A-Za-z0-9_\-+/]+={0,2}")
+MAX_PIT_CHARS = 64 * 1024
 
 
 class Cursor(BaseModel):
@@ -23,6 +39,25 @@ def encode_cursor(cursor: Cursor) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _is_long(value: Any) -> bool:
+    return type(value) is int and INT64[0] <= value <= INT64[1]
+
+
+def _is_number(value: Any) -> bool:
+    return _is_long(value) or (type(value) is float and math.isfinite(value))
+
+
+def _fits(sort: str, after: list[Any]) -> bool:
+    """Whether ``after`` holds the values ``sort`` produces: its key, then the image id tie-breaker."""
+    key = sort.lstrip("-")
+    primary = _is_long if key in LONG_SORT_FIELDS else _is_number
+    return len(after) == 2 and primary(after[0]) and isinstance(after[1], str) and 0 < len(after[1]) <= 512
+
+
+def _plausible_pit(pit: str | None) -> bool:
+    return pit is None or (0 < len(pit) <= MAX_PIT_CHARS and PIT_ID.fullmatch(pit) is not None)
+
+
 def decode_cursor(value: str, *, sort: str, sort_fields: int) -> Cursor:
     try:
         padded = value + "=" * (-len(value) % 4)
@@ -31,6 +66,6 @@ def decode_cursor(value: str, *, sort: str, sort_fields: int) -> Cursor:
         raise bad_cursor() from None
     if cursor.sort != sort:
         raise bad_cursor(f"This cursor pages through results sorted by {cursor.sort!r}; pass the same sort (and filters) as the first page.")
-    if len(cursor.after) != sort_fields:
+    if len(cursor.after) != sort_fields or not _fits(sort, cursor.after) or not _plausible_pit(cursor.pit):
         raise bad_cursor()
     return cursor

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from pydantic import BaseModel
 
 from services.search.domain.errors import bad_parameter
 from shared.naming import split_csv_names
+
+INT64 = (-(2**63), 2**63 - 1)
 
 SORTS = {
     "-created_at", "created_at", "-captured_at", "captured_at", "-megapixels", "megapixels",
@@ -49,13 +53,28 @@ def _csv(raw: str) -> list[str]:
 
 
 def _number(name: str, raw: str, kind: str) -> float | int:
+    """An integer within 64 bits (what Elasticsearch's numbers hold) or a finite float: ``inf`` and ``nan``
+    would make a bound that Elasticsearch silently drops, matching everything."""
     try:
-        return int(raw) if kind == "int" else float(raw)
+        value = int(raw) if kind == "int" else float(raw)
     except ValueError:
         raise bad_parameter(f"{name} must be a{'n integer' if kind == 'int' else ' number'}, not {raw!r}.") from None
+    if kind == "int" and not INT64[0] <= value <= INT64[1]:
+        raise bad_parameter(f"{name} must be an integer between {INT64[0]} and {INT64[1]}, not {raw!r}.")
+    if kind != "int" and not math.isfinite(value):
+        raise bad_parameter(f"{name} must be a finite number, not {raw!r}.")
+    return value
 
 
-def _date(name: str, raw: str) -> datetime:
+def _date(name: str, raw: str, *, upper: bool = False) -> datetime:
+    """An ISO 8601 date or time (UTC when no zone). A date alone as an upper bound (``*_to``) means the end of
+    that day: the ranges are inclusive, so ``created_from=D&created_to=D`` is the whole day D."""
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        day = None
+    if day is not None:
+        return datetime.combine(day, time.max if upper else time.min, tzinfo=UTC)
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
@@ -107,9 +126,21 @@ def _ranges(query: dict[str, str]) -> dict[str, tuple[Any, Any]]:
             ranges[field] = _checked_range(
                 name,
                 _date(f"{name}_from", low) if low is not None else None,
-                _date(f"{name}_to", high) if high is not None else None,
+                _date(f"{name}_to", high, upper=True) if high is not None else None,
             )
     return ranges
+
+
+def single_values(query: Mapping[str, str]) -> dict[str, str]:
+    """The query string as one value per name; a name given twice is refused rather than one value being
+    silently dropped. Lists are one parameter with comma-separated values (``labels=zebra,giraffe``)."""
+    getall = getattr(query, "getall", None)
+    repeated = sorted({name for name in query if getall is not None and len(getall(name)) > 1})
+    if repeated:
+        lists = [name for name in repeated if name in LISTS]
+        hint = f" Give a list as one comma-separated value, e.g. {lists[0]}=a,b." if lists else ""
+        raise bad_parameter(f"Parameter(s) {', '.join(repeated)} given more than once; give each once.{hint}", "repeated-parameter")
+    return dict(query)
 
 
 def parse_params(query: dict[str, str], *, default_limit: int, max_limit: int) -> SearchParams:

@@ -201,3 +201,59 @@ def test_yolo_seg_keeps_a_masks_hole_empty_when_filled_as_yolo_fills_it():
     assert not filled[24, 32] and not filled[24, 26]  # the hole
     assert filled[24, 16] and filled[24, 47] and filled[10, 32]  # the ring
     assert (filled & ring.astype(bool)).sum() / (filled | ring.astype(bool)).sum() > 0.8  # YOLO's fill paints edges
+
+
+# --- member names, XML text and category ids from untrusted stored values ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stored", "safe"),
+    [
+        ("../../probe_evil.jpg", "probe_evil.jpg"),
+        ("sub/dir/probe_nested.jpg", "probe_nested.jpg"),
+        ("C:\\photos\\cat.png", "cat.png"),
+        ("..", "id1.jpg"),
+        ("a/..", "id1.jpg"),
+        ("", "id1.jpg"),
+        (None, "id1.jpg"),
+        ("ta\x01b\x7fle.jpg", "table.jpg"),
+        ("a..b.jpg", "a.b.jpg"),
+    ],
+)
+def test_a_stored_file_name_becomes_one_safe_path_segment(stored, safe):
+    assert export_formats.safe_file_name(stored, "id1.jpg") == safe
+
+
+def test_images_sharing_a_stem_keep_their_own_label_files_matching_their_names():
+    from services.annotation.exports import _file_names
+
+    docs = [
+        {"_id": "a" * 64, "sha256": "a" * 64, "filename": "probedup.jpg", "width": W, "height": H},
+        {"_id": "b" * 64, "sha256": "b" * 64, "filename": "probedup.png", "width": W, "height": H},
+        {"_id": "c" * 64, "sha256": "c" * 64, "filename": "../x/probedup.jpg", "width": W, "height": H},
+    ]
+    images = _file_names(docs)
+    assert [i["file_name"] for i in images] == ["probedup.jpg", f"probedup_{'b' * 12}.png", f"probedup_{'c' * 12}.jpg"]
+    boxes = [{"image_id": i["id"], "label_id": "cat", "type": "bbox", "bbox": [1, 1, 4, 4]} for i in images]
+    yolo = export_formats.yolo(images, boxes, SEG_LABELS)
+    voc = export_formats.voc(images, boxes, SEG_LABELS)
+    for image in images:
+        stem = image["file_name"].rsplit(".", 1)[0]
+        assert yolo[f"labels/{stem}.txt"].startswith("0 ")
+        assert ET.fromstring(voc[f"Annotations/{stem}.xml"]).findtext("filename") == image["file_name"]
+
+
+def test_voc_xml_stays_well_formed_with_control_characters_in_labels_and_names():
+    labels = {"l": {"name": "probe\x01ctl\x1f"}}
+    images = [{"id": "i", "file_name": "a\x0bb.jpg", "width": W, "height": H}]
+    xml = export_formats.voc(images, [{"image_id": "i", "label_id": "l", "type": "bbox", "bbox": [1, 1, 2, 2]}], labels)
+    root = ET.fromstring(xml["Annotations/a\x0bb.xml"])
+    assert root.findtext("object/name") == "probectl" and root.findtext("filename") == "ab.jpg"
+
+
+@pytest.mark.parametrize("external", ["²", "١٢", "n02084071", "-3"])
+def test_coco_refuses_a_scheme_whose_ids_are_not_ascii_integers(external):
+    labels = {**LABELS, "l1": {**LABELS["l1"], "external_ids": {"probescheme": external}}}
+    with pytest.raises(InvalidAnnotation) as caught:
+        export_formats.coco(IMAGES, ANNOTATIONS, labels, "probescheme")
+    assert caught.value.reason == "non_integer_ids" and "not integers" in caught.value.detail

@@ -1,0 +1,109 @@
+"""Exports of stored values no one checked when they were stored: file names holding paths, stems shared
+by two images, an external id that only looks like a number; and selections that cannot be exported
+(a dataset with nothing, a search with an object for a value, a bound search refuses), and the CLI's
+``--search`` and ``--out`` checked before anything is downloaded."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import zipfile
+from xml.etree import ElementTree as ET
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from services.cli import app
+from shared.clients.blobs import original_key
+from tests.conftest import ADMIN_KEY, RUN_ID
+from tests.integration.annotation.conftest import add_image
+from tests.photos import skimage_photo, unique_png
+
+pytestmark = pytest.mark.integration
+
+
+async def _stored(mongo_db, blob_store, photo: str, filename: str) -> str:
+    data = unique_png(skimage_photo(photo))
+    image_id = await add_image(mongo_db, *Image.open(io.BytesIO(data)).size, data=data, filename=filename)
+    await blob_store.put(original_key(image_id), data, "image/png")
+    return image_id
+
+
+async def _annotate(client, image_id: str, **fields) -> None:
+    response = await client.post("/v1/annotations", json={"image_id": image_id, **fields})
+    assert response.status == 201, await response.text()
+
+
+async def _export(client, **body) -> zipfile.ZipFile:
+    response = await client.post("/v1/exports", json=body)
+    assert response.status == 200, await response.text()
+    return zipfile.ZipFile(io.BytesIO(await response.read()))
+
+
+async def test_file_names_holding_paths_stay_inside_their_folders(annotation_client, mongo_db, blob_store):
+    evil = await _stored(mongo_db, blob_store, "chelsea.png", "../../probe_evil.jpg")
+    nested = await _stored(mongo_db, blob_store, "coffee.png", "sub/dir/probe_nested.jpg")
+    for image_id in (evil, nested):
+        await _annotate(annotation_client, image_id, type="bbox", label="probe", bbox=[1, 1, 10, 10])
+        await _annotate(annotation_client, image_id, type="classification", label="probe class")
+    expected = {
+        "coco": {"images/probe_evil.jpg", "images/probe_nested.jpg"},
+        "yolo": {"images/probe_evil.jpg", "images/probe_nested.jpg", "labels/probe_evil.txt", "labels/probe_nested.txt"},
+        "voc": {"JPEGImages/probe_evil.jpg", "JPEGImages/probe_nested.jpg", "Annotations/probe_evil.xml", "Annotations/probe_nested.xml"},
+        "imagefolder": {"probe class/probe_evil.jpg", "probe class/probe_nested.jpg"},
+    }
+    for fmt, members in expected.items():
+        names = (await _export(annotation_client, format=fmt, image_ids=[evil, nested])).namelist()
+        assert members <= set(names), (fmt, names)
+        assert not any(".." in name or "sub/dir" in name for name in names), (fmt, names)
+
+
+async def test_images_sharing_a_stem_each_keep_their_annotations(annotation_client, mongo_db, blob_store):
+    jpg = await _stored(mongo_db, blob_store, "chelsea.png", "probedup.jpg")
+    png = await _stored(mongo_db, blob_store, "coffee.png", "probedup.png")
+    await _annotate(annotation_client, jpg, type="bbox", label="probe", bbox=[1, 1, 10, 10])
+    await _annotate(annotation_client, png, type="bbox", label="probe", bbox=[2, 2, 20, 20])
+    yolo = await _export(annotation_client, format="yolo", image_ids=[jpg, png])
+    images = sorted(name for name in yolo.namelist() if name.startswith("images/"))
+    labels = sorted(name for name in yolo.namelist() if name.startswith("labels/"))
+    assert len(images) == len(labels) == 2
+    assert [n.removeprefix("images/").rsplit(".", 1)[0] for n in images] == [n.removeprefix("labels/").removesuffix(".txt") for n in labels]
+    assert all(yolo.read(name).decode().count("\n") == 1 for name in labels)
+    voc = await _export(annotation_client, format="voc", image_ids=[jpg, png])
+    xmls = [name for name in voc.namelist() if name.startswith("Annotations/")]
+    assert len(xmls) == 2
+    assert {ET.fromstring(voc.read(name)).findtext("filename") for name in xmls} == {n.removeprefix("images/") for n in images}
+
+
+async def test_coco_refuses_an_external_id_that_is_not_an_ascii_integer(annotation_client, mongo_db, blob_store):
+    image_id = await _stored(mongo_db, blob_store, "camera.png", "probe_scheme.png")
+    label = await annotation_client.post("/v1/labels", json={"name": f"probe superscript {RUN_ID}", "external_ids": {"probescheme": "²"}})
+    assert label.status in (200, 201), await label.text()
+    await _annotate(annotation_client, image_id, type="bbox", label=f"probe superscript {RUN_ID}", bbox=[1, 1, 5, 5])
+    response = await annotation_client.post("/v1/exports", json={"format": "coco", "image_ids": [image_id], "id_scheme": "probescheme"})
+    assert response.status == 422, await response.text()
+    body = await response.json()
+    assert body["reason"] == "non_integer_ids" and "not integers" in body["detail"]
+
+
+async def test_selections_with_nothing_to_export_or_values_a_query_cannot_hold_are_422(annotation_client):
+    empty = await annotation_client.post("/v1/exports", json={"format": "coco", "dataset": f"nope-{RUN_ID}"})
+    assert empty.status == 422 and (await empty.json())["type"].endswith("/empty-selection")
+    nested = await annotation_client.post("/v1/exports", json={"format": "coco", "search": {"labels": {"a": 1}}})
+    assert nested.status == 422 and "labels" in (await nested.json())["errors"][0]["msg"]
+    huge = await annotation_client.post("/v1/exports", json={"format": "coco", "search": {"min_width": "99999999999999999999"}})
+    assert huge.status == 422, await huge.text()
+    assert "Retry-After" not in huge.headers and "min_width" in (await huge.json())["detail"]
+
+
+def _corpus(*args: str):
+    return CliRunner().invoke(app, [*args, "--url", "http://127.0.0.1:9", "--key", ADMIN_KEY])
+
+
+async def test_the_cli_refuses_a_repeated_search_parameter_and_a_missing_folder_before_downloading(tmp_path):
+    repeated = await asyncio.to_thread(_corpus, "export", "--search", "labels=zebra&labels=giraffe", "--out", str(tmp_path / "x.zip"))
+    assert repeated.exit_code == 2 and "more than once" in repeated.output  # a usage error, before any request
+    missing = await asyncio.to_thread(_corpus, "export", "--dataset", "d", "--out", "/nonexistent/dir/x.zip")
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    assert isinstance(missing.exception, SystemExit)  # not a FileNotFoundError after the download

@@ -1,0 +1,124 @@
+"""Over HTTP: what a caller sends that search cannot use is a 400 problem, never a 500 (tampered cursors,
+numbers beyond what Elasticsearch holds, repeated parameters, a malformed multipart body); an expired cursor
+is 410; a date-only upper bound covers its whole day."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from services.search.domain.cursor import decode_cursor
+from tests.conftest import RUN_ID, eventually
+from shared.readmodels import IMAGES
+from tests.integration.search.helpers import all_ids, image_document, ingested, publish, search_json
+from tests.photos import skimage_photo
+
+SOURCE = f"untrusted-{RUN_ID}"
+
+
+def raw_cursor(value) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+@pytest.fixture(scope="module")
+def photos():
+    names = ["astronaut.png", "camera.png", "rocket.jpg"]
+    # Created at 00:01, 00:02 and 00:03 on 2026-01-01 (helpers' dates); file names (hence ids) of this module's own.
+    return [image_document(skimage_photo(n), f"untrusted_{n}", source=SOURCE, tags=[], offset=i + 1) for i, n in enumerate(names)]
+
+
+@pytest.fixture
+async def indexed(search_client, mongo_db, bus, photos):
+    """The photos in MongoDB (written once, whichever test comes first) and in the index (announced again
+    when another module's reindex or reconcile is still catching up)."""
+    for doc in photos:
+        await mongo_db[IMAGES].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    await publish(bus, *(ingested(doc) for doc in photos))
+
+    async def all_there():
+        return len(await all_ids(search_client, sources=SOURCE)) == len(photos)
+
+    await eventually(all_there, timeout=60)
+    return {doc["_id"] for doc in photos}
+
+
+async def problem(response, status: int) -> dict:
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/problem+json"
+    return await response.json()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        {"sort": "-created_at", "after": ["abc", "x"]},
+        {"sort": "-created_at", "after": [{"a": 1}, "x"]},
+        {"sort": "-created_at", "after": [None, None]},
+        {"sort": "-created_at", "after": [1e30, "x"]},
+        {"sort": "-created_at", "after": [1767225600000, "x"], "pit": "Zm9vYmFy"},  # plausible, but not Elasticsearch's
+        {"sort": "-created_at", "after": [1767225600000, "x"], "pit": "!!!notbase64"},
+    ],
+)
+async def test_tampered_cursors_are_400_bad_cursor(search_client, cursor):
+    response = await search_client.get("/v1/search", params={"limit": "2", "cursor": raw_cursor(cursor)})
+    assert (await problem(response, 400))["type"].endswith("/bad-cursor")
+
+
+@pytest.mark.parametrize(
+    ("params", "cursor"),
+    [({"sort": "width"}, {"sort": "width", "after": ["wide", "x"]}), ({"sort": "relevance", "q": "x"}, {"sort": "relevance", "after": ["high", "x"]})],
+)
+async def test_a_cursor_of_the_wrong_types_for_its_sort_is_400(search_client, params, cursor):
+    response = await search_client.get("/v1/search", params={**params, "cursor": raw_cursor(cursor)})
+    assert (await problem(response, 400))["type"].endswith("/bad-cursor")
+
+
+async def test_an_expired_cursor_is_410_not_a_missing_index(search_client, es, indexed):
+    first = await search_json(search_client, sources=SOURCE, limit="1")
+    second = await search_json(search_client, sources=SOURCE, limit="1", cursor=first["next"])  # opens the snapshot
+    pit = decode_cursor(second["next"], sort="-created_at", sort_fields=2).pit
+    await es.close_point_in_time(id=pit)
+    response = await search_client.get("/v1/search", params={"sources": SOURCE, "limit": "1", "cursor": second["next"]})
+    assert (await problem(response, 410))["type"].endswith("/cursor-expired")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"min_width": "99999999999999999999"},
+        {"min_bytes": "99999999999999999999"},
+        {"min_megapixels": "inf"},
+        {"min_megapixels": "1e309"},
+        {"max_megapixels": "-inf"},
+        {"min_aspect": "nan"},
+    ],
+)
+async def test_range_bounds_elasticsearch_cannot_hold_are_400(search_client, params):
+    body = await problem(await search_client.get("/v1/search", params=params), 400)
+    assert next(iter(params)) in body["detail"]
+
+
+async def test_a_date_only_upper_bound_includes_that_day(search_client, indexed):
+    page = await search_json(search_client, sources=SOURCE, created_from="2026-01-01", created_to="2026-01-01")
+    assert {item["image_id"] for item in page["items"]} == indexed
+
+
+async def test_a_repeated_parameter_is_400_not_silently_the_first(search_client):
+    response = await search_client.get("/v1/search?labels=zebra&labels=giraffe")
+    body = await problem(response, 400)
+    assert body["type"].endswith("/repeated-parameter") and "labels=a,b" in body["detail"]
+
+
+@pytest.mark.parametrize("cursor", [raw_cursor("abc"), raw_cursor({"foo": 1}), raw_cursor([1])])
+async def test_a_tampered_near_duplicates_cursor_is_400(search_client, cursor):
+    response = await search_client.get("/v1/near-duplicates", params={"cursor": cursor})
+    assert (await problem(response, 400))["type"].endswith("/bad-cursor")
+
+
+async def test_a_malformed_multipart_query_image_is_400(search_client):
+    response = await search_client.post(
+        "/v1/search/similar", data=b"--x\r\nContent-Disp", headers={"Content-Type": "multipart/form-data; boundary=x"}
+    )
+    assert "multipart" in (await problem(response, 400))["detail"]
