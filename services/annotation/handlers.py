@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from services.annotation.domain.errors import InvalidAnnotation
-from services.annotation.domain.fields import valid_scheme
+from services.annotation.domain.fields import scheme_for
 from services.annotation.service import AnnotationDeps, create_many
 from shared.bus import Handler
 from shared.events import AnnotationsImported, Envelope, utcnow
@@ -29,9 +29,9 @@ def handlers(deps: AnnotationDeps) -> dict[str, Handler]:
     async def on_annotations_imported(envelope: Envelope, data: AnnotationsImported) -> None:
         actor = f"import:{data.dataset}"
         known = await deps.labels.resolve_many([c.name for c in data.categories])
-        scheme = data.dataset if valid_scheme(data.dataset) else None
+        scheme = scheme_for(data.dataset)
         if scheme is None and any(c.external_id for c in data.categories):
-            # A dataset named "coco.2017" cannot be an external id scheme (a dot is a path in MongoDB):
+            # No usable scheme in the dataset's name (control characters, nothing but dots and '$'):
             # its labels are still made, with their parents, just without the dataset's category ids.
             log.warning("category ids not kept: dataset name is no external id scheme", extra={"dataset": data.dataset})
         for category in data.categories:

@@ -15,7 +15,8 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from shared.clients.blobs import BlobStore, original_key
+from services.annotation.domain.errors import OriginalMissing
+from shared.clients.blobs import BlobNotFound, BlobStore, original_key
 
 
 async def build_zip(
@@ -40,7 +41,14 @@ async def build_zip(
                 members = paths.get(image["id"], []) if paths is not None else [f"{folder}/{image['file_name']}"]
                 if not members:
                     continue
-                data = await blobs.get(original_key(image["sha256"]))
+                try:
+                    data, _ = await blobs.fetch(original_key(image["sha256"]))
+                except BlobNotFound:
+                    raise OriginalMissing(
+                        f"The original of image {image['id']!r} is not in object storage, so it cannot be exported; "
+                        "ingest the file again (the same bytes restore it) or leave the image out.",
+                        image_id=image["id"],
+                    ) from None
                 for member in members:
                     await asyncio.to_thread(archive.writestr, member, data, zipfile.ZIP_STORED)
             for member, content in files.items():

@@ -58,3 +58,11 @@ class NotAllowed(AnnotationError):
     status = 403
     slug = "forbidden"
     title = "Forbidden"
+
+
+class OriginalMissing(AnnotationError):
+    """An image to export has a document but no original in object storage (409): the stores disagree."""
+
+    status = 409
+    slug = "original-missing"
+    title = "Conflict"

@@ -67,6 +67,15 @@ def check_external_ids(ids: Any) -> dict[str, str]:
     return dict(ids)
 
 
+def scheme_for(dataset: str) -> str | None:
+    """The external-id scheme a dataset's category ids are kept under: its name, with '.' written as '_' and
+    a leading '$' dropped (``coco.2017`` → ``coco_2017``), since both would be read as a path or an operator
+    in MongoDB; None when no usable scheme is left. Exports map a requested scheme the same way, so
+    ``id_scheme=coco.2017`` finds them."""
+    scheme = dataset.replace(".", "_").lstrip("$")[:MAX_SCHEME_CHARS]
+    return scheme if valid_scheme(scheme) else None
+
+
 def valid_scheme(scheme: Any) -> bool:
     return (
         isinstance(scheme, str) and 0 < len(scheme) <= MAX_SCHEME_CHARS

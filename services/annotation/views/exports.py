@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.annotation.deps import ANNOTATION_SETTINGS, DEPS, SEARCH
+from services.annotation.domain.fields import scheme_for
 from services.annotation.exports import Format, export_archive, select_images
 from services.annotation.views.common import body_as, domain_errors
 from shared.problems import Problem, problem_type
@@ -73,7 +74,8 @@ async def create_export(request: web.Request) -> web.StreamResponse:
     image_ids = await _selected(request, payload, limit)
     if len(image_ids) > limit:
         raise Problem(413, "Too many images", f"Export at most {limit} images at once; split the selection.")
-    scheme = payload.id_scheme or payload.dataset
+    requested = payload.id_scheme or payload.dataset
+    scheme = scheme_for(requested) if requested else None  # as imports key them: 'coco.2017' → 'coco_2017'
     path = await export_archive(deps, request.app[BLOBS], payload.format, image_ids, scheme)
     try:
         response = web.StreamResponse(

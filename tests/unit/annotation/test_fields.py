@@ -78,3 +78,12 @@ def test_a_shape_s_bbox_must_be_its_bounds_within_a_pixel():
     rle = {"size": [100, 200], "counts": [0, 100 * 200]}
     assert check_geometry("mask", {"rle": rle}, 100, 200)["bbox"] == [0, 0, 200, 100]
     assert reason_of(check_geometry, "mask", {"rle": rle, "bbox": [0, 0, 20, 10]}, 100, 200) == "bbox_mismatch"
+
+
+def test_a_dataset_name_becomes_a_scheme_mongodb_can_key_on():
+    from services.annotation.domain.fields import scheme_for
+
+    assert scheme_for("coco128") == "coco128"
+    assert scheme_for("coco.2017") == "coco_2017" and scheme_for("$weird.name") == "weird_name"
+    assert scheme_for("...") == "___" and scheme_for("$") is None and scheme_for("bad\x01name") is None
+    assert len(scheme_for("d" * 500)) == 100
