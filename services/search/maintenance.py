@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from services.search.adapters.index import BulkWriteError, IndexBusy
 from services.search.domain.drift import compare
 from services.search.projection import Projector
 
@@ -28,6 +29,32 @@ BATCH = 1000
 
 def _quiet(phase: str, done: int, total: int | None) -> None:
     return None
+
+
+class Refusals:
+    """Documents Elasticsearch refuses for themselves (a value its mapping cannot take): a rebuild or a repair
+    leaves them out, counts them and names a few, and goes on with the rest. A refusal for load is not one:
+    it ends the job (``IndexBusy``), to be run again."""
+
+    EXAMPLES = 20
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.examples: dict[str, str] = {}
+
+    async def tolerate(self, write: Awaitable[object]) -> None:
+        try:
+            await write
+        except IndexBusy:
+            raise
+        except BulkWriteError as error:
+            self.count += len(error.refused)
+            for doc_id, why in error.refused.items():
+                if len(self.examples) < self.EXAMPLES:
+                    self.examples[doc_id] = why[:300]
+
+    def report(self) -> dict[str, Any]:
+        return {"refused": self.count, "refused_examples": self.examples}
 
 
 async def indexed_versions(projector: Projector, progress: Progress) -> dict[str, int]:
@@ -52,12 +79,12 @@ async def reconcile(projector: Projector, *, repair: bool = True, progress: Prog
             if projector.similarity is not None:
                 projector.similarity.remove(image_id)
         todo = drift.missing + drift.stale + drift.ahead
-        done = 0
+        refusals = Refusals()
         for start in range(0, len(todo), BATCH):
-            await projector.project(todo[start : start + BATCH])
-            done = min(start + BATCH, len(todo))
-            progress("repairing", done, len(todo))
-        report["repaired"] = drift.total
+            await refusals.tolerate(projector.project(todo[start : start + BATCH]))
+            progress("repairing", min(start + BATCH, len(todo)), len(todo))
+        report["repaired"] = drift.total - refusals.count
+        report.update(refusals.report())
     else:
         report["repaired"] = 0
     report["seconds"] = round(time.perf_counter() - started, 3)
@@ -70,9 +97,10 @@ async def reindex(projector: Projector, *, progress: Progress = _quiet) -> dict[
     total = await projector.reader.count()
     target = await index.create_build_index()
     written = 0
+    refusals = Refusals()
     try:
         async for states in projector.reader.stream(BATCH):
-            await projector.write(states, target=target)
+            await refusals.tolerate(projector.write(states, target=target))
             written += len(states)
             progress("indexing", written, max(total, written))
         await index.finish_build(target)
@@ -84,8 +112,9 @@ async def reindex(projector: Projector, *, progress: Progress = _quiet) -> dict[
     catch_up = await reconcile(projector, progress=progress)
     return {
         "index": target,
-        "indexed": written,
+        "indexed": written - refusals.count,
         "replaced": previous,
         "caught_up": catch_up["repaired"],
+        **refusals.report(),
         "seconds": round(time.perf_counter() - started, 3),
     }

@@ -26,7 +26,15 @@ IndexAction = tuple[str, dict[str, Any], int]
 
 
 class BulkWriteError(Exception):
-    """Some documents could not be written for a reason other than a newer version in the index."""
+    """Some documents could not be written for a reason other than a newer version in the index.
+
+    ``refused`` names each (id → Elasticsearch's reason); ``outcome`` holds the batch's other documents,
+    which were written (a bulk request writes document by document)."""
+
+    def __init__(self, message: str, refused: dict[str, str] | None = None, outcome: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.refused = refused or {}
+        self.outcome = outcome or {}
 
 
 class IndexBusy(BulkWriteError, DependencyUnavailable):
@@ -72,7 +80,7 @@ class ImageIndex:
         index = target or self.alias
         response = await self.es.bulk(index=index, operations=operations, require_alias=target is None)
         outcome: dict[str, str] = {}
-        failures: list[str] = []
+        failures: dict[str, str] = {}
         busy = True
         for item in response["items"]:
             result = item["index"]
@@ -82,15 +90,16 @@ class ImageIndex:
             elif status == 409:
                 outcome[doc_id] = "stale"
             else:
-                failures.append(f"{doc_id}: {result.get('error', {}).get('type')}: {result.get('error', {}).get('reason')}")
+                failures[doc_id] = f"{result.get('error', {}).get('type')}: {result.get('error', {}).get('reason')}"
                 busy = busy and status in BUSY_STATUSES
-        if failures and target is None and any("index_not_found" in f for f in failures):
+        if failures and target is None and any("index_not_found" in f for f in failures.values()):
             log.warning("the index behind %s is gone; re-creating it empty (run reconcile to refill)", self.alias)
             await self.ensure()
             return await self.bulk_upsert(actions)
         if failures:
             error = IndexBusy if busy else BulkWriteError
-            raise error(f"{len(failures)} document(s) not written: {'; '.join(failures[:3])}")
+            examples = "; ".join(f"{doc_id}: {why}" for doc_id, why in list(failures.items())[:3])
+            raise error(f"{len(failures)} document(s) not written: {examples}", failures, outcome)
         return outcome
 
     async def delete_many(self, ids: Sequence[str]) -> None:
