@@ -1,7 +1,7 @@
 """The one normalisation rule for names people type: tags and label names.
 
-Unicode NFKC, case-folded, trimmed, and every run of whitespace, ``_`` or
-``-`` collapsed to one space. ``"  Traffic_Light "``, ``"traffic-light"`` and
+Unicode NFKC, control characters dropped, case-folded, trimmed, and every
+run of whitespace, ``_`` or ``-`` collapsed to one space. ``"  Traffic_Light "``, ``"traffic-light"`` and
 ``"TRAFFIC  LIGHT"`` all become ``"traffic light"``. Services apply it on every
 way in, and search applies it to filter values, so both sides agree.
 """
@@ -13,10 +13,12 @@ import unicodedata
 from collections.abc import Iterable
 
 _SEPARATORS = re.compile(r"[\s_\-]+")
+# Control characters other than whitespace (which separates): nothing a person types into a name.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
 def normalize_name(raw: str) -> str:
-    text = unicodedata.normalize("NFKC", raw).casefold()
+    text = _CONTROL.sub("", unicodedata.normalize("NFKC", raw)).casefold()
     return _SEPARATORS.sub(" ", text).strip()
 
 

@@ -11,6 +11,7 @@ import logging
 
 from services.search.adapters.images import ImageReader
 from services.search.adapters.index import ImageIndex
+from services.search.domain.documents import clipped
 from services.search.projection import Coalescer, Projector
 from shared.bus import Handler
 from shared.events import AnnotationCreated, AnnotationDeleted, AnnotationUpdated, Envelope, EventData, ImageIngested, LabelChanged
@@ -24,7 +25,8 @@ LABEL_BATCH = 500
 async def images_carrying(reader: ImageReader, index: ImageIndex, names: list[str]) -> set[str]:
     """Images whose summary (MongoDB) or search document (the index) carries one of these labels."""
     ids = await reader.ids_with_labels(names)
-    async for hit in index.scan(query={"terms": {"labels": names}}):
+    # As the documents hold them: a name past the keyword limit is clipped there, and a longer term is refused.
+    async for hit in index.scan(query={"terms": {"labels": [clipped(name) for name in names]}}):
         ids.add(hit["_id"])
     return ids
 

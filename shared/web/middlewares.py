@@ -7,6 +7,8 @@ import time
 import uuid
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from shared.logs import correlation_id
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -19,6 +21,8 @@ CORRELATION_HEADER = "X-Correlation-ID"
 SERVICE_NAME = web.AppKey("service_name", str)
 # Seconds a client is told to wait when a store is unavailable.
 RETRY_AFTER_OUTAGE = 5
+# What reading a request's body raises when the body is not what its headers say.
+UNREADABLE_BODY = (RequestPayloadError, HttpProcessingError)
 
 
 def _route_label(request: web.Request) -> str:
@@ -45,6 +49,10 @@ async def observe(request: web.Request, handler: web.RequestHandler) -> web.Stre
             if exc.status < 400:
                 raise
             response = _from_http_exception(exc).to_response(request.path)
+        except UNREADABLE_BODY as exc:  # the body is not what its headers say (a gzip that is no gzip, cut short)
+            response = Problem(
+                400, "Bad Request", f"The request body cannot be read: {exc}.", type_=problem_type("malformed-body")
+            ).to_response(request.path)
         except Exception as exc:  # noqa: BLE001 - a bug answers 500 with details in the log, never a traceback
             if (store := unavailable_store(exc)) is not None:
                 log.warning("a store is unavailable", extra={"path": request.path, "store": store, "error": repr(exc)[:500]})

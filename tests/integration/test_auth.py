@@ -7,6 +7,7 @@ import pytest
 
 from shared.auth import Role, generate_key, hash_key
 from shared.auth.guard import API_KEYS, USERS
+from tests.conftest import ADMIN_KEY
 from tests.photos import skimage_photo
 from tests.uploads import image_form
 
@@ -90,3 +91,21 @@ async def test_the_key_cache_is_bounded(mongo_db, key_for):
     assert len(authenticator._cache) == 20
     known = (await key_for(Role.READER))["Authorization"].split()[1]
     assert (await authenticator.principal_for(known)).role is Role.READER
+
+
+@pytest.mark.parametrize(
+    "port_of, path",
+    [("ingest_client", "/v1/images:fetch"), ("search_client", "/v1/search/similar")],
+)
+async def test_a_body_that_is_not_the_gzip_it_claims_is_400_on_any_endpoint(request, port_of, path):
+    import asyncio
+
+    client = request.getfixturevalue(port_of)
+    url = client.make_url(path)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    body = b"\x00 not gzip at all"
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_KEY}\r\nContent-Type: application/json\r\n"
+    writer.write(head.encode() + b"Content-Encoding: gzip\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 400") and b"malformed-body" in answer, answer[:300]

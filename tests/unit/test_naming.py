@@ -17,3 +17,8 @@ def test_empty_and_duplicates_are_dropped_in_first_seen_order():
 def test_csv_split():
     assert split_csv_names("cat, Dog,,cat,  hot_dog ") == ["cat", "dog", "hot dog"]
     assert split_csv_names(None) == []
+
+
+def test_control_characters_are_dropped_and_whitespace_ones_separate():
+    assert normalize_name("a\x00b\x7fc\x9f") == "abc"
+    assert normalize_name("cat\tand\ndog") == "cat and dog"

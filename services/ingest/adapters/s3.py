@@ -13,6 +13,8 @@ from shared.clients.blobs import minio_client
 from shared.settings import CorpusSettings
 
 MISSING = ("NoSuchKey", "NoSuchObject", "NoSuchBucket", "ResourceNotFound", "AccessDenied")
+# Answers about the reference itself, which no retry changes (a key of "/", a name S3 does not allow).
+INVALID = ("BadRequest", "InvalidArgument", "InvalidObjectName", "InvalidBucketName", "KeyTooLongError", "XMinioInvalidObjectName")
 
 
 class ObjectUnavailable(Exception):
@@ -35,6 +37,8 @@ class S3Reader:
         except S3Error as exc:
             if exc.code in MISSING:
                 raise ObjectUnavailable("not_found", f"{where} does not exist or is not readable ({exc.code}).", transient=False) from None
+            if exc.code in INVALID:
+                raise ObjectUnavailable("invalid_message", f"{where} is not an object reference the store takes ({exc.code}).", transient=False) from None
             raise ObjectUnavailable("storage_error", f"Reading {where} failed: {exc.code}.", transient=True) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ObjectUnavailable("storage_error", f"Reading {where} failed: {exc}.", transient=True) from None

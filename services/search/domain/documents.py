@@ -99,14 +99,14 @@ def project(image: dict[str, Any], summary: dict[str, Any] | None) -> tuple[dict
     text = [*tags, *label_counts, *_captions(image), filename_words(image.get("filename")), doc["source"], doc["dataset"]]
     for field, value in doc.items():
         if isinstance(value, str):
-            doc[field] = _clipped(value)
+            doc[field] = clipped(value)
         elif isinstance(value, list):
-            doc[field] = [_clipped(v) if isinstance(v, str) else v for v in value]
+            doc[field] = [clipped(v) if isinstance(v, str) else v for v in value]
     doc["text"] = " ".join(part for part in text if part)
     return doc, external_version(doc["version"], doc["summary_version"])
 
 
-def _clipped(value: str) -> str:
+def clipped(value: str) -> str:
     """At most ``KEYWORD_MAX_CHARS``: Elasticsearch refuses a whole document with one keyword term over
     32,766 bytes, and a tag or source that long (MongoDB took it) must not keep its image out of search."""
     return value[:KEYWORD_MAX_CHARS]

@@ -152,6 +152,8 @@ def parse_params(query: dict[str, str], *, default_limit: int, max_limit: int) -
         )
     limit_raw = query.get("limit")
     try:
+        if limit_raw is not None and not (limit_raw.isascii() and limit_raw.isdigit()):
+            raise ValueError(limit_raw)  # int() takes '٣' and other digits: only 0-9 here, as everywhere else
         limit = int(limit_raw) if limit_raw is not None else default_limit
     except ValueError:
         raise bad_parameter(f"limit must be an integer, not {limit_raw!r}.") from None

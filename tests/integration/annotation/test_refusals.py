@@ -181,9 +181,15 @@ async def test_merging_a_label_into_its_grandchild_keeps_a_tree(annotation_clien
     assert (await (await annotation_client.get(f"/v1/labels/{b['id']}")).json())["parent_id"] == c["id"]
 
 
-@pytest.mark.parametrize(
-    ("name", "reason"), [("x" * 201, "label_name_too_long"), ("probe\u0001ctl", "label_name_characters")]
-)
+async def test_control_characters_are_dropped_from_label_names_and_lone_surrogates_refused(annotation_client):
+    name = unique("probe\u0001ctl")
+    created = await annotation_client.post("/v1/labels", json={"name": name})
+    assert created.status == 201 and (await created.json())["name"] == name.replace("\u0001", "").casefold()
+    surrogate = await annotation_client.post("/v1/labels", json={"name": "probe\udcffctl"})  # no UTF-8 for it
+    assert surrogate.status == 422
+
+
+@pytest.mark.parametrize(("name", "reason"), [("x" * 201, "label_name_too_long")])
 async def test_label_names_are_bounded_and_printable(annotation_client, image_id, name, reason):
     assert (await problem(await annotation_client.post("/v1/labels", json={"name": name}), 422))["reason"] == reason
     on_annotation = await annotation_client.post("/v1/annotations", json={"image_id": image_id, **BOX, "label": name})

@@ -193,3 +193,11 @@ async def test_the_bus_refuses_to_publish_an_event_type_nothing_would_receive(bu
     typo = Envelope(type="image.submited", schema=1, producer="scraper-test", correlation_id="c-3", data={"source_event_id": "x", "url": "https://example.org/a.jpg"})
     with pytest.raises(UnknownEventError, match="image.submited"):
         await bus.publish(typo)
+
+
+async def test_an_object_reference_the_store_calls_bad_is_rejected_at_once_not_retried(ingest_client, bus, blob_store, mongo_db):
+    event_id = f"bad-key-{uuid.uuid4().hex}"
+    await bus.publish(submitted(source_event_id=event_id, s3={"bucket": blob_store.bucket, "key": "/"}))
+    record = await eventually(lambda: _record(mongo_db, event_id))
+    assert (record["status"], record["reason"]) == ("rejected", "invalid_message")
+    assert "BadRequest" in record["message"]

@@ -52,3 +52,17 @@ async def test_reindex_and_repair_leave_out_only_the_document_elasticsearch_refu
     assert (repaired["missing"], repaired["stale"], repaired["repaired"], repaired["refused"]) == (1, 1, 1, 1)
     stored = await es.get(index=projector.index.alias, id=good[0])
     assert stored["_source"]["tags"] == ["changed"]
+
+
+async def test_a_label_change_finds_images_by_a_name_past_the_keyword_limit(projector, es):
+    from services.search.handlers import images_carrying
+    from shared.readmodels import ANNOTATION_SUMMARIES
+
+    huge = "ü" * 40_000  # an old label, stored before names were capped; its documents hold it clipped
+    carrier = uuid.uuid4().hex * 2
+    await projector.reader.images.insert_one(image(carrier))
+    await projector.reader.db[ANNOTATION_SUMMARIES].insert_one({"_id": carrier, "version": 1, "count": 1, "labels": {huge: 1}})
+    await projector.project([carrier])
+    await es.indices.refresh(index=projector.index.alias)
+    await projector.reader.db[ANNOTATION_SUMMARIES].delete_one({"_id": carrier})  # only the index still says so
+    assert await images_carrying(projector.reader, projector.index, [huge]) == {carrier}

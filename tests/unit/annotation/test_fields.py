@@ -43,7 +43,8 @@ def test_label_names_are_bounded_and_printable():
     assert label_name("  Traffic_Light ") == "traffic light"
     assert reason_of(label_name, "x" * 201) == "label_name_too_long"
     assert reason_of(label_name, "ﬀ" * 150) == "label_name_too_long"  # NFKC: 'ﬀ' is 'ff', 300 characters
-    assert reason_of(label_name, "probe\u0001ctl") == "label_name_characters"
+    assert label_name("probe\u0001ctl") == "probectl"  # control characters are dropped by the naming rule
+    assert reason_of(label_name, "probe\udcffctl") == "label_name_characters"  # a lone surrogate has no UTF-8
     assert reason_of(label_name, None) == "label_name"
     assert reason_of(label_name, " _- ") == "label_name"
 

@@ -107,3 +107,8 @@ def test_a_repeated_parameter_is_refused_not_dropped():
     problem = refused(single_values, MultiDict([("labels", "zebra"), ("labels", "giraffe"), ("limit", "5")]))
     assert problem.type.endswith("/repeated-parameter") and "labels=a,b" in problem.detail
     assert single_values(MultiDict([("labels", "zebra,giraffe"), ("limit", "5")])) == {"labels": "zebra,giraffe", "limit": "5"}
+
+
+@pytest.mark.parametrize("limit", ["٣", "²", "1_0", " 5"])
+def test_a_limit_takes_ascii_digits_only(limit):
+    assert "limit" in refused(parse_params, {"limit": limit}, default_limit=20, max_limit=100).detail
