@@ -28,7 +28,7 @@ def _file_names(docs: list[dict]) -> list[dict]:
         for doc in docs
     ]
     return [
-        {"id": doc["_id"], "sha256": doc["sha256"], "file_name": name, "width": doc["width"], "height": doc["height"]}
+        {"id": doc["_id"], "sha256": doc["sha256"], "file_name": name, "width": doc["width"], "height": doc["height"], "mode": doc.get("mode")}
         for doc, name in zip(docs, export_formats.unique_file_names(names), strict=True)
     ]
 

@@ -164,7 +164,7 @@ def _yolo(
     index = {name: n for n, name in enumerate(names)}
     files = {"classes.txt": "".join(f"{name}\n" for name in names)}
     files["data.yaml"] = "path: .\ntrain: images\nval: images\nnames:\n" + "".join(
-        f"  {n}: {json.dumps(name)}\n" for n, name in enumerate(names)
+        f"  {n}: {json.dumps(name, ensure_ascii=False)}\n" for n, name in enumerate(names)  # as classes.txt spells it
     )
     objects = _by_image(images, boxed)
     for image in images:
@@ -230,12 +230,26 @@ def _labelmap(names: list[str]) -> str:
     return "# label:color_rgb:parts:actions\n" + "".join(lines)
 
 
+# Channels of a Pillow mode, for VOC's <depth> (a palette image is a colour image).
+CHANNELS = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "La": 2, "P": 3, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3,
+            "PA": 4, "RGBA": 4, "RGBa": 4, "CMYK": 4}  # fmt: skip
+
+
+def voc_box(bbox: list[float]) -> tuple[int, int, int, int]:
+    """A COCO box ``[x, y, w, h]`` (pixel edges, 0-based) as VOC's ``xmin, ymin, xmax, ymax``: 1-based pixel
+    numbers, both ends included, as the devkit (and this project's VOC import) reads them. ``[0, 0, 50, 40]``
+    is pixels 1..50 × 1..40; a box under a pixel wide still covers the one pixel it lies on."""
+    x, y, w, h = bbox
+    xmin, ymin = round(x) + 1, round(y) + 1
+    return xmin, ymin, max(xmin, round(x + w)), max(ymin, round(y + h))
+
+
 def _voc_xml(image: dict, objects: list[dict], labels: dict[str, dict], segmented: bool) -> str:
     root = ET.Element("annotation")
     ET.SubElement(root, "folder").text = "JPEGImages"
     ET.SubElement(root, "filename").text = _xml_text(image["file_name"])
     size = ET.SubElement(root, "size")
-    for tag, value in (("width", image["width"]), ("height", image["height"]), ("depth", 3)):
+    for tag, value in (("width", image["width"]), ("height", image["height"]), ("depth", CHANNELS.get(image.get("mode") or "", 3))):
         ET.SubElement(size, tag).text = str(value)
     ET.SubElement(root, "segmented").text = str(int(segmented))
     for a in objects:
@@ -243,9 +257,8 @@ def _voc_xml(image: dict, objects: list[dict], labels: dict[str, dict], segmente
         ET.SubElement(obj, "name").text = _xml_text(labels[a["label_id"]]["name"])
         ET.SubElement(obj, "difficult").text = "0"
         box = ET.SubElement(obj, "bndbox")
-        x, y, w, h = a["bbox"]
-        for tag, value in (("xmin", x), ("ymin", y), ("xmax", x + w), ("ymax", y + h)):
-            ET.SubElement(box, tag).text = str(round(value))
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), voc_box(a["bbox"]), strict=True):
+            ET.SubElement(box, tag).text = str(value)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode")
 

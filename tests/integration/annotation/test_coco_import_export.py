@@ -222,8 +222,9 @@ def _segmented_image(imported) -> tuple[dict, list[dict], dict[int, str], str]:
 
 
 def _box_key(name: str, bbox: list[float]) -> tuple:
+    """The box as VOC writes it: 1-based pixel numbers, both ends included."""
     x, y, w, h = bbox
-    return name, round(x), round(y), round(x + w), round(y + h)
+    return name, round(x) + 1, round(y) + 1, round(x + w), round(y + h)
 
 
 def _voc_key(obj: ET.Element) -> tuple:

@@ -41,11 +41,31 @@ def test_yolo_lines_are_normalised_centres():
     assert files["labels/a.txt"].splitlines()[0] == "0 0.175000 0.400000 0.250000 0.400000"
 
 
-def test_voc_boxes_are_corners():
+def test_voc_boxes_are_1_based_inclusive_pixel_numbers():
     xml = ET.fromstring(export_formats.voc(IMAGES, ANNOTATIONS, LABELS)["Annotations/a.xml"])
     box = xml.find("object/bndbox")
-    assert [box.find(t).text for t in ("xmin", "ymin", "xmax", "ymax")] == ["10", "20", "60", "60"]
+    assert [box.find(t).text for t in ("xmin", "ymin", "xmax", "ymax")] == ["11", "21", "60", "60"]  # [10, 20, 50, 40]
     assert len(xml.findall("object")) == 2
+
+
+@pytest.mark.parametrize("bbox", [[0, 0, 50, 40], [20, 60, 100, 40], [210, 160, 30, 20], [5, 5, 1, 1], [0, 0, 240, 180]])
+def test_voc_boxes_come_back_through_the_voc_import(bbox):
+    from services.ingest.domain.datasets.voc import _box
+
+    xmin, ymin, xmax, ymax = export_formats.voc_box(bbox)
+    obj = ET.fromstring(f"<object><bndbox><xmin>{xmin}</xmin><ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>")
+    assert _box(obj) == bbox and 1 <= xmin <= xmax <= 240 and 1 <= ymin <= ymax <= 180
+
+
+def test_voc_depth_is_the_channel_count_and_yaml_names_are_spelled_as_in_classes_txt():
+    import yaml
+
+    images = [{**IMAGES[0], "mode": "L"}]
+    xml = ET.fromstring(export_formats.voc(images, ANNOTATIONS, LABELS)["Annotations/a.xml"])
+    assert xml.findtext("size/depth") == "1"
+    labels = {**LABELS, "l1": {**LABELS["l1"], "name": "ep 😀 smile"}}
+    files = export_formats.yolo(IMAGES, ANNOTATIONS, labels)
+    assert list(yaml.safe_load(files["data.yaml"])["names"].values()) == files["classes.txt"].splitlines()
 
 
 # --- segmentation: VOC PNGs and YOLO outlines, checked against pycocotools' own decoding -------------
