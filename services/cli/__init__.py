@@ -35,3 +35,36 @@ def _register() -> None:
 
 
 _register()
+
+# What the clients raise when a service or store they were pointed at does not answer.
+def _unreachable() -> tuple[type[BaseException], ...]:
+    import aiohttp
+    import aiormq.exceptions
+    import elastic_transport
+    import urllib3.exceptions
+    from pymongo.errors import ConnectionFailure
+
+    return (
+        aiohttp.ClientConnectionError,
+        aiormq.exceptions.AMQPConnectionError,
+        elastic_transport.ConnectionError,
+        urllib3.exceptions.HTTPError,
+        ConnectionFailure,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
+def main() -> None:
+    """The ``corpus`` command: a service or store that does not answer ends it with one line naming what
+    was tried and the setting that points there (exit 3), not a traceback."""
+    try:
+        app()
+    except _unreachable() as exc:
+        from rich.console import Console
+
+        Console(stderr=True).print(
+            f"[red]cannot reach a service or store: {type(exc).__name__}: {exc}[/red]\n"
+            "Is the stack up (make run)? The CORPUS_*_URL / CORPUS_*_ENDPOINT settings say where each one is."
+        )
+        raise SystemExit(3) from None
