@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from services.cli.progress import phase_bar
 from services.cli.search import with_projector
@@ -41,11 +42,16 @@ def _run(work: Callable[[], Any]) -> Any:
     try:
         return work()
     except (RepositoryError, RestoreRefused, SnapshotFailed) as exc:
-        console.print(f"[red]{exc}[/red]")
+        _say(str(exc))
         raise typer.Exit(2) from None
     except OSError as exc:  # the repository folder cannot be made, read or written (a bad path, permissions, a full disk)
-        console.print(f"[red]the backup repository cannot be used: {exc}[/red]")
+        _say(f"the backup repository cannot be used: {exc}")
         raise typer.Exit(2) from None
+
+
+def _say(problem: str) -> None:
+    """Print a problem in red on one line: as text (a path or a JSON error may hold brackets rich would read as markup)."""
+    console.print(problem, style="red", markup=False, soft_wrap=True)
 
 
 def _mib(size: int) -> str:
@@ -75,18 +81,35 @@ def create(
         raise typer.Exit(1)
 
 
+def _snapshot_table() -> Table:
+    """A table that fits 80 columns (a pipe, a cron mail): the id, which names the snapshot, never cut.
+
+    The id is the time the snapshot started (UTC), so it has no separate date column; the numbers fold
+    onto a second line rather than being cut when a terminal is narrower still.
+    """
+    numbers = (Column(name, justify="right", overflow="fold") for name in ("documents", "images", "objects", "size", "copied"))
+    return Table(Column("snapshot", no_wrap=True), *numbers, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+
+
 @app.command("list")
 def list_snapshots(repo: Path = REPO) -> None:
-    """The finished snapshots, oldest first."""
-    repository = _run(lambda: Repository(repo))
-    table = Table("snapshot", "created", "documents", "images", "objects", "size", "copied")
+    """The finished snapshots, oldest first; those whose manifest cannot be read are named after them (exit 1)."""
+    repository = Repository(repo)
+    table, damaged = _snapshot_table(), []
     for snapshot_id in _run(repository.snapshot_ids):
-        m = _run(lambda: repository.manifest(snapshot_id))
+        try:
+            m = repository.manifest(snapshot_id)
+        except RepositoryError as exc:  # one damaged manifest does not hide the others
+            damaged.append(str(exc))
+            continue
         table.add_row(
-            m.id, m.created_at[:19], f"{sum(c.documents for c in m.collections):,}", f"{m.images:,}",
-            f"{m.objects:,}", _mib(m.object_bytes), _mib(m.copied_bytes),
+            m.id, f"{sum(c.documents for c in m.collections):,}", f"{m.images:,}", f"{m.objects:,}", _mib(m.object_bytes), _mib(m.copied_bytes)
         )
     console.print(table)
+    for problem in damaged:
+        _say(problem)
+    if damaged:
+        raise typer.Exit(1)
 
 
 @app.command("verify")

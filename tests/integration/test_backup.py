@@ -8,6 +8,7 @@ restores go into a second set.
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -358,3 +359,87 @@ def test_a_repository_that_cannot_be_made_ends_the_command_with_its_reason(sourc
         said = " ".join(result.output.split())
         assert result.exit_code == 2, said  # a clean exit, not a traceback (which exits 1)
         assert "the backup repository cannot be used" in said and "a-file" in said, said
+
+
+async def test_a_blob_cut_short_is_copied_again_by_the_next_snapshot(corpus, source, tmp_path):
+    repo = Repository(tmp_path / "r")
+    first = await take_snapshot(source, repo)
+    entry = next(e for e in repo.objects(first.id) if e.size > 1000)
+    with repo.blob_path(entry.sha256).open("r+b") as handle:
+        handle.truncate(1000)
+    second = await take_snapshot(source, repo)
+    assert (second.copied, second.copied_bytes) == (1, entry.size)  # that one only: sizes, not hashes, are compared
+    assert repo.blob_path(entry.sha256).stat().st_size == entry.size
+    assert verify_snapshot(repo, second.id).problem_count == 0
+
+
+def _copy(repo: Repository, tmp_path: Path) -> Repository:
+    damaged = Repository(tmp_path / "copy")
+    shutil.copytree(repo.root, damaged.root)
+    return damaged
+
+
+async def test_a_damaged_metadata_file_is_found_by_verify_and_refused_before_a_restore_writes(repo, snapshot, cleaned, tmp_path):
+    damaged = _copy(repo, tmp_path)
+    metadata = damaged.dump_path(snapshot.id, snapshot.database, "users", ".metadata.json")
+    assert all(c.metadata_sha256 for c in snapshot.collections)
+    metadata.write_text('{"options": {}, "indexes": []}')  # parses, but is not what the snapshot wrote
+    report = verify_snapshot(damaged, snapshot.id, deep=False)
+    assert report.problem_count == 1 and "users.metadata.json does not match the manifest's SHA-256" in report.problems[0], report.problems
+
+    # A snapshot taken before manifests recorded the metadata's SHA-256: its metadata files are parsed.
+    path = damaged.snapshot_dir(snapshot.id) / "manifest.json"
+    raw = json.loads(path.read_text())
+    for collection in raw["collections"]:
+        del collection["metadata_sha256"]
+    path.write_text(json.dumps(raw))
+    metadata.write_text('{"options": {\n')
+    report = verify_snapshot(damaged, snapshot.id, deep=False)
+    assert report.problem_count == 1 and "users.metadata.json is damaged" in report.problems[0], report.problems
+    with pytest.raises(RepositoryError, match="users.metadata.json is damaged"):
+        await restore_snapshot(cleaned, damaged, snapshot.id)
+    assert _documents(cleaned) == {}  # refused before anything was written (the bucket is not even made)
+
+    # Whole again, the old snapshot verifies and restores.
+    shutil.copyfile(repo.dump_path(snapshot.id, snapshot.database, "users", ".metadata.json"), metadata)
+    assert verify_snapshot(damaged, snapshot.id).problem_count == 0
+    restored = await restore_snapshot(cleaned, damaged, snapshot.id)
+    assert restored.documents == sum(c.documents for c in snapshot.collections)
+
+
+def _cli(tmp_path: Path, settings: SearchSettings, *args: str):
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    env = {f"CORPUS_{k.upper()}": v for k, v in settings.model_dump(include={"mongo_db", "minio_bucket", "es_index_prefix"}).items()}
+    result = CliRunner().invoke(app, ["backup", *args, "--repo", str(tmp_path)], env=env)
+    return result, " ".join(result.output.split())
+
+
+def test_a_damaged_manifest_or_listing_ends_each_command_with_its_reason(corpus, source, repo, snapshot, tmp_path):
+    damaged = _copy(repo, tmp_path)
+    made, said = _cli(damaged.root, source, "create")
+    assert made.exit_code == 0, said
+    older, newest = damaged.snapshot_ids()[0], damaged.snapshot_ids()[-1]
+    listing = damaged.snapshot_dir(newest) / "objects.jsonl.gz"
+    whole_listing = listing.read_bytes()
+    listing.write_bytes(whole_listing[: len(whole_listing) // 2])
+
+    pruned, said = _cli(damaged.root, source, "prune", "--keep", "1")
+    assert pruned.exit_code == 2 and f"nothing was pruned: snapshot {newest}" in said and str(listing) in said, said
+    assert damaged.snapshot_ids()[0] == older and damaged.snapshot_ids()[-1] == newest  # nothing removed
+
+    # A new snapshot does not trust the damaged one to say what is stored: it reads every object again.
+    made, said = _cli(damaged.root, source, "create")
+    assert made.exit_code == 0 and f"the previous snapshot {newest} is damaged" in said, said
+    fresh = damaged.manifest(damaged.snapshot_ids()[-1])
+    assert fresh.copied == fresh.objects and verify_snapshot(damaged, fresh.id).problem_count == 0
+
+    manifest = damaged.snapshot_dir(older) / "manifest.json"
+    raw = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({k: v for k, v in raw.items() if k != "objects"}))
+    listed, said = _cli(damaged.root, source, "list")
+    assert listed.exit_code == 1 and f"the manifest {manifest} cannot be used" in said and fresh.id in said, said
+    checked, said = _cli(damaged.root, source, "verify", older)
+    assert checked.exit_code == 2 and str(manifest) in said and "Traceback" not in said, said

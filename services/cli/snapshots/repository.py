@@ -32,6 +32,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from bson import json_util
+from bson.errors import BSONError
+
 FORMAT = "image-corpus-backup/1"
 MANIFEST = "manifest.json"
 OBJECTS = "objects.jsonl.gz"
@@ -48,6 +51,8 @@ class CollectionEntry:
     documents: int
     bytes: int  # of the compressed dump
     sha256: str  # of the compressed dump
+    # of <collection>.metadata.json; None in snapshots taken before it was recorded (checked only for parsing)
+    metadata_sha256: str | None = None
 
 
 @dataclass
@@ -69,11 +74,18 @@ class Manifest:
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, raw: dict[str, Any]) -> Manifest:
-        if raw.get("format") != FORMAT:
-            raise RepositoryError(f"not a snapshot this tool reads (format {raw.get('format')!r}, expected {FORMAT!r})")
-        raw = dict(raw, collections=[CollectionEntry(**c) for c in raw["collections"]])
-        return cls(**raw)
+    def parse(cls, raw: Any) -> Manifest:
+        """A manifest from its JSON; one cut short or edited (a field missing or of the wrong kind) raises RepositoryError.
+
+        Every command reads manifests, and must end with a reason, not a TypeError's traceback.
+        """
+        found = raw.get("format") if isinstance(raw, dict) else None
+        if found != FORMAT:
+            raise RepositoryError(f"not a snapshot this tool reads (format {found!r}, expected {FORMAT!r})")
+        try:
+            return cls(**dict(raw, collections=[CollectionEntry(**c) for c in raw["collections"]]))
+        except (KeyError, TypeError) as exc:
+            raise RepositoryError(f"it does not have the fields of a manifest: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -171,11 +183,25 @@ class Repository:
     def has_blob(self, sha256: str) -> bool:
         return self.blob_path(sha256).exists()
 
+    def has_blob_of_size(self, sha256: str, size: int) -> bool:
+        """The blob is there with ``size`` bytes: cheap enough for every object of every backup (no hashing).
+
+        A blob cut short (a full disk, a copy that stopped) is then copied again rather than named by one
+        more snapshot; a flipped byte needs a deep ``verify`` to be found.
+        """
+        try:
+            return self.blob_path(sha256).stat().st_size == size
+        except FileNotFoundError:
+            return False
+
     def add_blob_bytes(self, data: bytes) -> str:
-        """Store bytes under their SHA-256 (unless the store has them) and return it; durable after sync_blobs()."""
+        """Store bytes under their SHA-256 (unless the store has them whole) and return it; durable after sync_blobs().
+
+        A stored blob of the wrong size is damaged: it is replaced (by a rename, so it is never half-written).
+        """
         sha256 = hashlib.sha256(data).hexdigest()
         target = self.blob_path(sha256)
-        if not target.exists():
+        if not self.has_blob_of_size(sha256, len(data)):
             with durable_write(target, sync_folder=False) as handle:
                 handle.write(data)
             self._unsynced.add(target.parent)
@@ -184,7 +210,7 @@ class Repository:
     def add_blob_file(self, path: Path, sha256: str) -> None:
         """Move a downloaded file whose bytes hash to ``sha256`` into the store; durable after sync_blobs()."""
         target = self.blob_path(sha256)
-        if target.exists():
+        if self.has_blob_of_size(sha256, path.stat().st_size):
             path.unlink()
             return
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -205,17 +231,30 @@ class Repository:
 
     def snapshot_ids(self) -> list[str]:
         """Finished snapshots, oldest first."""
+        self._check_folder()
         folder = self.root / "snapshots"
         if not folder.is_dir():
             return []
         return sorted(p.name for p in folder.iterdir() if (p / MANIFEST).is_file())
 
+    def _check_folder(self) -> None:
+        """Refuse a root that is (or lies under) a file: it would otherwise read as an empty repository."""
+        existing = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise RepositoryError(f"the backup repository {self.root} cannot be used: {existing} is not a folder")
+
     def manifest(self, snapshot_id: str) -> Manifest:
+        """A finished snapshot's manifest; a missing one, or one that does not parse, raises RepositoryError naming it."""
         path = self.snapshot_dir(snapshot_id) / MANIFEST
         if not path.is_file():
             known = ", ".join(self.snapshot_ids()) or "none"
             raise RepositoryError(f"no finished snapshot {snapshot_id!r} in {self.root} (finished: {known})")
-        return Manifest.parse(json.loads(path.read_text()))
+        try:
+            return Manifest.parse(json.loads(path.read_bytes()))
+        except ValueError as exc:  # not JSON (cut short, overwritten), or not UTF-8
+            raise RepositoryError(f"the manifest {path} is damaged: it is not JSON ({exc})") from None
+        except RepositoryError as exc:
+            raise RepositoryError(f"the manifest {path} cannot be used: {exc}") from None
 
     def resolve(self, snapshot_id: str | None) -> str:
         """The given snapshot, or the latest one when none is given."""
@@ -241,10 +280,35 @@ class Repository:
         path = self.dump_path(manifest.id, manifest.database, entry.name, ".bson.gz")
         return path.is_file() and sha256_of_file(path) == entry.sha256
 
+    def metadata(self, manifest: Manifest, entry: CollectionEntry) -> dict[str, Any]:
+        """A collection's options and indexes, checked: read by verify, and by restore before it writes anything.
+
+        Its SHA-256 is compared when the manifest recorded one (snapshots taken before it did are only parsed).
+        """
+        path = self.dump_path(manifest.id, manifest.database, entry.name, ".metadata.json")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise RepositoryError(f"the metadata file {path} cannot be read: {exc.strerror or exc}") from None
+        if entry.metadata_sha256 and hashlib.sha256(data).hexdigest() != entry.metadata_sha256:
+            raise RepositoryError(f"the metadata file {path} does not match the manifest's SHA-256")
+        try:
+            metadata = json_util.loads(data)
+        except (ValueError, TypeError, BSONError) as exc:
+            raise RepositoryError(f"the metadata file {path} is damaged: it is not extended JSON ({exc})") from None
+        if not _is_metadata(metadata):
+            raise RepositoryError(f"the metadata file {path} is damaged: it does not hold a collection's options and indexes")
+        return metadata
+
     def objects(self, snapshot_id: str) -> Iterator[ObjectEntry]:
-        with gzip.open(self.snapshot_dir(snapshot_id) / OBJECTS, "rb") as handle:
-            for line in handle:
-                yield ObjectEntry(**json.loads(line))
+        """The snapshot's object listing, entry by entry; one that does not read to its end raises RepositoryError."""
+        path = self.snapshot_dir(snapshot_id) / OBJECTS
+        try:
+            with gzip.open(path, "rb") as handle:
+                for line in handle:
+                    yield ObjectEntry(**json.loads(line))
+        except (OSError, EOFError, ValueError, TypeError) as exc:  # gzip cut short or garbled, a line not an entry
+            raise RepositoryError(f"the object listing {path} is missing or damaged: {exc}") from None
 
     def remove_leftovers(self) -> None:
         """Remove what a writer that died left behind: unfinished snapshots and partial downloads (hold the lock)."""
@@ -270,3 +334,11 @@ class Repository:
             for path in folder.glob("*/*"):
                 if not path.name.startswith("."):
                     yield path.name, path
+
+
+def _is_metadata(metadata: Any) -> bool:
+    """The shape a restore relies on: options a dict, and each index with a name and a key."""
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("options", {}), dict):
+        return False
+    indexes = metadata.get("indexes", [])
+    return isinstance(indexes, list) and all(isinstance(i, dict) and "name" in i and isinstance(i.get("key"), dict) for i in indexes)

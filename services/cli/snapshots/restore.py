@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import bson
-from bson import json_util
 from pymongo import IndexModel
 from pymongo.errors import BulkWriteError, CollectionInvalid
 
@@ -140,8 +139,12 @@ def _index_models(metadata: dict[str, Any]) -> list[IndexModel]:
     return models
 
 
-def _check_dumps(repo: Repository, manifest: Manifest) -> None:
-    """Refuse a snapshot whose files do not match its manifest, before anything is written."""
+def _check_snapshot(repo: Repository, manifest: Manifest) -> dict[str, dict[str, Any]]:
+    """Refuse a snapshot whose files do not match its manifest, before anything is written; return each collection's metadata.
+
+    The metadata files are read here, all of them, so that one that does not parse stops the restore
+    before its first write, not after the collections before it were restored.
+    """
     if not repo.listing_is_whole(manifest):
         listing = repo.snapshot_dir(manifest.id) / OBJECTS
         raise RepositoryError(f"the object listing {listing} is missing or damaged: it does not match the manifest")
@@ -149,12 +152,15 @@ def _check_dumps(repo: Repository, manifest: Manifest) -> None:
         if not repo.dump_is_whole(manifest, entry):
             path = repo.dump_path(manifest.id, manifest.database, entry.name, ".bson.gz")
             raise RepositoryError(f"the dump of {entry.name} ({path}) is missing or damaged: it does not match the manifest")
+    return {entry.name: repo.metadata(manifest, entry) for entry in manifest.collections}
 
 
-async def _restore_collections(db: Any, repo: Repository, manifest: Manifest, report: RestoreReport, progress: Report) -> None:
+async def _restore_collections(
+    db: Any, repo: Repository, manifest: Manifest, metadatas: dict[str, dict[str, Any]], report: RestoreReport, progress: Report
+) -> None:
     total = sum(c.documents for c in manifest.collections)
     for entry in manifest.collections:
-        metadata = json_util.loads(repo.dump_path(manifest.id, manifest.database, entry.name, ".metadata.json").read_text())
+        metadata = metadatas[entry.name]  # read and checked before anything was written
         try:
             await db.create_collection(entry.name, **metadata.get("options", {}))
         except CollectionInvalid:
@@ -189,14 +195,14 @@ async def restore_snapshot(
     with repo.locked(exclusive=False):
         manifest = repo.manifest(repo.resolve(snapshot_id))
         progress("checking the snapshot", 0, None)
-        await asyncio.to_thread(_check_dumps, repo, manifest)
+        metadatas = await asyncio.to_thread(_check_snapshot, repo, manifest)
         report = RestoreReport(manifest.id, settings.mongo_db, settings.minio_bucket)
         client = mongo_client(settings)
         db = database(client, settings)
         try:
             await _prepare(db, manifest, replace)
             await _restore_objects(settings, repo, manifest, report, progress)
-            await _restore_collections(db, repo, manifest, report, progress)
+            await _restore_collections(db, repo, manifest, metadatas, report, progress)
             await db[RESTORES].update_one({"_id": manifest.id}, {"$set": {"finished_at": datetime.now(UTC)}})
         finally:
             await client.close()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import hashlib
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from services.cli.snapshots.repository import (
     Manifest,
     ObjectEntry,
     Repository,
+    RepositoryError,
     durable_write,
     new_snapshot_id,
     sha256_of_file,
@@ -148,9 +150,15 @@ async def _dump_mongo(settings: CorpusSettings, repo: Repository, snapshot_id: s
                     count += len(chunk)
                 # Index definitions are not versioned data: they are read as they are now.
                 indexes = await (await collection.list_indexes()).to_list()
+                metadata = _metadata(info, indexes)
                 with durable_write(repo.dump_path(snapshot_id, settings.mongo_db, name, ".metadata.json")) as handle:
-                    handle.write(_metadata(info, indexes))
-                dump.collections.append(CollectionEntry(name, count, path.stat().st_size, await asyncio.to_thread(sha256_of_file, path)))
+                    handle.write(metadata)
+                dump.collections.append(
+                    CollectionEntry(
+                        name, count, path.stat().st_size, await asyncio.to_thread(sha256_of_file, path),
+                        metadata_sha256=hashlib.sha256(metadata).hexdigest(),
+                    )
+                )
                 if name == IMAGES:
                     dump.images = count
             # The cluster time the server chose at the first read; every read in the session used it.
@@ -186,7 +194,9 @@ async def _copy_objects(settings: CorpusSettings, repo: Repository, previous: di
 
     async def copy(obj: StoredObject) -> ObjectEntry | None:
         known = previous.get(obj.key)
-        if known and known.etag == obj.etag and known.size == obj.size and repo.has_blob(known.sha256):
+        # The blob's size is checked too (not its hash: that would read every blob on every backup), so a
+        # blob cut short is copied again rather than named by one more snapshot.
+        if known and known.etag == obj.etag and known.size == obj.size and repo.has_blob_of_size(known.sha256, known.size):
             return known
         async with gate:
             try:
@@ -218,6 +228,24 @@ async def _copy_objects(settings: CorpusSettings, repo: Repository, previous: di
     return result
 
 
+def _previous_objects(repo: Repository) -> tuple[dict[str, ObjectEntry], str | None]:
+    """The newest snapshot's objects by key, to skip copying those unchanged since, and a note when it cannot serve.
+
+    A damaged manifest or listing is not trusted to say what the repository holds: every object is then
+    read again (blobs already stored whole are not rewritten), and the new snapshot is complete on its own.
+    """
+    ids = repo.snapshot_ids()
+    if not ids:
+        return {}, None
+    try:
+        manifest = repo.manifest(ids[-1])
+        if not repo.listing_is_whole(manifest):
+            raise RepositoryError(f"its object listing {repo.snapshot_dir(ids[-1]) / OBJECTS} does not match its manifest")
+        return {entry.key: entry for entry in repo.objects(ids[-1])}, None
+    except RepositoryError as exc:
+        return {}, f"the previous snapshot {ids[-1]} is damaged ({exc}); every object was read again, not only the new ones"
+
+
 async def take_snapshot(
     settings: CorpusSettings, repo: Repository, *, progress: Report = quiet, snapshot_window: int | None = None
 ) -> Manifest:
@@ -228,8 +256,7 @@ async def take_snapshot(
     """
     with repo.locked(exclusive=True):
         repo.remove_leftovers()  # a snapshot that died midway: nothing refers to it
-        ids = repo.snapshot_ids()
-        previous = {entry.key: entry for entry in repo.objects(ids[-1])} if ids else {}
+        previous, unusable = _previous_objects(repo)
         snapshot_id = new_snapshot_id()
         dump = await _dump_mongo(settings, repo, snapshot_id, progress, snapshot_window)
         copied = await _copy_objects(settings, repo, previous, progress)
@@ -237,7 +264,7 @@ async def take_snapshot(
             for entry in copied.entries:
                 packed.write(entry.line())
         missing = sorted(dump.needed - {entry.key for entry in copied.entries})
-        notes = []
+        notes = [unusable] if unusable else []
         if copied.vanished:
             notes.append(f"{copied.vanished} object(s) were removed from the bucket between its listing and their copy: not in the snapshot")
         if missing:
