@@ -80,9 +80,23 @@ def check_polygon(rings: Any, height: int, width: int) -> tuple[list[list[float]
             raise InvalidAnnotation("degenerate", f"Ring {index} has zero area (its points are collinear).")
         area += ring_area
         out.append(flat)
+    if len(out) > 1:
+        area = _shape_area(out, area, height, width)
     xs = [v for ring in out for v in ring[0::2]]
     ys = [v for ring in out for v in ring[1::2]]
     return out, area, [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+
+
+def _shape_area(rings: list[list[float]], summed: float, height: int, width: int) -> float:
+    """The area of several rings as one shape. Rings that lie apart (an object in parts) keep the exact sum
+    of their areas. Rings that overlap or nest would count the shared pixels twice, while every reader
+    (pycocotools, the VOC PNGs) fills their union: then the area is the union's pixel count, as COCO's
+    ``area`` of a segment is."""
+    from pycocotools import mask as coco_mask
+
+    parts = coco_mask.frPyObjects(rings, height, width)
+    union = float(coco_mask.area(coco_mask.merge(parts)))
+    return union if union < float(sum(coco_mask.area(parts))) else summed
 
 
 def check_keypoints(points: Any, height: int, width: int) -> list[list[float]]:

@@ -93,3 +93,16 @@ def test_the_coco_sample_crowd_masks_pass_with_their_pixel_area():
         h, w = a["segmentation"]["size"]
         assert fields["area"] == coco_mask.area(coco_mask.frPyObjects(a["segmentation"], h, w))
         assert fields["bbox"] == a["bbox"]
+
+
+def test_overlapping_or_nested_rings_count_their_pixels_once():
+    from pycocotools import mask as coco_mask
+
+    overlap = [[20, 140, 80, 140, 80, 200, 20, 200], [50, 170, 110, 170, 110, 230, 50, 230]]
+    nested = [[150, 20, 250, 20, 250, 120, 150, 120], [180, 50, 220, 50, 220, 90, 180, 90]]
+    for rings in (overlap, nested):
+        fields = check_geometry("polygon", {"polygon": rings}, 240, 320)
+        union = coco_mask.area(coco_mask.merge(coco_mask.frPyObjects(rings, 240, 320)))
+        assert fields["area"] == union  # what pycocotools' annToMask(...).sum() gives
+    apart = check_geometry("polygon", {"polygon": [[0, 0, 4, 0, 4, 4, 0, 4], [10, 10, 12, 10, 10, 12]]}, 100, 200)
+    assert apart["area"] == 16 + 2  # parts that lie apart keep their exact areas
