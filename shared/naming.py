@@ -4,6 +4,9 @@ Unicode NFKC, control characters dropped, case-folded, trimmed, and every
 run of whitespace, ``_`` or ``-`` collapsed to one space. ``"  Traffic_Light "``, ``"traffic-light"`` and
 ``"TRAFFIC  LIGHT"`` all become ``"traffic light"``. Services apply it on every
 way in, and search applies it to filter values, so both sides agree.
+
+File names have a rule of their own (:func:`safe_file_name`): ingest stores by it and exports name archive
+members by it.
 """
 
 from __future__ import annotations
@@ -35,3 +38,25 @@ def normalize_names(raw: Iterable[str]) -> list[str]:
 def split_csv_names(raw: str | None) -> list[str]:
     """``"cat, Dog,,cat"`` → ``["cat", "dog"]``."""
     return normalize_names((raw or "").split(","))
+
+
+MAX_FILE_NAME = 255
+# Control characters (C0, DEL, C1): none belongs in a file name, whitespace ones included.
+_FILE_NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def safe_file_name(raw: str | None) -> str | None:
+    """The last path segment of ``raw``, valid UTF-8, without control characters, at most 255 characters;
+    None when nothing but dots (or nothing) is left.
+
+    A multipart ``filename`` is whatever the client sent, and documents stored before names were cleaned
+    may hold one: ``../../etc/x.jpg`` (an export would write it outside its folder), bytes that are not
+    UTF-8 (aiohttp keeps them as lone surrogates, which MongoDB cannot store), line breaks. Ingest stores
+    the result; exports name archive members by it.
+    """
+    if raw is None:
+        return None
+    text = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    text = _FILE_NAME_CONTROL.sub("", unicodedata.normalize("NFC", text))
+    name = re.split(r"[/\\]", text)[-1].strip()
+    return name[:MAX_FILE_NAME] if name.strip(".") else None

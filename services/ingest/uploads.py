@@ -7,16 +7,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
-from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
-from aiohttp.web_protocol import RequestPayloadError
 
-from services.ingest.domain.filenames import safe_filename
 from services.ingest.domain.model import Origin
 from services.ingest.service import Submission
-from shared.naming import split_csv_names
+from shared.naming import safe_file_name, split_csv_names
 from shared.problems import Problem, problem_type
 from shared.web.idempotency import fingerprint_of
+from shared.web.middlewares import UNREADABLE_BODY
 
 FIELD_LIMIT = 64 * 1024
 CHUNK = 256 * 1024
@@ -36,12 +34,13 @@ def disposition(part: BodyPartReader) -> tuple[str | None, str | None]:
     that parse is a measurable share of a batch upload's CPU time.
     """
     _, params = parse_content_disposition(part.headers.get(hdrs.CONTENT_DISPOSITION))
-    return content_disposition_filename(params, "name"), safe_filename(content_disposition_filename(params, "filename"))
+    return content_disposition_filename(params, "name"), safe_file_name(content_disposition_filename(params, "filename"))
 
 
 # What aiohttp raises on a body that is not the multipart it claims to be: no boundary in the Content-Type,
-# a missing first or closing boundary, a body cut short, a Content-Encoding the bytes do not decode as.
-_MALFORMED = (ValueError, HttpProcessingError, RequestPayloadError)
+# a missing first or closing boundary (ValueError), besides a body its headers mislabel (cut short, a
+# Content-Encoding the bytes do not decode as), which every endpoint refuses.
+_MALFORMED = (ValueError, *UNREADABLE_BODY)
 
 
 def malformed(exc: Exception) -> Problem:

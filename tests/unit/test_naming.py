@@ -22,3 +22,13 @@ def test_csv_split():
 def test_control_characters_are_dropped_and_whitespace_ones_separate():
     assert normalize_name("a\x00b\x7fc\x9f") == "abc"
     assert normalize_name("cat\tand\ndog") == "cat and dog"
+
+
+def test_a_file_name_keeps_its_last_segment_in_utf8_without_control_characters():
+    from shared.naming import safe_file_name
+
+    assert [safe_file_name(n) for n in ["../../a/b.jpg", "C:\\x\\y.png", "\udcff\udcfe.jpg", "a\r\nb\x85.jpg", "é.jpg"]] == [
+        "b.jpg", "y.png", "\ufffd\ufffd.jpg", "ab.jpg", "é.jpg",
+    ]
+    assert [safe_file_name(n) for n in [None, "", " ", ".", "..", "a/.."]] == [None] * 6
+    assert len(safe_file_name("n" * 400 + ".jpg")) == 255

@@ -25,10 +25,9 @@ from xml.etree import ElementTree as ET
 
 from services.annotation.domain import segmentation
 from services.annotation.domain.errors import InvalidAnnotation
+from shared import naming
 
 GEOMETRIC = ("bbox", "polygon", "mask", "keypoints")
-# What a member name may not carry: path separators, control characters (C0, DEL, C1).
-_UNSAFE_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")
 # Characters XML 1.0 forbids (C0 controls but tab, newline and return; lone surrogates; U+FFFE/U+FFFF).
 _NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -37,9 +36,8 @@ def safe_file_name(name: str | None, fallback: str) -> str:
     """One path segment to put an image under: the last segment of a stored file name (which may hold a path,
     ``..`` or control characters from older uploads), so no member of an archive points outside its folder.
     ``fallback`` (the image id with an extension) when nothing usable is left."""
-    last = re.split(r"[/\\]", name or "")[-1]
-    cleaned = re.sub(r"\.{2,}", ".", _UNSAFE_IN_NAME.sub("", last)).strip()
-    return cleaned if cleaned.strip(".") else fallback
+    safe = naming.safe_file_name(name)
+    return re.sub(r"\.{2,}", ".", safe) if safe else fallback
 
 
 def unique_file_names(named: list[tuple[str, str]]) -> list[str]:
