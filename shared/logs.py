@@ -12,6 +12,8 @@ import sys
 import uuid
 from contextvars import ContextVar
 
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from pythonjsonlogger.json import JsonFormatter
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
@@ -37,6 +39,23 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+class ClientFaultFilter(logging.Filter):
+    """aiohttp's server logs a request it cannot parse (a request line over the limit, a body that
+    is not the gzip it claims, bytes that are not HTTP) as an ERROR with a traceback, the body's
+    even after the service answered it. The fault is the client's and it got a 400, so the record
+    becomes one WARNING line that says what was wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        client_fault = isinstance(exc, RequestPayloadError) or (isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500)
+        if client_fault:
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "a client"
+            record.msg, record.args = "refused a malformed request from %s: %s", (remote, " ".join(str(exc).split())[:300])
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -53,3 +72,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     # Client libraries are chatty at INFO (every ES request, every AMQP frame).
     for noisy in ("elastic_transport", "aiormq", "aio_pika", "pymongo"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    server.filters[:] = [f for f in server.filters if not isinstance(f, ClientFaultFilter)]
+    server.addFilter(ClientFaultFilter())

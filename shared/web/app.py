@@ -19,6 +19,11 @@ from shared.web.resources import SETTINGS, auth_ctx, mongo_ctx
 OPENAPI = web.AppKey("openapi", dict)
 
 
+# aiohttp's parser refuses a request line over 8 KiB; a search with a few hundred label filters
+# is longer than that. What it still refuses (over 64 KiB) gets its plain-text 400.
+HTTP_PARSER_LIMITS = {"max_line_size": 64 * 1024, "max_field_size": 16 * 1024}
+
+
 @dataclass(frozen=True)
 class ServiceInfo:
     """What the OpenAPI document and the request size cap need to know of a service."""
@@ -55,7 +60,7 @@ def allow_browsers(app: web.Application, origins: list[str]) -> None:
 
 
 def build_app(settings: CorpusSettings, info: ServiceInfo, endpoints: list[Endpoint]) -> web.Application:
-    app = web.Application(middlewares=[observe], client_max_size=info.client_max_size)
+    app = web.Application(middlewares=[observe], client_max_size=info.client_max_size, handler_args=HTTP_PARSER_LIMITS)
     app[SETTINGS] = settings
     app[SERVICE_NAME] = settings.service_name
     app[READINESS_CHECKS] = {}
