@@ -10,7 +10,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from services.ingest.adapters.rejections import BadCursor, list_rejections
+from services.ingest.adapters.rejections import list_rejections
+from shared.cursors import BadCursor
 from services.ingest.deps import IMPORT_WORKER, INGEST_SETTINGS, JOBS
 from services.ingest.domain.datasets import KINDS
 from services.ingest.views import json_body

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
-
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -16,6 +13,7 @@ from services.search.domain.params import single_values
 from services.search.domain.similar_params import SimilarParams, parse_similar
 from services.search.models import ClusterPage, NearDuplicateCluster, SimilarImage, SimilarPage
 from services.search.views import index_errors
+from shared.cursors import BadCursor, decode_cursor, encode_cursor
 from shared.problems import Problem, problem_type
 
 CLUSTER_PAGE = 50
@@ -98,8 +96,8 @@ def _after_key(cursor: str | None) -> dict | None:
     if not cursor:
         return None
     try:
-        after = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError:
+        after = decode_cursor(cursor)
+    except BadCursor:
         raise bad_cursor() from None
     if not isinstance(after, dict) or set(after) != {"original"} or not isinstance(after["original"], str):
         raise bad_cursor()
@@ -137,5 +135,5 @@ async def near_duplicate_clusters(request: web.Request) -> web.Response:
     ]
     next_cursor = None
     if len(items) == CLUSTER_PAGE and agg.get("after_key"):
-        next_cursor = base64.urlsafe_b64encode(json.dumps(agg["after_key"]).encode()).decode().rstrip("=")
+        next_cursor = encode_cursor(agg["after_key"])
     return web.json_response(ClusterPage(items=items, next=next_cursor).model_dump(mode="json"))

@@ -12,9 +12,10 @@ from services.annotation.deps import ANNOTATION_SETTINGS, DEPS
 from services.annotation.domain.errors import AnnotationError, InvalidAnnotation, NotFound
 from services.annotation.domain.model import MAX_VERSION, AnnotationIn, AnnotationOut, AnnotationPatch, HistoryEntryOut
 from services.annotation.views.common import (
-    annotation_out, body_as, decode_cursor, domain_errors, encode_cursor, etag, if_match, limit_of,
+    annotation_out, body_as, decode_cursor, domain_errors, etag, if_match, limit_of,
 )  # fmt: skip
 from shared.auth import PRINCIPAL
+from shared.cursors import encode_cursor
 from shared.problems import Problem
 from shared.web import idempotency
 from shared.web.responses import json_response

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -13,6 +11,8 @@ from pydantic import BaseModel, ValidationError
 from services.annotation.deps import DEPS
 from services.annotation.domain.errors import AnnotationError, VersionConflict
 from services.annotation.domain.model import MAX_VERSION, AnnotationOut
+from shared.cursors import BadCursor
+from shared.cursors import decode_cursor as decode_value
 from shared.problems import Problem, problem_type
 
 M = TypeVar("M", bound=BaseModel)
@@ -62,10 +62,6 @@ def limit_of(request: web.Request) -> int:
     return int(raw)
 
 
-def encode_cursor(value: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
-
-
 def _bad_cursor() -> Problem:
     return Problem(400, "Bad Request", "'cursor' is not one this service gave out; pass 'next' back unchanged.")
 
@@ -77,8 +73,8 @@ def decode_cursor(request: web.Request, default: T) -> T:
     if not raw:
         return default
     try:
-        value = json.loads(base64.urlsafe_b64decode(raw.encode()))
-    except (ValueError, RecursionError):  # RecursionError: a crafted cursor of a few thousand nested brackets
+        value = decode_value(raw)
+    except BadCursor:
         raise _bad_cursor() from None
     if type(value) is not type(default):  # type(): True is an int, but no version
         raise _bad_cursor()

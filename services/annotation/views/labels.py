@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.annotation.deps import DEPS
 from services.annotation.domain.errors import NotFound
-from services.annotation.views.common import body_as, decode_cursor, domain_errors, encode_cursor, limit_of
+from services.annotation.views.common import body_as, decode_cursor, domain_errors, limit_of
+from shared.cursors import encode_cursor
 from shared.auth import PRINCIPAL
 from shared.web.responses import json_response
 

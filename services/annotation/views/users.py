@@ -9,7 +9,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.annotation.deps import USERS_REPO
-from services.annotation.views.common import body_as, decode_cursor, domain_errors, encode_cursor, limit_of
+from services.annotation.views.common import body_as, decode_cursor, domain_errors, limit_of
+from shared.cursors import encode_cursor
 from shared.auth import PRINCIPAL, Role
 from shared.web.responses import json_response
 

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.ingest.adapters.repository import REJECTIONS
-
-
-class BadCursor(ValueError):
-    """The cursor was not one this API handed out."""
+from shared.cursors import BadCursor
+from shared.cursors import decode_cursor as decode_value
+from shared.cursors import encode_cursor as encode_value
 
 
 def encode_cursor(rejected_at: datetime, rejection_id: str) -> str:
-    raw = json.dumps([rejected_at.isoformat(), rejection_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_value([rejected_at.isoformat(), rejection_id])
 
 
 MAX_CURSOR = 512  # the ones handed out are under 100 characters
@@ -26,16 +22,15 @@ MAX_CURSOR = 512  # the ones handed out are under 100 characters
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """(time, id) of a cursor :func:`encode_cursor` made; anything else, however crafted, is a :class:`BadCursor`."""
+    when_and_id = decode_value(cursor, max_chars=MAX_CURSOR)
     try:
-        if len(cursor) > MAX_CURSOR:
-            raise ValueError("too long")
-        when, rid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        when, rid = when_and_id
         if not isinstance(when, str) or not isinstance(rid, str):
             raise TypeError("not a time and an id")
         parsed = datetime.fromisoformat(when)
         # In UTC, as stored: an offset that pushes the time past year 1 or 9999 cannot be encoded for MongoDB.
         return (parsed.astimezone(UTC) if parsed.tzinfo else parsed), rid
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise BadCursor(str(exc)) from None
 
 

@@ -9,9 +9,6 @@ not a failed search.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 import re
 from typing import Any
@@ -19,6 +16,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from services.search.domain.errors import bad_cursor
+from shared.cursors import BadCursor
+from shared.cursors import decode_cursor as decode_value
+from shared.cursors import encode_cursor as encode_value
 
 INT64 = (-(2**63), 2**63 - 1)
 # Sort keys whose values Elasticsearch gives as longs (dates as epoch milliseconds); the others are numbers.
@@ -35,8 +35,7 @@ class Cursor(BaseModel):
 
 
 def encode_cursor(cursor: Cursor) -> str:
-    raw = json.dumps(cursor.model_dump(exclude_none=True), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_value(cursor.model_dump(exclude_none=True))
 
 
 def _is_long(value: Any) -> bool:
@@ -60,9 +59,8 @@ def _plausible_pit(pit: str | None) -> bool:
 
 def decode_cursor(value: str, *, sort: str, sort_fields: int) -> Cursor:
     try:
-        padded = value + "=" * (-len(value) % 4)
-        cursor = Cursor.model_validate_json(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError, ValidationError):
+        cursor = Cursor.model_validate(decode_value(value))
+    except (BadCursor, ValidationError):
         raise bad_cursor() from None
     if cursor.sort != sort:
         raise bad_cursor(f"This cursor pages through results sorted by {cursor.sort!r}; pass the same sort (and filters) as the first page.")

@@ -1,0 +1,34 @@
+"""Opaque page cursors: a JSON value in URL-safe base64, the way every service's list endpoints hand them out.
+
+A cursor comes back from the caller, so decoding trusts nothing: a cursor that is too long, not base64,
+not UTF-8, not JSON, or JSON nested deep enough to exhaust the parser is a :class:`BadCursor`. What the
+decoded value must look like (a version, an id, a sort key) is each endpoint's own check.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+# The cursors the services give out are well under this (a search's point-in-time id is the longest).
+MAX_CURSOR_CHARS = 80 * 1024
+
+
+class BadCursor(ValueError):
+    """The cursor is not one a service of this system gave out."""
+
+
+def encode_cursor(value: Any) -> str:
+    raw = json.dumps(value, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, max_chars: int = MAX_CURSOR_CHARS) -> Any:
+    """The JSON value of a cursor :func:`encode_cursor` made (with or without its base64 padding)."""
+    if len(cursor) > max_chars:
+        raise BadCursor(f"a cursor of {len(cursor):,} characters")
+    try:
+        return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, RecursionError) as exc:  # ValueError covers binascii.Error and UnicodeDecodeError
+        raise BadCursor(str(exc)) from None
