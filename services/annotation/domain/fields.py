@@ -18,6 +18,7 @@ from typing import Any
 from services.annotation.domain.errors import InvalidAnnotation
 
 MAX_NAME_CHARS = 200  # a label name or alias, after normalisation
+MAX_DESCRIPTION_CHARS = 10_000  # a label's description: a paragraph, not a document
 MAX_ATTRIBUTES_DEPTH = 20  # levels of objects and lists inside ``attributes``
 MAX_ATTRIBUTES_BYTES = 64 * 1024  # ``attributes`` as compact JSON
 MAX_EXTERNAL_IDS = 100  # schemes per label

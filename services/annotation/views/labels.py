@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.annotation.deps import DEPS
 from services.annotation.domain.errors import NotFound
+from services.annotation.domain.fields import MAX_DESCRIPTION_CHARS
 from services.annotation.views.common import body_as, decode_cursor, domain_errors, limit_of
-from shared.cursors import encode_cursor
 from shared.auth import PRINCIPAL
+from shared.cursors import encode_cursor
 from shared.web.responses import json_response
 
 
@@ -19,7 +20,7 @@ class LabelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
     parent: str | None = Field(default=None, description="The parent label's name (created if new)")
     external_ids: dict[str, str] = Field(default={}, description='e.g. {"coco": "18", "wordnet": "n02084071"}')
 
@@ -28,7 +29,7 @@ class LabelPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, description="Rename (the old name is freed)")
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
     parent_id: str | None = None
     external_ids: dict[str, str] | None = None
 

@@ -201,6 +201,19 @@ async def test_label_names_are_bounded_and_printable(annotation_client, image_id
     assert (await problem(rename, 422))["reason"] == reason
 
 
+async def test_label_descriptions_are_bounded(annotation_client):
+    from services.annotation.domain.fields import MAX_DESCRIPTION_CHARS
+
+    too_long = "d" * (MAX_DESCRIPTION_CHARS + 1)
+    refused = await annotation_client.post("/v1/labels", json={"name": unique("described"), "description": too_long})
+    assert "description" in str((await problem(refused, 422))["errors"])
+    created = await annotation_client.post("/v1/labels", json={"name": unique("described"), "description": too_long[:-1]})
+    assert created.status == 201
+    label = await created.json()
+    patched = await annotation_client.patch(f"/v1/labels/{label['id']}", json={"description": too_long})
+    assert "description" in str((await problem(patched, 422))["errors"])
+
+
 async def test_rle_counts_with_non_ascii_characters_are_422(annotation_client, image_id):
     # A 15x10 box's counts with its '?' as 'é': replaced by '?' on the way to ASCII, it decoded as the box.
     rle = {"size": [480, 640], "counts": "P[2?a>00000000000000000PoT9".replace("?", "é")}
