@@ -122,6 +122,8 @@ def _files(paths: list[Path]) -> list[Path]:
             found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         elif path.is_file():
             found.append(path)
+        elif path.exists():
+            raise typer.BadParameter(f"{path} is neither a file nor a folder (a pipe, socket or device); save it to a file first")
         else:
             raise typer.BadParameter(f"{path} does not exist")
     return found
