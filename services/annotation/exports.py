@@ -24,7 +24,7 @@ def _file_names(docs: list[dict]) -> list[dict]:
     """Each image under its original file name's last segment (given one if it has none), with a stem no other
     image of the export has: archive members never leave their folder, and label files match their images."""
     names = [
-        (doc["_id"], export_formats.safe_file_name(doc.get("filename"), f"{doc['_id']}.{EXTENSIONS.get(doc.get('format', ''), 'bin')}"))
+        (doc["_id"], export_formats.safe_file_name(doc.get("filename"), doc["_id"], EXTENSIONS.get(doc.get("format", ""), "bin")))
         for doc in docs
     ]
     return [

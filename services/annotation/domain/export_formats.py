@@ -32,12 +32,26 @@ GEOMETRIC = ("bbox", "polygon", "mask", "keypoints")
 _NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def safe_file_name(name: str | None, fallback: str) -> str:
+# Extensions an image keeps; any other name gets its format's extension added.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".gif", ".tif", ".tiff", ".webp", ".bmp"})
+
+
+def safe_file_name(name: str | None, image_id: str, extension: str) -> str:
     """One path segment to put an image under: the last segment of a stored file name (which may hold a path,
     ``..`` or control characters from older uploads), so no member of an archive points outside its folder.
-    ``fallback`` (the image id with an extension) when nothing usable is left."""
+
+    The name always has a stem and an image extension, as training tools pair images with label files by
+    them (Ultralytics lists only files with an image extension and takes ``labels/<stem>.txt``): a name
+    without one gets ``extension`` added (``scan`` → ``scan.jpg``); one that is all extension (``.jpg``)
+    or nothing usable becomes ``<image id>.<extension>``.
+    """
     safe = naming.safe_file_name(name)
-    return re.sub(r"\.{2,}", ".", safe) if safe else fallback
+    safe = re.sub(r"\.{2,}", ".", safe).rstrip(". ") if safe else ""
+    if not safe or safe.startswith("."):
+        return f"{image_id}.{extension}"
+    if PurePosixPath(safe).suffix.lower() not in IMAGE_SUFFIXES:
+        return f"{safe[: naming.MAX_FILE_NAME - len(extension) - 1]}.{extension}"
+    return safe
 
 
 def unique_file_names(named: list[tuple[str, str]]) -> list[str]:

@@ -238,10 +238,17 @@ def test_yolo_seg_keeps_a_masks_hole_empty_when_filled_as_yolo_fills_it():
         (None, "id1.jpg"),
         ("ta\x01b\x7fle.jpg", "table.jpg"),
         ("a..b.jpg", "a.b.jpg"),
+        ("Photo.JPEG", "Photo.JPEG"),
+        # Every name has a stem and an image extension, the way training tools pair images and labels.
+        ("noext", "noext.jpg"),
+        ("scan.bin", "scan.bin.jpg"),
+        ("trailing.", "trailing.jpg"),
+        (".jpg", "id1.jpg"),
+        ("n" * 255, "n" * 251 + ".jpg"),
     ],
 )
 def test_a_stored_file_name_becomes_one_safe_path_segment(stored, safe):
-    assert export_formats.safe_file_name(stored, "id1.jpg") == safe
+    assert export_formats.safe_file_name(stored, "id1", "jpg") == safe
 
 
 def test_images_sharing_a_stem_keep_their_own_label_files_matching_their_names():
