@@ -158,10 +158,16 @@ def _box_coordinates(a: dict, width: int, height: int) -> list[str]:
 
 def _outline_coordinates(a: dict, width: int, height: int) -> list[str]:
     """``x1 y1 ... xn yn``: the annotation's rings bridged into one outline, normalised and clamped to [0, 1];
-    nothing for an annotation without an outline."""
+    nothing for an annotation without an outline. A polygon whose rings overlap or nest is outlined from
+    the union of its pixels (what COCO readers fill), as a mask is."""
     if not segmentation.has_shape(a):
         return []
-    outline = segmentation.bridged(a.get("polygon") or segmentation.rings_with_holes(segmentation.mask_of(a, height, width)))
+    polygon = a.get("polygon")
+    if polygon and not segmentation.rings_overlap(polygon, height, width):
+        rings = polygon  # the vertices as drawn
+    else:
+        rings = segmentation.rings_with_holes(segmentation.mask_of(a, height, width))
+    outline = segmentation.bridged(rings)
     if not outline:
         return []
     return [" ".join(f"{min(max(v / size, 0.0), 1.0):.6f}" for v, size in zip(outline, cycle((width, height))))]
@@ -199,7 +205,8 @@ def yolo_seg(images: list[dict], annotations: list[dict], labels: dict[str, dict
     One line per object: a polygon in several parts, or a mask's contours traced from its pixels (the
     edges of its parts and of its holes, :func:`segmentation.rings_with_holes`), are bridged into one
     outline (:func:`segmentation.bridged`), as Ultralytics' COCO converter does; filled as YOLO fills it
-    (even-odd), the holes stay empty. Boxes and keypoints without an
+    (even-odd), the holes stay empty. A polygon whose parts overlap or nest is traced from their union,
+    so the shared pixels are not filled as a hole. Boxes and keypoints without an
     outline are left out. ``classes.txt`` and ``data.yaml`` are those of :func:`yolo` for the same
     selection, so class indices agree between the two.
     """

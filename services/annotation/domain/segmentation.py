@@ -51,6 +51,15 @@ def mask_of(annotation: dict, height: int, width: int) -> np.ndarray:
     return coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(annotation["polygon"], height, width)))
 
 
+def rings_overlap(rings: list[list[float]], height: int, width: int) -> bool:
+    """Whether polygon rings of one object share pixels (overlap or nest) as pycocotools rasterises them:
+    COCO readers fill their union, while an outline filled even-odd would leave the shared pixels out."""
+    if len(rings) < 2:
+        return False
+    parts = coco_mask.frPyObjects(rings, height, width)
+    return int(coco_mask.area(coco_mask.merge(parts))) < int(sum(coco_mask.area(parts)))
+
+
 def painted(layers: Iterable[tuple[int, np.ndarray]], height: int, width: int) -> np.ndarray:
     """An index image: 0 everywhere, then each layer's value on its pixels, in order (later layers cover earlier)."""
     out = np.zeros((height, width), np.uint8)

@@ -170,6 +170,24 @@ def test_yolo_seg_writes_an_object_in_two_parts_as_one_bridged_outline():
     assert files["labels/box.txt"] == ""  # boxes only: nothing to outline
 
 
+@pytest.mark.parametrize(
+    "rings",
+    [
+        [[10, 10, 40, 10, 40, 40, 10, 40], [25, 25, 55, 25, 55, 45, 25, 45]],  # two squares overlapping
+        [[5, 5, 60, 5, 60, 45, 5, 45], [20, 15, 40, 15, 40, 35, 20, 35]],  # a square inside another
+    ],
+    ids=["overlapping", "nested"],
+)
+def test_yolo_seg_fills_a_polygon_with_overlapping_parts_as_coco_does(rings):
+    shape = {**SQUARE, "polygon": rings}
+    [(_, coords)] = _outlines(export_formats.yolo_seg(SEG_IMAGES, [shape], SEG_LABELS)["labels/seg.txt"])
+    filled = _filled([np.array(coords).reshape(-1, 2) * [W, H]])
+    coco = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(rings, H, W))).astype(bool)  # the union
+    shared = _filled([np.array(rings[0], float).reshape(-1, 2)]) & _filled([np.array(rings[1], float).reshape(-1, 2)])
+    assert shared.sum() > 100 and filled[shared].all()  # the shared pixels are not a hole
+    assert (filled & coco).sum() / (filled | coco).sum() > 0.9
+
+
 def test_bridged_keeps_a_single_ring_as_it_is_and_joins_three_parts_in_one_line():
     from services.annotation.domain.segmentation import bridged
 
