@@ -14,7 +14,7 @@ from services.ingest.service import Submission
 from shared.naming import safe_file_name, split_csv_names
 from shared.problems import Problem, problem_type
 from shared.web.idempotency import fingerprint_of
-from shared.web.middlewares import UNREADABLE_BODY
+from shared.web.bodies import MALFORMED_MULTIPART, malformed_multipart
 
 FIELD_LIMIT = 64 * 1024
 CHUNK = 256 * 1024
@@ -37,28 +37,18 @@ def disposition(part: BodyPartReader) -> tuple[str | None, str | None]:
     return content_disposition_filename(params, "name"), safe_file_name(content_disposition_filename(params, "filename"))
 
 
-# What aiohttp raises on a body that is not the multipart it claims to be: no boundary in the Content-Type,
-# a missing first or closing boundary (ValueError), besides a body its headers mislabel (cut short, a
-# Content-Encoding the bytes do not decode as), which every endpoint refuses.
-_MALFORMED = (ValueError, *UNREADABLE_BODY)
-
-
-def malformed(exc: Exception) -> Problem:
-    return Problem(400, "Bad Request", f"The multipart body is malformed: {exc}.", type_=problem_type("malformed-multipart"))
-
-
 async def _multipart(request: web.Request) -> MultipartReader:
     try:
         return await request.multipart()
-    except _MALFORMED as exc:
-        raise malformed(exc) from None
+    except MALFORMED_MULTIPART as exc:
+        raise malformed_multipart(exc) from None
 
 
 async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
     try:
         part = await reader.next()
-    except _MALFORMED as exc:
-        raise malformed(exc) from None
+    except MALFORMED_MULTIPART as exc:
+        raise malformed_multipart(exc) from None
     if part is not None and not isinstance(part, BodyPartReader):
         raise Problem(400, "Bad Request", "Nested multipart bodies are not accepted.")
     return part
@@ -69,8 +59,8 @@ async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
     while True:
         try:
             chunk = await part.read_chunk(CHUNK)
-        except _MALFORMED as exc:
-            raise malformed(exc) from None
+        except MALFORMED_MULTIPART as exc:
+            raise malformed_multipart(exc) from None
         if not chunk:
             return
         yield chunk

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from services.search.deps import HASHER, INDEX, READER, SEARCH_SETTINGS, SIMILARITY
 from services.search.domain.errors import bad_cursor, bad_parameter
@@ -15,6 +14,7 @@ from services.search.models import ClusterPage, NearDuplicateCluster, SimilarIma
 from services.search.views import index_errors
 from shared.cursors import BadCursor, decode_cursor, encode_cursor
 from shared.problems import Problem, problem_type
+from shared.web.bodies import MALFORMED_MULTIPART, malformed_multipart
 
 CLUSTER_PAGE = 50
 CLUSTER_MEMBERS = 100
@@ -66,9 +66,8 @@ async def _uploaded_bytes(request: web.Request) -> bytes:
     if request.content_type.startswith("multipart/"):
         try:
             form = await request.post()
-        except (HttpProcessingError, ValueError) as exc:
-            # aiohttp's multipart reader raises these for a body that is not well-formed multipart: the caller's fault.
-            raise bad_parameter(f"The multipart body is malformed ({type(exc).__name__}); send the image as the field 'file'.") from None
+        except MALFORMED_MULTIPART as exc:
+            raise malformed_multipart(exc, "Send the image as the field 'file'.") from None
         field = form.get("file")
         if field is None or not hasattr(field, "file"):
             raise bad_parameter("Send the query image as the multipart field 'file' (or as the raw request body).")

@@ -7,13 +7,12 @@ import time
 import uuid
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
 
 from shared.logs import correlation_id
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.outages import unavailable_store
 from shared.problems import Problem, problem_type
+from shared.web.bodies import UNREADABLE_BODY
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +20,6 @@ CORRELATION_HEADER = "X-Correlation-ID"
 SERVICE_NAME = web.AppKey("service_name", str)
 # Seconds a client is told to wait when a store is unavailable.
 RETRY_AFTER_OUTAGE = 5
-# What reading a request's body raises when the body is not what its headers say.
-UNREADABLE_BODY = (RequestPayloadError, HttpProcessingError)
 
 
 def _route_label(request: web.Request) -> str:

@@ -121,4 +121,5 @@ async def test_a_malformed_multipart_query_image_is_400(search_client):
     response = await search_client.post(
         "/v1/search/similar", data=b"--x\r\nContent-Disp", headers={"Content-Type": "multipart/form-data; boundary=x"}
     )
-    assert "multipart" in (await problem(response, 400))["detail"]
+    body = await problem(response, 400)
+    assert "multipart" in body["detail"] and body["type"].endswith("/malformed-multipart")  # as ingest names it
