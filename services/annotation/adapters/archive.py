@@ -3,7 +3,8 @@
 Blobs are read from MinIO (thread pool, inside BlobStore); the zip is
 written in a worker thread, so compression never blocks the event loop.
 Photos and other binary members (PNG label images) are stored as they are
-(already compressed); text files are deflated.
+(already compressed), but for a JPEG's EXIF orientation, set to "as stored"
+(``domain/orientation.py``); text files are deflated.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from services.annotation.domain.errors import OriginalMissing
+from services.annotation.domain.orientation import without_orientation
 from shared.clients.blobs import BlobNotFound, BlobStore, original_key
 
 
@@ -49,6 +51,7 @@ async def build_zip(
                         "ingest the file again (the same bytes restore it) or leave the image out.",
                         image_id=image["id"],
                     ) from None
+                data = without_orientation(data)  # annotations are in the stored frame: every reader must see it
                 for member in members:
                     await asyncio.to_thread(archive.writestr, member, data, zipfile.ZIP_STORED)
             for member, content in files.items():

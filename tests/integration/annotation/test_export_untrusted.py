@@ -76,6 +76,32 @@ async def test_images_sharing_a_stem_each_keep_their_annotations(annotation_clie
     assert {ET.fromstring(voc.read(name)).findtext("filename") for name in xmls} == {n.removeprefix("images/") for n in images}
 
 
+async def test_an_exif_turned_jpeg_is_exported_in_the_frame_its_boxes_use(annotation_client, mongo_db, blob_store):
+    import uuid
+
+    import cv2
+    import numpy as np
+
+    photo = Image.open(io.BytesIO(skimage_photo("rocket.jpg"))).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a phone held upright: readers that honour the tag turn the picture a quarter
+    exif[0x010E] = uuid.uuid4().hex  # ImageDescription: bytes (and so an id) of this test's own
+    out = io.BytesIO()
+    photo.save(out, "JPEG", quality=90, exif=exif.tobytes())
+    data = out.getvalue()
+    image_id = await add_image(mongo_db, *photo.size, data=data, filename="probe_turned.jpg")
+    await blob_store.put(original_key(image_id), data, "image/jpeg")
+    width, height = photo.size
+    await _annotate(annotation_client, image_id, type="bbox", label="probe", bbox=[width - 60, 10, 50, 40])
+    yolo = await _export(annotation_client, format="yolo", image_ids=[image_id])
+    exported = yolo.read("images/probe_turned.jpg")
+    assert cv2.imdecode(np.frombuffer(exported, np.uint8), cv2.IMREAD_COLOR).shape[:2] == (height, width)  # as Ultralytics reads it
+    assert Image.open(io.BytesIO(exported)).getexif()[0x0112] == 1
+    assert len(exported) == len(data) and sum(a != b for a, b in zip(exported, data)) == 1  # the pixels as stored
+    cx = float(yolo.read("labels/probe_turned.txt").decode().split()[1])
+    assert cx == pytest.approx((width - 35) / width, abs=1e-5)  # the box in that frame: near the right edge
+
+
 async def test_coco_refuses_an_external_id_that_is_not_an_ascii_integer(annotation_client, mongo_db, blob_store):
     image_id = await _stored(mongo_db, blob_store, "camera.png", "probe_scheme.png")
     label = await annotation_client.post("/v1/labels", json={"name": f"probe superscript {RUN_ID}", "external_ids": {"probescheme": "²"}})
