@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
+import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.settings import CorpusSettings
+
+
+T = TypeVar("T")
+
+# How long a transaction may take, with the re-runs ``with_transaction`` makes (a write conflict, an
+# election, a commit whose answer was lost), before its caller gets the error. PyMongo's own limit is
+# 120 s: a request caught in a transaction when MongoDB went away waited for it to come back (70 s
+# and more) instead of answering 503. Under the server's 60 s transaction lifetime either way.
+TRANSACTION_SECONDS = 15.0
+# A label rename or merge rewrites the summaries of every image that carries the label: more time.
+LONG_TRANSACTION_SECONDS = 55.0
+
+
+async def in_transaction(db: AsyncDatabase, work: Callable[[AsyncClientSession], Awaitable[T]], *, seconds: float = TRANSACTION_SECONDS) -> T:
+    """Run ``work`` in one transaction, re-run from the start on a transient error, within ``seconds`` in all
+    (PyMongo's client-side operation timeout: past it, the error is a timeout, which is an outage)."""
+    with pymongo.timeout(seconds):
+        async with db.client.start_session() as session:
+            return await session.with_transaction(work)
 
 
 def mongo_client(settings: CorpusSettings) -> AsyncMongoClient:

@@ -30,12 +30,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.annotation.adapters.store import (
-    ANNOTATIONS, HISTORY, IMPORT_ERRORS, LABELS, PENDING, PENDING_COUNT, in_transaction,
+    ANNOTATIONS, HISTORY, IMPORT_ERRORS, LABELS, PENDING, PENDING_COUNT,
 )  # fmt: skip
 from services.annotation.adapters.summaries import refresh_summaries
 from services.annotation.domain.errors import VersionConflict
 from services.annotation.domain.model import changes_between, state_of
-from shared.clients.mongo import insert_all
+from shared.clients.mongo import in_transaction, insert_all
 from shared.events import Envelope
 from shared.outbox import outbox_entry, stage_many
 from shared.readmodels import IMAGES

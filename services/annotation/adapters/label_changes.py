@@ -13,7 +13,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from services.annotation.adapters.labels import LabelStore, label_name
-from services.annotation.adapters.store import ANNOTATIONS, in_transaction
+from services.annotation.adapters.store import ANNOTATIONS
+from shared.clients.mongo import LONG_TRANSACTION_SECONDS, in_transaction
 from services.annotation.adapters.summaries import refresh_summaries
 from services.annotation.domain.errors import LabelConflict
 from services.annotation.domain.fields import check_external_ids
@@ -52,7 +53,7 @@ class LabelRepository(LabelStore):
             await self._announce(doc, "renamed", actor, session, previous_name=old)
             return doc
 
-        return await in_transaction(self.db, work)
+        return await in_transaction(self.db, work, seconds=LONG_TRANSACTION_SECONDS)
 
     async def add_alias(self, label_id: str, raw: str, actor: str) -> dict[str, Any]:
         alias = label_name(raw)
@@ -71,7 +72,7 @@ class LabelRepository(LabelStore):
             await self._announce(doc, "aliased", actor, session)
             return doc
 
-        return await in_transaction(self.db, work)
+        return await in_transaction(self.db, work, seconds=LONG_TRANSACTION_SECONDS)
 
     async def merge(self, source_id: str, target_id: str, actor: str) -> dict[str, Any]:
         """Move every annotation of ``source`` to ``target``; source's names become target's aliases."""
@@ -106,7 +107,7 @@ class LabelRepository(LabelStore):
             )
             return target
 
-        return await in_transaction(self.db, work)
+        return await in_transaction(self.db, work, seconds=LONG_TRANSACTION_SECONDS)
 
     async def update(self, label_id: str, changes: dict[str, Any], actor: str) -> dict[str, Any]:
         """Describe, re-parent, or set external ids (``changes`` holds only the fields to set)."""
@@ -126,7 +127,7 @@ class LabelRepository(LabelStore):
             await self._announce(doc, change, actor, session)
             return doc
 
-        return await in_transaction(self.db, work)
+        return await in_transaction(self.db, work, seconds=LONG_TRANSACTION_SECONDS)
 
     async def _check_parent(self, label_id: str, parent_id: str, session: AsyncClientSession) -> None:
         seen, current = {label_id}, parent_id

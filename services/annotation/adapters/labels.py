@@ -16,7 +16,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.annotation.adapters.store import LABEL_NAMES, LABELS, in_transaction
+from services.annotation.adapters.store import LABEL_NAMES, LABELS
+from shared.clients.mongo import in_transaction
 from services.annotation.domain.errors import InvalidAnnotation, NotFound
 from services.annotation.domain.fields import check_external_ids, check_label_name
 from shared.events import Envelope, LabelChanged, utcnow

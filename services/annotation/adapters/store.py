@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.auth.guard import API_KEYS, USERS
@@ -23,7 +21,6 @@ IMPORT_ERRORS = "annotation_import_errors"
 PENDING = "pending"
 PENDING_COUNT = "pending_n"
 
-T = TypeVar("T")
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -48,12 +45,6 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[USERS].create_index([("role", ASCENDING)])
     await db[ANNOTATION_SUMMARIES].create_index([("updated_at", DESCENDING)])
     await ensure_outbox_indexes(db)
-
-
-async def in_transaction(db: AsyncDatabase, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction; transient errors (write conflicts) re-run it from the start."""
-    async with db.client.start_session() as session:
-        return await session.with_transaction(work)
 
 
 def without_none(doc: dict[str, Any]) -> dict[str, Any]:

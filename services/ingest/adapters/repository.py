@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.ingest.domain.model import ImageDocument, Origin
+from shared.clients.mongo import in_transaction
 from shared.events import Envelope
 from shared.outbox import OUTBOX, ensure_outbox_indexes, stage, stage_many
 from shared.readmodels import IMAGES
@@ -129,6 +130,4 @@ class ImageRepository:
         return True
 
     async def _in_transaction(self, write: Write) -> None:
-        async with self.db.client.start_session() as session:
-            # with_transaction retries transient transaction errors and unknown commit results.
-            await session.with_transaction(write)
+        await in_transaction(self.db, write)
