@@ -12,9 +12,16 @@ from shared.bus.consumer import Handler, MessageConsumer
 from shared.bus.publisher import publish
 from shared.bus.topology import SUBSCRIPTIONS, Topology, dead_letter_queue_name, declare_service_queue, declare_topology
 from shared.events import Envelope, EventData
+from shared.outages import DependencyUnavailable
 from shared.settings import CorpusSettings
 
 log = logging.getLogger(__name__)
+
+
+class BusUnavailable(DependencyUnavailable):
+    """RabbitMQ is not connected now (the robust connection is reconnecting): retry later."""
+
+    store = "RabbitMQ"
 
 
 class Bus:
@@ -45,7 +52,22 @@ class Bus:
 
     @property
     def is_open(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        """Connected now: a robust connection that is reconnecting is not closed, but it is not open either."""
+        connection = self._connection
+        return connection is not None and not connection.is_closed and connection.connected.is_set()
+
+    def _require_open(self) -> None:
+        assert self._connection is not None, "connect() first"
+        if not self.is_open:
+            raise BusUnavailable("RabbitMQ is not connected; the connection is being re-established")
+
+    async def _side_channel(self) -> AbstractChannel:
+        """A channel of its own for one piece of work, or :class:`BusUnavailable` while RabbitMQ is away."""
+        self._require_open()
+        try:
+            return await self._connection.channel()
+        except RuntimeError as exc:  # aio-pika: "Connection was not opened" when it dropped just now
+            raise BusUnavailable(f"RabbitMQ is not connected: {exc}") from exc
 
     async def publish(self, envelope: Envelope) -> None:
         await publish(self.topology.exchange, envelope)
@@ -85,8 +107,7 @@ class Bus:
 
         Passive declares on a channel of its own: nothing is created, and a refusal closes only that channel.
         """
-        assert self._connection is not None, "connect() first"
-        channel = await self._connection.channel()
+        channel = await self._side_channel()
         try:
             rows = []
             for service in SUBSCRIPTIONS:
@@ -106,6 +127,7 @@ class Bus:
         start are moved: one that fails again is parked behind them, and is not taken a second time.
         """
         assert self._channel is not None, "connect() first"
+        self._require_open()
         queue_name = self.settings.queue_name(service)
         dlq = await self._channel.declare_queue(dead_letter_queue_name(queue_name), passive=True)
         parked = dlq.declaration_result.message_count or 0

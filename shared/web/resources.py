@@ -91,7 +91,7 @@ async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def check() -> None:
         if not bus.is_open:
-            raise ConnectionError("AMQP connection is closed")
+            raise ConnectionError("not connected to RabbitMQ (reconnecting)")
 
     app[READINESS_CHECKS]["rabbitmq"] = check
     yield

@@ -86,7 +86,7 @@ async def test_events_during_an_elasticsearch_outage_are_indexed_once_it_is_back
 
 
 async def test_the_consumer_reconnects_after_rabbitmq_is_cut_off_and_takes_what_waited(search_with_a_server_cut_off, mongo_db, es):
-    _, bus, proxy, settings = await search_with_a_server_cut_off("amqp_url")
+    client, bus, proxy, settings = await search_with_a_server_cut_off("amqp_url")
     before, during = (
         image_document(skimage_photo(name), f"amqp-cut-{n}-{RUN_ID}.png", source=f"amqp-{RUN_ID}", tags=["amqp"])
         for n, name in enumerate(("astronaut.png", "rocket.jpg"))
@@ -98,5 +98,15 @@ async def test_the_consumer_reconnects_after_rabbitmq_is_cut_off_and_takes_what_
     await publish(bus, ingested(during))  # waits in the durable queue while the consumer is cut off
     await asyncio.sleep(2.0)
     assert not await indexed(es, settings, during)
+    ready = await client.get("/readyz")  # a robust connection that is reconnecting is not closed, but not up
+    assert ready.status == 503 and (await ready.json())["checks"]["rabbitmq"] != "ok"
+    depths = await client.get("/v1/admin/bus")
+    assert depths.status == 503 and "RabbitMQ" in (await depths.json())["detail"]  # an outage, not a 500
     await proxy.restore()
     await eventually(lambda: indexed(es, settings, during), timeout=60)  # aio-pika's robust connection came back
+
+    async def ready_again() -> bool:
+        return (await client.get("/readyz")).status == 200
+
+    await eventually(ready_again, timeout=30)
+    assert (await client.get("/v1/admin/bus")).status == 200
