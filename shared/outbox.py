@@ -19,7 +19,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.background import LoopDriven, PollingLoop
-from shared.bus import Bus
+from shared.bus import Bus, BusUnavailable
 from shared.clients.mongo import insert_all
 from shared.events import Envelope
 from shared.metrics import OUTBOX_RELAYED
@@ -95,13 +95,20 @@ class OutboxRelay(LoopDriven):
         entries = await cursor.to_list()
         if not entries:
             return 0
+        if not self.bus.is_open:  # reconnecting: every publish would fail; the events wait in MongoDB
+            raise BusUnavailable(f"RabbitMQ is not connected; {len(entries)} or more events wait in the outbox")
         envelopes = [Envelope.model_validate(entry["envelope"]) for entry in entries]
         # Confirms are pipelined: publish the whole batch, then wait for all of them.
         results = await asyncio.gather(*(self.bus.publish(env) for env in envelopes), return_exceptions=True)
         confirmed = [str(env.id) for env, result in zip(envelopes, results, strict=True) if result is None]
-        for env, result in zip(envelopes, results, strict=True):
-            if result is not None:
-                log.warning("publish not confirmed", extra={"event_id": str(env.id), "error": repr(result)})
+        failed = [(env, result) for env, result in zip(envelopes, results, strict=True) if result is not None]
+        if failed and not confirmed:
+            raise failed[0][1]  # the whole pass failed: the loop backs off and says why, once
+        if failed:
+            log.warning(
+                "%d of %d events not confirmed; they stay pending for the next pass", len(failed), len(envelopes),
+                extra={"event_id": str(failed[0][0].id), "error": repr(failed[0][1])[:500]},
+            )  # fmt: skip
         if confirmed:
             now = datetime.now(UTC)
             await self._marks.bulk_write([UpdateMany({"_id": {"$in": confirmed}}, {"$set": {"status": "sent", "sent_at": now}})])

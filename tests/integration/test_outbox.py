@@ -62,3 +62,43 @@ async def test_relay_catches_up_with_events_staged_while_it_was_down(bus, mongo_
         await relay.stop()
     ids = [str(e.id) for e in envelopes]
     assert await mongo_db[OUTBOX].count_documents({"_id": {"$in": ids}, "status": "pending"}) == 0
+
+
+async def test_while_rabbitmq_is_cut_off_the_relay_publishes_nothing_and_catches_up_after(base_settings, mongo_db, make_bus):
+    from urllib.parse import urlsplit
+
+    from shared.bus import Bus
+    from shared.outages import is_outage
+    from tests.proxy import TcpProxy
+
+    received = set()
+
+    async def handler(envelope, data):
+        received.add(envelope.id)
+
+    consumer = await make_bus()
+    await consumer.consume({"image.ingested": handler})
+    target = urlsplit(base_settings.amqp_url)
+    proxy = await TcpProxy(target.hostname, target.port).start()
+    cut_off = Bus(base_settings.model_copy(update={"amqp_url": base_settings.amqp_url.replace(target.netloc.split("@")[-1], proxy.address)}))
+    await cut_off.connect()
+    try:
+        await proxy.cut()
+        await eventually(lambda: asyncio.sleep(0, not cut_off.is_open))
+        env = ingested(300)
+        async with mongo_db.client.start_session() as session:
+            await session.with_transaction(lambda s: stage(mongo_db, env, s))
+        relay = OutboxRelay(mongo_db, cut_off, poll_seconds=0.1)
+        with pytest.raises(Exception) as away:
+            await relay.relay_pending()
+        assert is_outage(away.value)  # one outage for the pass, not a failed publish per event
+        assert (await mongo_db[OUTBOX].find_one({"_id": str(env.id)}))["status"] == "pending"
+        await proxy.restore()
+        relay.start()
+        try:
+            await eventually(lambda: asyncio.sleep(0, env.id in received), timeout=60)  # reconnected, relayed
+        finally:
+            await relay.stop()
+    finally:
+        await cut_off.close()
+        await proxy.cut()
