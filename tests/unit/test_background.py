@@ -2,6 +2,7 @@
 bursts, failures, a first pass that waits."""
 
 import asyncio
+import contextlib
 
 from shared.background import PollingLoop
 
@@ -92,6 +93,17 @@ async def test_stop_right_after_a_nudge_ends_the_loop():
     assert loop._task is not None and loop._task.done()
 
 
+@contextlib.asynccontextmanager
+async def _logged_loop(caplog, name, run_pass):
+    loop = PollingLoop(name, run_pass, poll_seconds=60)
+    with caplog.at_level("INFO", logger="shared.background"):
+        loop.start()
+        try:
+            yield loop
+        finally:
+            await loop.stop()
+
+
 async def test_while_a_store_is_away_nudges_do_not_spin_the_loop_and_the_outage_is_one_warning(caplog):
     """Every commit nudges the relay; with RabbitMQ away each pass fails. Without back-off the loop ran a
     pass (and logged a line per event) for every nudge: thousands of lines a second in a chaos run."""
@@ -106,19 +118,14 @@ async def test_while_a_store_is_away_nudges_do_not_spin_the_loop_and_the_outage_
             raise BusUnavailable("RabbitMQ is not connected")
         return False
 
-    loop = PollingLoop("relay-probe", run_pass, poll_seconds=60)
-    with caplog.at_level("INFO", logger="shared.background"):
-        loop.start()
-        try:
-            started = asyncio.get_running_loop().time()
-            while asyncio.get_running_loop().time() - started < 1.0:  # a commit every 10 ms for a second
-                loop.nudge()
-                await asyncio.sleep(0.01)
-            failed = len(passes)
-            away = False
-            await _settle(passes, failed + 1)  # tried again after the back-off, without a nudge
-        finally:
-            await loop.stop()
+    async with _logged_loop(caplog, "relay-probe", run_pass) as loop:
+        started = asyncio.get_running_loop().time()
+        while asyncio.get_running_loop().time() - started < 1.0:  # a commit every 10 ms for a second
+            loop.nudge()
+            await asyncio.sleep(0.01)
+        failed = len(passes)
+        away = False
+        await _settle(passes, failed + 1)  # tried again after the back-off, without a nudge
     assert 2 <= failed <= 4  # 0.25 s, 0.5 s, 1 s apart: not one pass per nudge
     records = [r for r in caplog.records if r.name == "shared.background"]
     warnings = [r for r in records if r.levelname == "WARNING"]
@@ -136,12 +143,7 @@ async def test_a_failure_that_is_not_an_outage_keeps_its_traceback(caplog):
             raise KeyError("a bug")
         return False
 
-    loop = PollingLoop("bug-probe", run_pass, poll_seconds=60)
-    with caplog.at_level("INFO", logger="shared.background"):
-        loop.start()
-        try:
-            await _settle(passes, 2)
-        finally:
-            await loop.stop()
+    async with _logged_loop(caplog, "bug-probe", run_pass):
+        await _settle(passes, 2)
     [error] = [r for r in caplog.records if r.name == "shared.background" and r.levelname == "ERROR"]
     assert error.exc_info is not None and isinstance(error.exc_info[1], KeyError)
