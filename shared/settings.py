@@ -60,6 +60,8 @@ class CorpusSettings(BaseSettings):
     # long without counting attempts, then returned to the queue: an outage parks nothing. Keep it under
     # RabbitMQ's consumer_timeout (30 min), past which the broker closes a channel holding an unacked delivery.
     consume_outage_patience_seconds: float = Field(default=600, gt=0, le=1500)
+    # How long a starting service waits for MongoDB, MinIO and RabbitMQ before it gives up (exit 1).
+    startup_patience_seconds: float = Field(default=60, gt=0)
 
     # Idempotency-Key answers are replayed this long; a request running under a key renews its claim every
     # third of the lease, and if its process dies a repeat may take the key over once the lease runs out.

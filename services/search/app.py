@@ -20,7 +20,7 @@ from services.search.jobs import JobRegistry
 from services.search.projection import Coalescer, Projector
 from services.search.similarity import Similarity
 from shared.web import READINESS_CHECKS, ServiceInfo, build_app
-from shared.web.resources import BUS, ELASTIC, MONGO, blobs_ctx, bus_ctx, elastic_ctx
+from shared.web.resources import BUS, ELASTIC, MONGO, blob_signer_ctx, bus_ctx, elastic_ctx
 
 
 async def search_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -51,5 +51,5 @@ async def init_app(settings: SearchSettings) -> web.Application:
     app = build_app(settings, info, routes.endpoints())
     app[SEARCH_SETTINGS] = settings
     add_admin_page(app)
-    app.cleanup_ctx.extend([elastic_ctx, blobs_ctx, bus_ctx, search_ctx])
+    app.cleanup_ctx.extend([elastic_ctx, blob_signer_ctx, bus_ctx, search_ctx])
     return app

@@ -19,6 +19,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def _check(fn: ReadinessCheck) -> str:
     try:
         await asyncio.wait_for(fn(), timeout=CHECK_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return f"failed: no answer within {CHECK_TIMEOUT_SECONDS:g} s"
     except Exception as exc:  # noqa: BLE001 - the point is to report any failure
         return f"failed: {type(exc).__name__}: {exc}"[:300]
     return "ok"

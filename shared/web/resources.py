@@ -32,12 +32,9 @@ ELASTIC = web.AppKey("elastic", AsyncElasticsearch)
 BLOBS = web.AppKey("blobs", BlobStore)
 BUS = web.AppKey("bus", Bus)
 
-# How long a starting service waits for a dependency that is not up yet.
-STARTUP_PATIENCE_SECONDS = 60
-
-
-def _startup_retry() -> AsyncRetrying:
-    return AsyncRetrying(stop=stop_after_delay(STARTUP_PATIENCE_SECONDS), wait=wait_exponential(0.2, max=5), reraise=True)
+def _startup_retry(settings: CorpusSettings) -> AsyncRetrying:
+    """Waiting for a dependency that is not up yet, for ``startup_patience_seconds``."""
+    return AsyncRetrying(stop=stop_after_delay(settings.startup_patience_seconds), wait=wait_exponential(0.2, max=5), reraise=True)
 
 
 async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -52,7 +49,7 @@ async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
 async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if settings.admin_key is not None:
-        async for attempt in _startup_retry():
+        async for attempt in _startup_retry(app[SETTINGS]):
             with attempt:
                 await ensure_admin_key(app[MONGO], settings.admin_key.get_secret_value())
     app[AUTHENTICATOR] = Authenticator(app[MONGO], anonymous_read=settings.anonymous_read)
@@ -73,7 +70,7 @@ async def elastic_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def blobs_ctx(app: web.Application) -> AsyncIterator[None]:
     blobs = BlobStore(app[SETTINGS])
-    async for attempt in _startup_retry():
+    async for attempt in _startup_retry(app[SETTINGS]):
         with attempt:
             await blobs.ensure_bucket()
     app[BLOBS] = blobs
@@ -82,9 +79,18 @@ async def blobs_ctx(app: web.Application) -> AsyncIterator[None]:
     await blobs.close()
 
 
+async def blob_signer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Blob storage for a service that only signs URLs to objects (a local computation): it neither waits
+    for MinIO at start nor reports MinIO in its readiness, so it serves while MinIO is away."""
+    blobs = BlobStore(app[SETTINGS])
+    app[BLOBS] = blobs
+    yield
+    await blobs.close()
+
+
 async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
     bus = Bus(app[SETTINGS])
-    async for attempt in _startup_retry():
+    async for attempt in _startup_retry(app[SETTINGS]):
         with attempt:
             await bus.connect()
     app[BUS] = bus

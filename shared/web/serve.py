@@ -11,6 +11,7 @@ import uvloop
 from aiohttp import web
 
 from shared.logs import configure_logging
+from shared.outages import unavailable_store
 from shared.settings import CorpusSettings
 
 log = logging.getLogger(__name__)
@@ -43,4 +44,12 @@ def serve(settings: CorpusSettings, factory: Callable[[CorpusSettings], Awaitabl
 
     log.info("starting", extra={"host": settings.host, "port": settings.port, "event_loop": settings.event_loop})
     loop = loop_factory(settings)()
-    web.run_app(build(), host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=10, loop=loop)
+    try:
+        web.run_app(build(), host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=10, loop=loop)
+    except Exception as exc:  # noqa: BLE001 - one log line (JSON like every other) and exit 1, not a bare traceback
+        store = unavailable_store(exc)
+        if store is not None:
+            log.critical("cannot start: %s did not answer within %g s (%r)", store, settings.startup_patience_seconds, exc)
+        else:
+            log.critical("cannot start", exc_info=exc)
+        raise SystemExit(1) from None

@@ -73,7 +73,7 @@ async def test_bad_search_parameters_are_400(search_client):
 
 async def test_every_service_is_ready_and_documents_itself(search_client, annotation_client):
     for client, checks in (
-        (search_client, {"mongodb", "elasticsearch", "minio", "rabbitmq", "similarity"}),
+        (search_client, {"mongodb", "elasticsearch", "rabbitmq", "similarity"}),
         (annotation_client, {"mongodb", "rabbitmq"}),
     ):
         ready = await client.get("/readyz")

@@ -110,3 +110,21 @@ async def test_the_consumer_reconnects_after_rabbitmq_is_cut_off_and_takes_what_
 
     await eventually(ready_again, timeout=30)
     assert (await client.get("/v1/admin/bus")).status == 200
+
+
+async def test_search_starts_and_serves_while_minio_is_away(names, mongo_db):
+    """Search only signs URLs to objects, a local computation: MinIO away delays nothing and fails nothing."""
+    from tests.processes import free_port
+
+    settings = SearchSettings(**{**names, "minio_endpoint": f"127.0.0.1:{free_port()}"})  # nothing listens there
+    doc = image_document(skimage_photo("coffee.png"), f"minio-away-{RUN_ID}.png", source=f"minio-away-{RUN_ID}", tags=[])
+    await write_images(mongo_db, [doc])
+    client = TestClient(TestServer(await init_app(settings)), headers=ADMIN)
+    await asyncio.wait_for(client.start_server(), timeout=30)  # it waited 60 s for MinIO, then failed to start
+    try:
+        ready = await client.get("/readyz")
+        assert ready.status == 200 and "minio" not in (await ready.json())["checks"]
+        detail = await client.get(f"/v1/images/{doc['_id']}")
+        assert detail.status == 200 and (await detail.json())["original_url"].startswith("http://127.0.0.1:")
+    finally:
+        await client.close()
