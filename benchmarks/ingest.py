@@ -3,8 +3,9 @@ until searchable, beside the bare CPU baseline measured in the same run.
 
 1. Variants: every COCO photo re-encoded 16 times with a small pixel change (made in a process pool, before timing).
 2. Baseline: decode + hashes + thumbnail (the ingest probe) of the same files in a process pool on all cores.
-3. End to end: the ingest and search services as processes on fresh stores; batch uploads (several requests
-   in flight) from the first byte sent until ``GET /v1/search`` counts every stored image.
+3. End to end: the ingest and search services as processes on fresh stores; an untimed warm-up of 256 other
+   variants (``CORPUS_BENCH_WARMUP``), then batch uploads (several requests in flight) from the first byte sent
+   until ``GET /v1/search`` counts every stored image.
 Prints images/s for both, the ingest process's memory (RSS) at start, middle and end, and where the time goes.
 """
 
@@ -33,6 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 VARIANTS_PER_PHOTO = 16
 BATCH = 32
 IN_FLIGHT = int(os.environ.get("CORPUS_BENCH_IN_FLIGHT", "4"))  # batch requests the client keeps open
+# Images uploaded, untimed, before the timed run (other variants of the same photos): a freshly started
+# Elasticsearch spends 3-9 ms of CPU per image compiling its indexing paths for the first few hundred.
+WARMUP = int(os.environ.get("CORPUS_BENCH_WARMUP", "256"))
 TARGET = 150.0
 
 
@@ -163,64 +167,98 @@ def stage_means(metrics: str) -> dict[str, tuple[float, int]]:
     return {stage: (float(sums[stage]), int(float(counts.get(stage, 0)))) for stage in sums}
 
 
-async def end_to_end(files: list[Path], names: dict[str, str], log_dir: Path) -> dict:
+async def _upload(http: aiohttp.ClientSession, url: str, payloads: list[tuple[str, bytes]], on_batch=None) -> dict[str, int]:
+    """Batch uploads, ``IN_FLIGHT`` requests open at a time; the outcome counts."""
+    queue: asyncio.Queue = asyncio.Queue()
+    for i in range(0, len(payloads), BATCH):
+        queue.put_nowait(payloads[i : i + BATCH])
+    outcomes: dict[str, int] = {}
+
+    async def uploader() -> None:
+        while not queue.empty():
+            batch = queue.get_nowait()
+            form = aiohttp.FormData()
+            for name, data in batch:
+                form.add_field("files", data, filename=name, content_type="image/jpeg")
+            async with http.post(f"{url}/v1/images:batch", data=form) as r:
+                body = await r.json()
+                assert r.status == 200, body
+            for item in body["items"]:
+                outcomes[item["outcome"]] = outcomes.get(item["outcome"], 0) + 1
+            if on_batch is not None:
+                on_batch(len(batch))
+
+    await asyncio.gather(*(uploader() for _ in range(IN_FLIGHT)))
+    return outcomes
+
+
+async def _searchable(http: aiohttp.ClientSession, url: str, count: int) -> None:
+    """Until ``GET /v1/search`` counts ``count`` images."""
+    started = time.perf_counter()
+    while True:
+        async with http.get(f"{url}/v1/search", params={"limit": "1"}) as r:
+            total = (await r.json())["total"]
+        if total >= count:
+            return
+        if time.perf_counter() - started > 1800:
+            sys.exit(f"only {total} of {count} searchable after 30 minutes")
+        await asyncio.sleep(0.1)
+
+
+async def _stages(http: aiohttp.ClientSession, url: str) -> dict[str, tuple[float, int]]:
+    async with http.get(f"{url}/metrics") as r:
+        return stage_means(await r.text())
+
+
+async def end_to_end(files: list[Path], warmup: list[Path], names: dict[str, str], log_dir: Path) -> dict:
     admin = f"bench-admin-{uuid.uuid4().hex}"
     env = {**os.environ, **{f"CORPUS_{k.upper()}": v for k, v in names.items()}, "CORPUS_ADMIN_KEY": admin, "CORPUS_LOG_LEVEL": "WARNING"}
     ingest, search = ServiceProcess("ingest", env, log_dir), ServiceProcess("search", env, log_dir)
     await asyncio.gather(ingest.start(), search.start())
     headers = {"Authorization": f"Bearer {admin}"}
     payloads = [(p.name, p.read_bytes()) for p in files]
-    batches = [payloads[i : i + BATCH] for i in range(0, len(payloads), BATCH)]
-    memory = {"start": rss_mb(ingest.proc.pid)}
-    outcomes: dict[str, int] = {}
     try:
         async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=None)) as http:
-            queue: asyncio.Queue = asyncio.Queue()
-            for batch in batches:
-                queue.put_nowait(batch)
+            warmed = 0.0
+            if warmup:  # untimed: the services' first requests and Elasticsearch's JIT compiler, not steady state
+                began = time.perf_counter()
+                warm = await _upload(http, ingest.url, [(p.name, p.read_bytes()) for p in warmup])
+                await _searchable(http, search.url, warm.get("created", 0))
+                warmed = time.perf_counter() - began
+            memory = {"start": rss_mb(ingest.proc.pid)}
             sent = 0
 
-            async def uploader() -> None:
+            def progress(n: int) -> None:
                 nonlocal sent
-                while not queue.empty():
-                    batch = queue.get_nowait()
-                    form = aiohttp.FormData()
-                    for name, data in batch:
-                        form.add_field("files", data, filename=name, content_type="image/jpeg")
-                    async with http.post(f"{ingest.url}/v1/images:batch", data=form) as r:
-                        body = await r.json()
-                        assert r.status == 200, body
-                    for item in body["items"]:
-                        outcomes[item["outcome"]] = outcomes.get(item["outcome"], 0) + 1
-                    sent += len(batch)
-                    if "middle" not in memory and sent >= len(payloads) // 2:
-                        memory["middle"] = rss_mb(ingest.proc.pid)
+                sent += n
+                if "middle" not in memory and sent >= len(payloads) // 2:
+                    memory["middle"] = rss_mb(ingest.proc.pid)
 
+            stages_before = await _stages(http, ingest.url)
             pids = {"ingest": ingest.proc.pid, "search": search.proc.pid}
             cpu_before, machine_before = cpu_snapshot(pids), machine_times()
             start = time.perf_counter()
-            await asyncio.gather(*(uploader() for _ in range(IN_FLIGHT)))
+            outcomes = await _upload(http, ingest.url, payloads, progress)
             uploaded = time.perf_counter() - start
             stored = outcomes.get("created", 0)
-            while True:
-                async with http.get(f"{search.url}/v1/search", params={"limit": "1"}) as r:
-                    total = (await r.json())["total"]
-                if total >= stored:
-                    break
-                if time.perf_counter() - start > 1800:
-                    sys.exit(f"only {total} of {stored} searchable after 30 minutes")
-                await asyncio.sleep(0.1)
+            await _searchable(http, search.url, stored + (warm.get("created", 0) if warmup else 0))
             searchable = time.perf_counter() - start
             cpu_after, machine_after = cpu_snapshot(pids), machine_times()
             cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
             machine = {state: machine_after[state] - machine_before[state] for state in machine_after}
             memory["end"] = rss_mb(ingest.proc.pid)
-            async with http.get(f"{ingest.url}/metrics") as r:
-                stages = stage_means(await r.text())
+            stages_after = await _stages(http, ingest.url)
+            stages = {
+                stage: (seconds - stages_before.get(stage, (0.0, 0))[0], count - stages_before.get(stage, (0.0, 0))[1])
+                for stage, (seconds, count) in stages_after.items()
+            }
     finally:
         ingest.stop()
         search.stop()
-    return {"uploaded": uploaded, "searchable": searchable, "stored": stored, "outcomes": outcomes, "memory": memory, "stages": stages, "cpu": cpu, "machine": machine}
+    return {
+        "uploaded": uploaded, "searchable": searchable, "stored": stored, "outcomes": outcomes, "memory": memory,
+        "stages": stages, "cpu": cpu, "machine": machine, "warmup": (len(warmup), warmed),
+    }  # fmt: skip
 
 
 async def cleanup(names: dict[str, str]) -> None:
@@ -236,16 +274,20 @@ def main() -> None:
     names = {"mongo_db": f"bench_{run}", "es_index_prefix": f"bench-{run}", "minio_bucket": f"bench-{run}", "amqp_exchange": f"bench-{run}"}
     try:
         print(f"making {len(photos) * VARIANTS_PER_PHOTO} variants of {len(photos)} COCO photos in {work} ...", flush=True)
+        warm_rounds = -(-WARMUP // len(photos))  # variant numbers after the timed ones: other files
         with ProcessPoolExecutor(os.cpu_count()) as pool:
             files = list(pool.map(make_variant, [(p, n, work) for p in photos for n in range(VARIANTS_PER_PHOTO)], chunksize=16))
+            warmup = list(pool.map(make_variant, [(p, n, work) for n in range(VARIANTS_PER_PHOTO, VARIANTS_PER_PHOTO + warm_rounds) for p in photos], chunksize=16))[:WARMUP]
         data = [f.read_bytes() for f in files]
         print(f"{len(files)} distinct files, {sum(map(len, data)) / 1e6:.0f} MB", flush=True)
 
         base = baseline(data)
         print(f"CPU baseline (probe: decode + hashes + thumbnail, {os.cpu_count()} processes): {base:.0f} images/s", flush=True)
 
-        result = asyncio.run(end_to_end(files, names, work))
+        result = asyncio.run(end_to_end(files, warmup, names, work))
         rate = result["stored"] / result["searchable"]
+        if result["warmup"][0]:
+            print(f"warm-up (not timed; CORPUS_BENCH_WARMUP): {result['warmup'][0]} other variants stored and searchable in {result['warmup'][1]:.1f} s")
         print(f"outcomes: {result['outcomes']}")
         print(f"upload phase: {result['uploaded']:.1f} s ({len(files) / result['uploaded']:.0f} images/s answered)")
         print(f"END TO END (upload until searchable): {result['stored']} images in {result['searchable']:.1f} s = {rate:.0f} images/s")
