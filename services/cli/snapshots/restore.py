@@ -61,7 +61,9 @@ class RestoreReport:
 
 async def _prepare(db: Any, manifest: Manifest, replace: bool) -> None:
     names = [c.name for c in manifest.collections]
-    occupied = [name for name in names if await db[name].estimated_document_count()]
+    # One document found, not the collection's count: the count is an estimate, which reads low (even 0)
+    # after an unclean shutdown until MongoDB validates the collection.
+    occupied = [name for name in names if await db[name].find_one({}, {"_id": 1}) is not None]
     resuming = await db[RESTORES].find_one({"_id": manifest.id, "finished_at": None})
     if occupied and not (replace or resuming):
         raise RestoreRefused(
