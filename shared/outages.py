@@ -46,8 +46,8 @@ def unavailable_store(exc: BaseException | None) -> str | None:
         for store, types in UNAVAILABLE:
             if isinstance(exc, types):
                 return store
-        if isinstance(exc, PyMongoError) and (exc.has_error_label("TransientTransactionError") or exc.timeout):
-            return "MongoDB"  # a timeout: it did not answer within the time the caller gave it
+        if isinstance(exc, PyMongoError) and exc.has_error_label("TransientTransactionError"):
+            return "MongoDB"
         if isinstance(exc, elasticsearch.ApiError) and exc.meta.status in BUSY_STATUSES:
             return "Elasticsearch"
         exc = exc.__cause__  # only an explicit ``raise ... from``: a later error is not caused by an earlier one

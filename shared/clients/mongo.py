@@ -2,35 +2,53 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.outages import DependencyUnavailable
 from shared.settings import CorpusSettings
 
 
 T = TypeVar("T")
 
-# How long a transaction may take, with the re-runs ``with_transaction`` makes (a write conflict, an
-# election, a commit whose answer was lost), before its caller gets the error. PyMongo's own limit is
-# 120 s: a request caught in a transaction when MongoDB went away waited for it to come back (70 s
-# and more) instead of answering 503. Under the server's 60 s transaction lifetime either way.
+# How long ``with_transaction`` may keep re-running a transaction's work after transient errors (a write
+# conflict, an election, a server that went away) before the caller gets an outage. PyMongo's own limit
+# is 120 s: a request caught in a transaction when MongoDB went away waited for it to come back (70 s
+# and more) instead of answering 503.
 TRANSACTION_SECONDS = 15.0
 # A label rename or merge rewrites the summaries of every image that carries the label: more time.
 LONG_TRANSACTION_SECONDS = 55.0
 
 
+class TransactionGaveUp(DependencyUnavailable):
+    """The transaction kept failing with transient errors for longer than its caller allows."""
+
+    store = "MongoDB"
+
+
 async def in_transaction(db: AsyncDatabase, work: Callable[[AsyncClientSession], Awaitable[T]], *, seconds: float = TRANSACTION_SECONDS) -> T:
-    """Run ``work`` in one transaction, re-run from the start on a transient error, within ``seconds`` in all
-    (PyMongo's client-side operation timeout: past it, the error is a timeout, which is an outage)."""
-    with pymongo.timeout(seconds):
-        async with db.client.start_session() as session:
-            return await session.with_transaction(work)
+    """Run ``work`` in one transaction, re-run from the start on a transient error for up to ``seconds``.
+
+    Only the re-runs are bounded, not the work (a slow transaction on a healthy server still finishes)
+    and not the commit: a commit whose answer was lost is retried by PyMongo until the answer is known,
+    since giving up then could tell a client "retry" about work that did commit. PyMongo's client-side
+    timeout (``pymongo.timeout``) would bound both, and cut commit retries short.
+    """
+    give_up_at = time.monotonic() + seconds
+
+    async def attempt(session: AsyncClientSession) -> T:
+        if time.monotonic() > give_up_at:
+            raise TransactionGaveUp(f"MongoDB did not complete the transaction within {seconds:g} s (transient errors)")
+        return await work(session)
+
+    async with db.client.start_session() as session:
+        return await session.with_transaction(attempt)
 
 
 def mongo_client(settings: CorpusSettings) -> AsyncMongoClient:

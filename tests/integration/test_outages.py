@@ -51,13 +51,13 @@ async def test_a_request_the_store_refuses_is_not_an_outage(mongo_db, es, base_s
 
 
 async def test_a_transaction_that_cannot_finish_gives_up_within_its_time_as_an_outage(mongo_db):
-    """PyMongo re-runs a transaction on transient errors for up to 120 s; ours stop at the time they are given.
+    """PyMongo re-runs a transaction on transient errors for up to 120 s; ours stop re-running at the time given.
 
     Another transaction holds the document, so every attempt hits a write conflict (a transient error),
     as every attempt hits an unreachable server during an outage."""
     import asyncio
 
-    from shared.clients.mongo import in_transaction
+    from shared.clients.mongo import TransactionGaveUp, in_transaction
 
     collection = mongo_db[f"outage_probe_{uuid.uuid4().hex[:8]}"]
     await collection.insert_one({"_id": "held", "n": 0})
@@ -68,10 +68,29 @@ async def test_a_transaction_that_cannot_finish_gives_up_within_its_time_as_an_o
         async def work(session):
             await collection.update_one({"_id": "held"}, {"$inc": {"n": 10}}, session=session)
 
-        with pytest.raises(PyMongoError) as gave_up:
+        with pytest.raises(TransactionGaveUp) as gave_up:
             await asyncio.wait_for(in_transaction(mongo_db, work, seconds=1.0), timeout=30)  # PyMongo alone: 60 s
         assert holder.in_transaction  # it gave up while the conflict still stood
         await holder.abort_transaction()
     assert is_outage(gave_up.value)  # answered as a 503 with Retry-After, not a 500
     assert (await collection.find_one({"_id": "held"}))["n"] == 0  # neither wrote
+    await collection.drop()
+
+
+async def test_a_slow_transaction_on_a_healthy_server_is_not_cut_short(mongo_db):
+    """Only re-runs are bounded: work that takes longer than the bound, without a transient error, commits."""
+    import asyncio
+
+    from shared.clients.mongo import in_transaction
+
+    collection = mongo_db[f"outage_probe_{uuid.uuid4().hex[:8]}"]
+    await collection.insert_one({"_id": "slow", "n": 0})
+
+    async def work(session):
+        await collection.update_one({"_id": "slow"}, {"$inc": {"n": 1}}, session=session)
+        await asyncio.sleep(1.5)  # longer than the bound below
+        await collection.update_one({"_id": "slow"}, {"$inc": {"n": 1}}, session=session)
+
+    await in_transaction(mongo_db, work, seconds=0.5)
+    assert (await collection.find_one({"_id": "slow"}))["n"] == 2
     await collection.drop()
