@@ -78,7 +78,13 @@ class PollingLoop:
             self._wake.clear()
             try:
                 more = await self.run_pass()
-            except Exception as exc:  # noqa: BLE001 - the work stays in MongoDB for the next pass
+            except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - the work stays in MongoDB for the next pass
+                task = asyncio.current_task()
+                if isinstance(exc, asyncio.CancelledError) and (self._stopping or (task is not None and task.cancelling())):
+                    raise  # this loop is being stopped
+                # Otherwise a failure, a cancel included: a client library cancels what a pass awaits when it
+                # drops its connection (aiormq's pending confirms), and ending the loop then would stop the
+                # relay for the life of the process.
                 self._failures += 1
                 self._log_failure(exc)
                 await asyncio.sleep(min(FIRST_BACKOFF_SECONDS * 2 ** min(self._failures - 1, 10), MAX_BACKOFF_SECONDS))
@@ -89,7 +95,7 @@ class PollingLoop:
             if not more and not self._stopping:
                 await self._wait()
 
-    def _log_failure(self, exc: Exception) -> None:
+    def _log_failure(self, exc: BaseException) -> None:
         store = unavailable_store(exc)
         if store is None:
             log.error("%s pass failed; will retry", self.name, exc_info=exc)

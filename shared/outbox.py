@@ -102,8 +102,11 @@ class OutboxRelay(LoopDriven):
         results = await asyncio.gather(*(self.bus.publish(env) for env in envelopes), return_exceptions=True)
         confirmed = [str(env.id) for env, result in zip(envelopes, results, strict=True) if result is None]
         failed = [(env, result) for env, result in zip(envelopes, results, strict=True) if result is not None]
-        if failed and not confirmed:
-            raise failed[0][1]  # the whole pass failed: the loop backs off and says why, once
+        if failed and not confirmed:  # the whole pass failed: the loop backs off and says why, once
+            error = failed[0][1]
+            if not isinstance(error, Exception):  # CancelledError: aiormq cancels confirms when it drops the connection
+                raise BusUnavailable(f"RabbitMQ dropped the connection before confirming ({error!r})") from error
+            raise error
         if failed:
             log.warning(
                 "%d of %d events not confirmed; they stay pending for the next pass", len(failed), len(envelopes),
@@ -112,6 +115,7 @@ class OutboxRelay(LoopDriven):
         if confirmed:
             now = datetime.now(UTC)
             await self._marks.bulk_write([UpdateMany({"_id": {"$in": confirmed}}, {"$set": {"status": "sent", "sent_at": now}})])
-            for env in envelopes:
-                OUTBOX_RELAYED.labels(type=env.type).inc()
+            for env, result in zip(envelopes, results, strict=True):
+                if result is None:
+                    OUTBOX_RELAYED.labels(type=env.type).inc()
         return len(confirmed)

@@ -147,3 +147,25 @@ async def test_a_failure_that_is_not_an_outage_keeps_its_traceback(caplog):
         await _settle(passes, 2)
     [error] = [r for r in caplog.records if r.name == "shared.background" and r.levelname == "ERROR"]
     assert error.exc_info is not None and isinstance(error.exc_info[1], KeyError)
+
+
+async def test_a_cancel_from_inside_a_pass_is_a_failure_not_the_end_of_the_loop():
+    """aiormq cancels the confirms a relay pass awaits when it drops its connection: the loop must live on."""
+    passes: list[int] = []
+
+    async def run_pass() -> bool:
+        passes.append(len(passes))
+        if len(passes) == 1:
+            pending = asyncio.get_running_loop().create_future()
+            pending.cancel()  # as a library cancels a future it handed out
+            await pending
+        return False
+
+    loop = PollingLoop("cancel-probe", run_pass, poll_seconds=60)
+    loop.start()
+    try:
+        await _settle(passes, 2)  # passed again after the back-off
+        assert len(passes) == 2 and not loop._task.done()
+    finally:
+        await loop.stop()
+    assert loop._task.done()  # and stop() still ends it
