@@ -11,7 +11,7 @@ from shared.auth import require
 from shared.metrics import render_latest
 from shared.settings import CorpusSettings
 from shared.web.endpoints import Endpoint
-from shared.web.health import READINESS_CHECKS, healthz, readyz
+from shared.web.health import DEGRADED_CHECKS, READINESS_CHECKS, healthz, readyz
 from shared.web.middlewares import SERVICE_NAME, observe
 from shared.web.openapi import build_openapi
 from shared.web.resources import SETTINGS, auth_ctx, mongo_ctx
@@ -64,6 +64,7 @@ def build_app(settings: CorpusSettings, info: ServiceInfo, endpoints: list[Endpo
     app[SETTINGS] = settings
     app[SERVICE_NAME] = settings.service_name
     app[READINESS_CHECKS] = {}
+    app[DEGRADED_CHECKS] = {}
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
