@@ -3,7 +3,7 @@
 Blobs are read from MinIO (thread pool, inside BlobStore); the zip is
 written in a worker thread, so compression never blocks the event loop.
 Photos and other binary members (PNG label images) are stored as they are
-(already compressed), but for a JPEG's EXIF orientation, set to "as stored"
+(already compressed), but for an EXIF orientation, set to "as stored"
 (``domain/orientation.py``); text files are deflated.
 """
 
