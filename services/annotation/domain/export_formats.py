@@ -49,9 +49,21 @@ def safe_file_name(name: str | None, image_id: str, extension: str) -> str:
     safe = re.sub(r"\.{2,}", ".", safe).rstrip(". ") if safe else ""
     if not safe or safe.startswith("."):
         return f"{image_id}.{extension}"
-    if PurePosixPath(safe).suffix.lower() not in IMAGE_SUFFIXES:
-        return f"{safe[: naming.MAX_FILE_NAME - len(extension) - 1]}.{extension}"
-    return safe
+    path = PurePosixPath(safe)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return _fitted(safe, f".{extension}")
+    return _fitted(path.stem, path.suffix)
+
+
+# Most filesystems (ext4, APFS, NTFS in UTF-16 units) refuse a name over 255 bytes when the archive is unpacked.
+MAX_NAME_BYTES = 255
+
+
+def _fitted(stem: str, suffix: str) -> str:
+    """``stem + suffix``, the stem cut (at a character, without trailing dots) so the name fits in 255 bytes of UTF-8."""
+    room = MAX_NAME_BYTES - len(suffix.encode())
+    cut = stem.encode()[:room].decode(errors="ignore").rstrip(". ")
+    return f"{cut}{suffix}"
 
 
 def unique_file_names(named: list[tuple[str, str]]) -> list[str]:
@@ -65,7 +77,7 @@ def unique_file_names(named: list[tuple[str, str]]) -> list[str]:
     out = []
     for image_id, name in named:
         path = PurePosixPath(name)
-        for candidate in (name, f"{path.stem}_{image_id[:12]}{path.suffix}", f"{path.stem}_{image_id}{path.suffix}"):
+        for candidate in (name, _fitted(path.stem, f"_{image_id[:12]}{path.suffix}"), _fitted(path.stem, f"_{image_id}{path.suffix}")):
             if PurePosixPath(candidate).stem.casefold() not in seen:
                 break
         seen.add(PurePosixPath(candidate).stem.casefold())

@@ -263,10 +263,20 @@ def test_yolo_seg_keeps_a_masks_hole_empty_when_filled_as_yolo_fills_it():
         ("trailing.", "trailing.jpg"),
         (".jpg", "id1.jpg"),
         ("n" * 255, "n" * 251 + ".jpg"),
+        # At most 255 bytes of UTF-8 (what ext4 takes), cut at a character and not left ending in a dot.
+        ("é" * 200 + ".png", "é" * 125 + ".png"),
+        ("a" * 250 + "." + "x" * 4, "a" * 250 + ".jpg"),
     ],
 )
 def test_a_stored_file_name_becomes_one_safe_path_segment(stored, safe):
     assert export_formats.safe_file_name(stored, "id1", "jpg") == safe
+
+
+def test_a_repeated_stem_of_a_long_name_still_fits_in_255_bytes():
+    long = "é" * 126 + ".jpg"  # 256 bytes cut to 254
+    names = export_formats.unique_file_names([("a" * 64, export_formats.safe_file_name(long, "a" * 64, "jpg"))] * 2
+                                             + [("b" * 64, export_formats.safe_file_name(long, "b" * 64, "jpg"))])  # fmt: skip
+    assert len({n.rsplit(".", 1)[0] for n in names}) == 3 and all(len(n.encode()) <= 255 for n in names)
 
 
 def test_images_sharing_a_stem_keep_their_own_label_files_matching_their_names():
