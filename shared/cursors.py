@@ -11,8 +11,9 @@ import base64
 import json
 from typing import Any
 
-# The cursors the services give out are well under this (a search's point-in-time id is the longest).
-MAX_CURSOR_CHARS = 80 * 1024
+# The cursors the services give out are under this: a search's holds a point-in-time id of up to 64 KiB
+# (services/search/domain/cursor.py), which base64 makes about 87,500 characters.
+MAX_CURSOR_CHARS = 96 * 1024
 
 
 class BadCursor(ValueError):

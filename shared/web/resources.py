@@ -22,7 +22,7 @@ from shared.clients.blobs import BlobStore
 from shared.clients.elastic import elastic_client
 from shared.clients.mongo import database, mongo_client, ping
 from shared.settings import CorpusSettings
-from shared.web.health import READINESS_CHECKS
+from shared.web.health import DEGRADED_CHECKS, READINESS_CHECKS
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,13 @@ def _startup_retry(settings: CorpusSettings) -> AsyncRetrying:
 async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
     client = mongo_client(app[SETTINGS])
     db = database(client, app[SETTINGS])
+    try:  # a service started beside its stores waits for them instead of failing its first index build
+        async for attempt in _startup_retry(app[SETTINGS]):
+            with attempt:
+                await ping(db)
+    except BaseException:
+        await client.close()
+        raise
     app[MONGO] = db
     app[READINESS_CHECKS]["mongodb"] = lambda: ping(db)
     yield
@@ -58,6 +65,13 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def elastic_ctx(app: web.Application) -> AsyncIterator[None]:
     es = elastic_client(app[SETTINGS])
+    try:  # Elasticsearch takes half a minute to start: a service started beside it waits
+        async for attempt in _startup_retry(app[SETTINGS]):
+            with attempt:
+                await es.info()
+    except BaseException:
+        await es.close()
+        raise
     app[ELASTIC] = es
 
     async def check() -> None:
@@ -99,6 +113,6 @@ async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
         if not bus.is_open:
             raise ConnectionError("not connected to RabbitMQ (reconnecting)")
 
-    app[READINESS_CHECKS]["rabbitmq"] = check
+    app[DEGRADED_CHECKS]["rabbitmq"] = check
     yield
     await bus.close()

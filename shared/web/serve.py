@@ -49,7 +49,7 @@ def serve(settings: CorpusSettings, factory: Callable[[CorpusSettings], Awaitabl
     except Exception as exc:  # noqa: BLE001 - one log line (JSON like every other) and exit 1, not a bare traceback
         store = unavailable_store(exc)
         if store is not None:
-            log.critical("cannot start: %s did not answer within %g s (%r)", store, settings.startup_patience_seconds, exc)
+            log.critical("cannot start: %s does not answer (%s); it is waited for up to CORPUS_STARTUP_PATIENCE_SECONDS", store, repr(exc)[:300])
         else:
             log.critical("cannot start", exc_info=exc)
         raise SystemExit(1) from None
