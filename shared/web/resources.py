@@ -68,7 +68,7 @@ async def elastic_ctx(app: web.Application) -> AsyncIterator[None]:
     try:  # Elasticsearch takes half a minute to start: a service started beside it waits
         async for attempt in _startup_retry(app[SETTINGS]):
             with attempt:
-                await es.info()
+                await es.cluster.health()
     except BaseException:
         await es.close()
         raise
