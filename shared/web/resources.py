@@ -8,7 +8,7 @@ Services pick the ones they need; nothing is created at import time.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from elasticsearch import AsyncElasticsearch
@@ -37,16 +37,22 @@ def _startup_retry(settings: CorpusSettings) -> AsyncRetrying:
     return AsyncRetrying(stop=stop_after_delay(settings.startup_patience_seconds), wait=wait_exponential(0.2, max=5), reraise=True)
 
 
+async def _wait_for(settings: CorpusSettings, probe: Callable[[], Awaitable[object]], close: Callable[[], Awaitable[None]]) -> None:
+    """Until ``probe`` answers (a service started beside its stores waits for them instead of failing its
+    first index build); the client is closed when the patience runs out."""
+    try:
+        async for attempt in _startup_retry(settings):
+            with attempt:
+                await probe()
+    except BaseException:
+        await close()
+        raise
+
+
 async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
     client = mongo_client(app[SETTINGS])
     db = database(client, app[SETTINGS])
-    try:  # a service started beside its stores waits for them instead of failing its first index build
-        async for attempt in _startup_retry(app[SETTINGS]):
-            with attempt:
-                await ping(db)
-    except BaseException:
-        await client.close()
-        raise
+    await _wait_for(app[SETTINGS], lambda: ping(db), client.close)
     app[MONGO] = db
     app[READINESS_CHECKS]["mongodb"] = lambda: ping(db)
     yield
@@ -65,13 +71,7 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def elastic_ctx(app: web.Application) -> AsyncIterator[None]:
     es = elastic_client(app[SETTINGS])
-    try:  # Elasticsearch takes half a minute to start: a service started beside it waits
-        async for attempt in _startup_retry(app[SETTINGS]):
-            with attempt:
-                await es.cluster.health()
-    except BaseException:
-        await es.close()
-        raise
+    await _wait_for(app[SETTINGS], es.cluster.health, es.close)  # Elasticsearch takes half a minute to start
     app[ELASTIC] = es
 
     async def check() -> None:
