@@ -214,10 +214,10 @@ async def end_to_end(files: list[Path], warmup: list[Path], names: dict[str, str
     admin = f"bench-admin-{uuid.uuid4().hex}"
     env = {**os.environ, **{f"CORPUS_{k.upper()}": v for k, v in names.items()}, "CORPUS_ADMIN_KEY": admin, "CORPUS_LOG_LEVEL": "WARNING"}
     ingest, search = ServiceProcess("ingest", env, log_dir), ServiceProcess("search", env, log_dir)
-    await asyncio.gather(ingest.start(), search.start())
     headers = {"Authorization": f"Bearer {admin}"}
     payloads = [(p.name, p.read_bytes()) for p in files]
-    try:
+    try:  # both stopped whatever happens, the start of the other included
+        await asyncio.gather(ingest.start(), search.start())
         async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=None)) as http:
             warmed = 0.0
             if warmup:  # untimed: the services' first requests and Elasticsearch's JIT compiler, not steady state

@@ -57,6 +57,7 @@ class ServiceProcess:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.2)
+        self.stop()  # not left running behind the failure
         raise ServiceFailed(f"{self.name} not ready within {timeout}s:\n{self.tail()}")
 
     def stop(self) -> int | None:
