@@ -6,13 +6,17 @@ page with its cursor, so a selection of any size is listed once and in a
 fixed order) and serves, for each index, the image and its target in the
 form torchvision's detection models take:
 
-- ``image``: a ``PIL.Image`` in RGB, the pixels as stored. Annotations are in
-  the stored pixel frame, as in the exports, so no EXIF rotation is applied.
+- ``image``: a ``PIL.Image`` in RGB, the pixels as stored (16-bit grey scaled
+  to 8 bits, not clipped). Annotations are in the stored pixel frame, as in
+  the exports, so no EXIF rotation is applied.
 - ``target``: ``boxes`` (N × 4, float32, ``x1, y1, x2, y2`` pixels),
-  ``labels`` (N, int64: an index into ``classes``), ``area``, ``iscrowd``
-  (zeros), ``image_id`` (the corpus id), and with ``masks=True`` a ``masks``
-  array (N × H × W, uint8) rasterised from polygons and RLE masks with
-  pycocotools (a box-only annotation's mask is its box).
+  ``labels`` (N, int64: ``classes[i]`` is label ``i + 1``, since torchvision's
+  detection models keep 0 for the background; build them with
+  ``num_classes=dataset.num_classes``), ``area``, ``iscrowd`` (a COCO import's
+  own flag, else 1 for an RLE mask, as the COCO export writes it),
+  ``image_id`` (the corpus id), and with ``masks=True`` a ``masks`` array
+  (N × H × W, uint8) rasterised from polygons and RLE masks with pycocotools
+  (a box-only annotation's mask is its box).
 
 ``classes`` are the names of every label of the taxonomy (merged ones
 aside), sorted (the same for any selection), unless given. An annotation whose label is not among them is
@@ -78,7 +82,9 @@ class CorpusDetection:
         self._http: urllib3.PoolManager | None = None
         self.classes = list(classes) if classes is not None else self._taxonomy()
         # Given names match the way the corpus names labels (normalised: "Traffic_Light" is "traffic light").
-        self.class_to_idx = {normalize_name(name): index for index, name in enumerate(self.classes)}
+        # Label i + 1 for classes[i]: 0 is the background in torchvision's detection models.
+        self.class_to_idx = {normalize_name(name): index + 1 for index, name in enumerate(self.classes)}
+        self.num_classes = len(self.classes) + 1  # what those models are built with: the background counts
         params = {k: v for k, v in (query or {}).items() if k not in ("cursor", "limit", "facets")}
         self.ids = [hit["image_id"] for hit in self._pages(f"{self.search_url}/v1/search", {**params, "limit": str(PAGE)})]
 
@@ -92,7 +98,7 @@ class CorpusDetection:
         image = Image.open(io.BytesIO(self._image_bytes(image_id)))
         image.load()
         target = self._target(image_id, image.height, image.width)
-        image = image.convert("RGB")
+        image = as_rgb(image)
         if self.transforms is not None:
             return self.transforms(image, target)
         return image, target
@@ -151,7 +157,7 @@ class CorpusDetection:
         return data
 
     def _target(self, image_id: str, height: int, width: int) -> dict[str, Any]:
-        boxes, labels, areas, masks = [], [], [], []
+        boxes, labels, areas, crowds, masks = [], [], [], [], []
         for annotation in self._pages(f"{self.annotation_url}/v1/images/{quote(image_id)}/annotations", {"limit": str(PAGE)}):
             index = self.class_to_idx.get(annotation["label"])
             if index is None or not annotation.get("bbox"):
@@ -160,6 +166,7 @@ class CorpusDetection:
             boxes.append([x, y, x + w, y + h])
             labels.append(index)
             areas.append(annotation.get("area") or w * h)
+            crowds.append(int((annotation.get("attributes") or {}).get("iscrowd", annotation.get("type") == "mask")))
             if self.masks:
                 masks.append(_mask(annotation, height, width))
         target: dict[str, Any] = {
@@ -167,11 +174,25 @@ class CorpusDetection:
             "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
             "labels": np.asarray(labels, dtype=np.int64),
             "area": np.asarray(areas, dtype=np.float32),
-            "iscrowd": np.zeros(len(labels), dtype=np.int64),
+            "iscrowd": np.asarray(crowds, dtype=np.int64),
         }
         if self.masks:
             target["masks"] = np.stack(masks) if masks else np.zeros((0, height, width), dtype=np.uint8)
         return target
+
+
+# Modes of more than 8 bits a channel that Pillow's convert("RGB") clips instead of scaling (65535 → 255, 300 → 255).
+_WIDE_GREY = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    """The image in RGB; 16- and 32-bit grey scaled to 8 bits (a 16-bit photo came out nearly all white)."""
+    if image.mode not in _WIDE_GREY:
+        return image.convert("RGB")
+    values = np.asarray(image).astype(np.int64)
+    if values.max(initial=0) > 255:  # 16-bit data: 0-65535 onto 0-255
+        values = np.clip(values, 0, 65535) // 257
+    return Image.fromarray(values.astype(np.uint8), "L").convert("RGB")
 
 
 def _mask(annotation: dict[str, Any], height: int, width: int) -> np.ndarray:

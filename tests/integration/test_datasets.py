@@ -85,7 +85,7 @@ async def test_each_sample_is_the_stored_image_with_its_boxes_and_classes(select
     stored = Image.open(io.BytesIO(selection["photos"]["coffee.png"])).convert("RGB")
     assert image.mode == "RGB" and np.array_equal(np.asarray(image), np.asarray(stored))
     order = np.argsort(target["labels"])  # the service lists annotations in its own order
-    by_class = {dataset.classes[label]: (box, mask) for label, box, mask in zip(target["labels"][order], target["boxes"][order], target["masks"][order], strict=True)}
+    by_class = {dataset.classes[label - 1]: (box, mask) for label, box, mask in zip(target["labels"][order], target["boxes"][order], target["masks"][order], strict=True)}
     assert set(by_class) == {f"{tag} cup", f"{tag} saucer"}
     cup_box, cup_mask = by_class[f"{tag} cup"]
     assert cup_box.tolist() == [10, 20, 110, 70]  # x, y, w, h → x1, y1, x2, y2
@@ -96,8 +96,10 @@ async def test_each_sample_is_the_stored_image_with_its_boxes_and_classes(select
     assert target["boxes"].dtype == np.float32 and target["labels"].dtype == np.int64 and target["iscrowd"].tolist() == [0, 0]
 
     image, target = await asyncio.to_thread(dataset.__getitem__, dataset.ids.index(selection["chelsea"]))
-    assert target["labels"].tolist() == [dataset.classes.index(f"{tag} cat")]  # the classification has no box: left out
+    assert target["labels"].tolist() == [dataset.classes.index(f"{tag} cat") + 1]  # the classification has no box: left out
+    assert target["labels"].min() >= 1 and dataset.num_classes == len(dataset.classes) + 1  # 0 is torchvision's background
     assert np.array_equal(target["masks"][0], selection["drawn"])
+    assert target["iscrowd"].tolist() == [1]  # an RLE mask without a COCO flag of its own: crowd, as the COCO export writes it
     assert target["boxes"].tolist() == [[200, 100, 330, 180]]
     assert (tmp_path / selection["chelsea"][:2] / selection["chelsea"]).read_bytes() == selection["photos"]["chelsea.png"]
 
@@ -113,7 +115,7 @@ async def test_given_classes_choose_and_number_the_annotations_and_transforms_se
     dataset = await asyncio.to_thread(_dataset, selection, classes=[f"{tag.upper()}_Saucer", "no such label"], transforms=transforms)
     size, target = await asyncio.to_thread(dataset.__getitem__, dataset.ids.index(selection["coffee"]))
     assert size == Image.open(io.BytesIO(selection["photos"]["coffee.png"])).size
-    assert target["labels"].tolist() == [0] and target["boxes"].tolist() == [[10, 10, 50, 40]]
+    assert target["labels"].tolist() == [1] and target["boxes"].tolist() == [[10, 10, 50, 40]]  # the first class is 1
     _, target = await asyncio.to_thread(dataset.__getitem__, dataset.ids.index(selection["chelsea"]))
     assert target["boxes"].shape == (0, 4) and target["labels"].shape == (0,)
     assert seen == [selection["coffee"], selection["chelsea"]]
