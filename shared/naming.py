@@ -11,6 +11,7 @@ members by it.
 
 from __future__ import annotations
 
+import csv
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -35,9 +36,21 @@ def normalize_names(raw: Iterable[str]) -> list[str]:
     return list(seen)
 
 
+def split_csv(raw: str | None) -> list[str]:
+    """Comma-separated values, trimmed, empties dropped; a value holding a comma is written in double quotes,
+    as in CSV: ``'"cat, tabby", dog'`` → ``["cat, tabby", "dog"]``. Label names may hold commas."""
+    if not raw:
+        return []
+    try:
+        values = next(csv.reader([raw], skipinitialspace=True))
+    except csv.Error:  # a line break or a stray quote CSV refuses: the plain split
+        values = raw.split(",")
+    return [value.strip() for value in values if value.strip()]
+
+
 def split_csv_names(raw: str | None) -> list[str]:
-    """``"cat, Dog,,cat"`` → ``["cat", "dog"]``."""
-    return normalize_names((raw or "").split(","))
+    """``"cat, Dog,,cat"`` → ``["cat", "dog"]``; ``'"cat, tabby",dog'`` → ``["cat, tabby", "dog"]``."""
+    return normalize_names(split_csv(raw))
 
 
 MAX_FILE_NAME = 255

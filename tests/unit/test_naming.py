@@ -19,6 +19,16 @@ def test_csv_split():
     assert split_csv_names(None) == []
 
 
+def test_a_name_holding_a_comma_is_written_in_quotes_as_in_csv():
+    """Label names may hold commas ("Cat, tabby"): unquoted, a filter on one split it in two and matched every cat."""
+    from services.search.domain.params import parse_params
+
+    assert split_csv_names('"Cat, Tabby", dog') == ["cat, tabby", "dog"]
+    params = parse_params({"labels": '"Cat, Tabby"', "tags": '"a,b",c'}, default_limit=20, max_limit=100)
+    assert params.lists["labels"] == ["cat, tabby"] and params.lists["tags"] == ["a,b", "c"]
+    assert split_csv_names('say "hi", x') == ['say "hi"', "x"]  # a quote inside a value is a character like any
+
+
 def test_control_characters_are_dropped_and_whitespace_ones_separate():
     assert normalize_name("a\x00b\x7fc\x9f") == "abc"
     assert normalize_name("cat\tand\ndog") == "cat and dog"

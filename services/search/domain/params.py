@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.search.domain.errors import bad_parameter
-from shared.naming import split_csv_names
+from shared.naming import split_csv, split_csv_names
 
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -46,10 +46,6 @@ class SearchParams(BaseModel):
     lists: dict[str, list[str]] = {}  # labels, labels_all, ... → values (normalised)
     flags: dict[str, bool] = {}
     ranges: dict[str, tuple[Any, Any]] = {}  # ES field → (gte, lte), either may be None
-
-
-def _csv(raw: str) -> list[str]:
-    return [part.strip() for part in raw.split(",") if part.strip()]
 
 
 def _number(name: str, raw: str, kind: str) -> float | int:
@@ -104,9 +100,9 @@ def _lists(query: dict[str, str]) -> dict[str, list[str]]:
             if name in ("labels", "labels_all", "labels_none", "tags", "annotation_types"):
                 lists[name] = split_csv_names(raw)
             elif name == "formats":
-                lists[name] = [value.lower() for value in _csv(raw)]
+                lists[name] = [value.lower() for value in split_csv(raw)]
             else:
-                lists[name] = _csv(raw)
+                lists[name] = split_csv(raw)
     return lists
 
 
@@ -165,7 +161,7 @@ def parse_params(query: dict[str, str], *, default_limit: int, max_limit: int) -
     q = (query.get("q") or "").strip() or None
     if sort == "relevance" and not q:
         raise bad_parameter("sort=relevance needs a q to rank by.")
-    facets = _csv(query.get("facets") or "")
+    facets = split_csv(query.get("facets") or "")
     if bad := [f for f in facets if f not in FACETS]:
         raise bad_parameter(f"Unknown facet(s) {', '.join(bad)}; the facets are {', '.join(FACETS)}.")
     flags = {name: _flag(name, query[name]) for name in FLAGS if query.get(name)}
