@@ -117,7 +117,10 @@ class CorpusDetection:
         return self._http
 
     def _get(self, url: str, *, authorised: bool = True) -> urllib3.BaseHTTPResponse:
-        response = self._pool().request("GET", url, headers=self._headers if authorised else None)
+        try:
+            response = self._pool().request("GET", url, headers=self._headers if authorised else None)
+        except urllib3.exceptions.HTTPError as exc:  # no answer after the retries: one error type for callers
+            raise CorpusRequestFailed(f"GET {url.split('?')[0]} got no answer: {exc}") from exc
         if response.status != 200:
             raise CorpusRequestFailed(f"GET {url.split('?')[0]} answered {response.status}: {response.data[:500].decode(errors='replace')}")
         return response

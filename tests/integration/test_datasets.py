@@ -133,3 +133,11 @@ async def test_the_dataset_crosses_into_worker_processes_as_a_dataloader_sends_i
 async def test_a_refused_key_is_an_error_that_names_the_answer(selection):
     with pytest.raises(CorpusRequestFailed, match="answered 401"):
         await asyncio.to_thread(CorpusDetection, selection["search"], selection["annotation"], "ick_not_a_key", query={"tags": selection["tag"]})
+
+
+def test_a_service_that_does_not_answer_is_the_same_error_type():
+    from tests.processes import free_port
+
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens: refused at once, after urllib3's retries
+    with pytest.raises(CorpusRequestFailed, match="got no answer"):
+        CorpusDetection(nowhere, nowhere, "ick_whatever", query={}, classes=["cat"], timeout=2)
