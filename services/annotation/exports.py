@@ -45,8 +45,9 @@ async def select_images(deps: AnnotationDeps, image_ids: list[str] | None, datas
 
 
 async def export_archive(
-    deps: AnnotationDeps, blobs: BlobStore, fmt: Format, image_ids: list[str], id_scheme: str | None
+    deps: AnnotationDeps, blobs: BlobStore, fmt: Format, image_ids: list[str], id_scheme: str | None, classes: list[str] | None = None
 ) -> Path:
+    """The archive; with ``classes`` (normalised names), only their annotations, numbered in that order."""
     docs = {d["_id"]: d async for d in deps.annotations.db[IMAGES].find({"_id": {"$in": image_ids}})}
     missing = [i for i in image_ids if i not in docs]
     if missing:
@@ -58,17 +59,21 @@ async def export_archive(
         label = await deps.labels.get(label_id)
         parent = (await deps.labels.get(label["parent_id"]))["name"] if label.get("parent_id") else None
         labels[label_id] = {**label, "parent": parent}
+    if classes is not None:
+        wanted = set(classes)
+        annotations = [a for a in annotations if labels[a["label_id"]]["name"] in wanted]
     if fmt == "imagefolder":
         files, paths = export_formats.image_folder(images, annotations, labels)
         return await build_zip(blobs, images, "", files, paths)
     # A worker thread: rasterising and tracing masks for thousands of images would hold up the event loop.
-    files = await asyncio.to_thread(_annotation_files, fmt, images, annotations, labels, id_scheme)
+    files = await asyncio.to_thread(_annotation_files, fmt, images, annotations, labels, id_scheme, classes)
     return await build_zip(blobs, images, FOLDERS[fmt], files)
 
 
 def _annotation_files(
-    fmt: Format, images: list[dict], annotations: list[dict], labels: dict[str, dict], id_scheme: str | None
+    fmt: Format, images: list[dict], annotations: list[dict], labels: dict[str, dict], id_scheme: str | None,
+    classes: list[str] | None,
 ) -> Mapping[str, str | bytes]:
     if fmt == "coco":
-        return {"annotations/instances.json": json.dumps(export_formats.coco(images, annotations, labels, id_scheme))}
-    return WRITERS[fmt](images, annotations, labels)
+        return {"annotations/instances.json": json.dumps(export_formats.coco(images, annotations, labels, id_scheme, classes))}
+    return WRITERS[fmt](images, annotations, labels, classes)

@@ -106,22 +106,33 @@ def _integer_id(label: dict, id_scheme: str | None) -> int | None:
     return int(external)
 
 
-def category_ids(label_ids: list[str], labels: dict[str, dict], id_scheme: str | None) -> dict[str, int]:
+def category_ids(label_ids: list[str], labels: dict[str, dict], id_scheme: str | None, classes: list[str] | None = None) -> dict[str, int]:
+    """Ids under ``id_scheme`` where the labels have them; the others numbered after those, in ``classes``
+    order when given (without a scheme: a class's id is its position + 1 whatever the selection), else by name."""
     ids: dict[str, int] = {}
     for label_id in label_ids:
         external = _integer_id(labels[label_id], id_scheme) if id_scheme else None
         if external is not None and external not in ids.values():
             ids[label_id] = external
-    next_id = max(ids.values(), default=0) + 1
+    base = max(ids.values(), default=0)
+    if classes is not None:
+        position = {name: n for n, name in enumerate(classes, start=1)}
+        for label_id in label_ids:
+            if label_id not in ids:
+                ids[label_id] = base + position[labels[label_id]["name"]]
+        return ids
+    next_id = base + 1
     for label_id in sorted(label_ids, key=lambda i: labels[i]["name"]):
         if label_id not in ids:
             ids[label_id], next_id = next_id, next_id + 1
     return ids
 
 
-def coco(images: list[dict], annotations: list[dict], labels: dict[str, dict], id_scheme: str | None) -> dict[str, Any]:
+def coco(
+    images: list[dict], annotations: list[dict], labels: dict[str, dict], id_scheme: str | None, classes: list[str] | None = None
+) -> dict[str, Any]:
     used = sorted({a["label_id"] for a in annotations if a["type"] in GEOMETRIC})
-    cats = category_ids(used, labels, id_scheme)
+    cats = category_ids(used, labels, id_scheme, classes)
     image_ids = {image["id"]: n for n, image in enumerate(images, start=1)}
     out = []
     for n, a in enumerate((a for a in annotations if a["type"] in GEOMETRIC), start=1):
@@ -147,9 +158,10 @@ def coco(images: list[dict], annotations: list[dict], labels: dict[str, dict], i
     }
 
 
-def _class_names(annotations: list[dict], labels: dict[str, dict]) -> list[str]:
-    """The annotations' label names, sorted: the class order of YOLO (from 0) and VOC (from 1)."""
-    return sorted({labels[a["label_id"]]["name"] for a in annotations})
+def _class_names(annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> list[str]:
+    """The class order of YOLO (from 0) and VOC (from 1): ``classes`` when the export names them (the same
+    for every selection, so a train and a val export agree), else the annotations' label names, sorted."""
+    return list(classes) if classes is not None else sorted({labels[a["label_id"]]["name"] for a in annotations})
 
 
 def _by_image(images: list[dict], annotations: list[dict]) -> dict[str, list[dict]]:
@@ -186,11 +198,12 @@ def _outline_coordinates(a: dict, width: int, height: int) -> list[str]:
 
 
 def _yolo(
-    images: list[dict], annotations: list[dict], labels: dict[str, dict], coordinates: Callable[[dict, int, int], list[str]]
+    images: list[dict], annotations: list[dict], labels: dict[str, dict], coordinates: Callable[[dict, int, int], list[str]],
+    classes: list[str] | None,
 ) -> dict[str, str]:
     """``classes.txt``, ``data.yaml`` and one ``labels/<stem>.txt`` per image: ``class <coordinates>`` lines."""
     boxed = [a for a in annotations if a.get("bbox")]
-    names = _class_names(boxed, labels)
+    names = _class_names(boxed, labels, classes)
     index = {name: n for n, name in enumerate(names)}
     files = {"classes.txt": "".join(f"{name}\n" for name in names)}
     files["data.yaml"] = "path: .\ntrain: images\nval: images\nnames:\n" + "".join(
@@ -206,12 +219,12 @@ def _yolo(
     return files
 
 
-def yolo(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> dict[str, str]:
+def yolo(images: list[dict], annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> dict[str, str]:
     """YOLO detection: ``class cx cy w h`` per box, normalised."""
-    return _yolo(images, annotations, labels, _box_coordinates)
+    return _yolo(images, annotations, labels, _box_coordinates, classes)
 
 
-def yolo_seg(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> dict[str, str]:
+def yolo_seg(images: list[dict], annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> dict[str, str]:
     """YOLO segmentation (Ultralytics): ``class x1 y1 x2 y2 ... xn yn`` per object, normalised, 6 decimals.
 
     One line per object: a polygon in several parts, or a mask's contours traced from its pixels (the
@@ -222,10 +235,10 @@ def yolo_seg(images: list[dict], annotations: list[dict], labels: dict[str, dict
     outline are left out. ``classes.txt`` and ``data.yaml`` are those of :func:`yolo` for the same
     selection, so class indices agree between the two.
     """
-    return _yolo(images, annotations, labels, _outline_coordinates)
+    return _yolo(images, annotations, labels, _outline_coordinates, classes)
 
 
-def voc(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> dict[str, str | bytes]:
+def voc(images: list[dict], annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> dict[str, str | bytes]:
     """Pascal VOC: ``Annotations/<stem>.xml`` per image (boxes as xmin/ymin/xmax/ymax pixels), ``labelmap.txt``
     and, for each image with polygons or masks, VOC's segmentation PNGs.
 
@@ -239,7 +252,7 @@ def voc(images: list[dict], annotations: list[dict], labels: dict[str, dict]) ->
     images that have PNGs; images with boxes only have their XML alone.
     """
     boxed = [a for a in annotations if a.get("bbox")]
-    names = _class_names(boxed, labels)
+    names = _class_names(boxed, labels, classes)
     classes = {name: n for n, name in enumerate(names, start=1)}
     files: dict[str, str | bytes] = {"labelmap.txt": _labelmap(names)}
     objects, segmented = _by_image(images, boxed), []

@@ -5,6 +5,7 @@ An unknown format is refused with 422, the message naming the formats there are.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +15,10 @@ from services.annotation.deps import ANNOTATION_SETTINGS, DEPS, SEARCH
 from services.annotation.domain.fields import scheme_for
 from services.annotation.exports import Format, export_archive, select_images
 from services.annotation.views.common import body_as, domain_errors
+from shared.naming import normalize_name
 from shared.problems import Problem, problem_type
+
+MAX_CLASSES = 10_000
 from shared.web.resources import BLOBS
 
 CHUNK = 1024 * 1024
@@ -33,6 +37,25 @@ class ExportIn(BaseModel):
         description='Or: every image a search matches, as GET /v1/search parameters (e.g. {"labels": "person", "min_width": 640})',
     )
     id_scheme: str | None = Field(default=None, description="External-id scheme for category ids (e.g. the dataset name)")
+    classes: list[str] | None = Field(
+        default=None, min_length=1, max_length=MAX_CLASSES,
+        description="Label names: only their annotations, numbered in this order (YOLO from 0, VOC from 1, COCO ids "
+        "from 1 without an id_scheme), so exports of different selections (train, val) agree",
+    )  # fmt: skip
+
+    @field_validator("classes")
+    @classmethod
+    def _normalised_classes(cls, classes: list[str] | None) -> list[str] | None:
+        """Names as the corpus normalises them; one that is empty or repeats another once normalised is refused."""
+        if classes is None:
+            return None
+        names = [normalize_name(name) for name in classes]
+        if not all(names):
+            raise ValueError("every class must be a label name with something in it")
+        repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+        if repeated:
+            raise ValueError(f"classes must be distinct once normalised; repeated: {', '.join(repeated[:5])}")
+        return names
 
     @field_validator("search")
     @classmethod
@@ -76,7 +99,7 @@ async def create_export(request: web.Request) -> web.StreamResponse:
         raise Problem(413, "Too many images", f"Export at most {limit} images at once; split the selection.")
     requested = payload.id_scheme or payload.dataset
     scheme = scheme_for(requested) if requested else None  # as imports key them: 'coco.2017' → 'coco_2017'
-    path = await export_archive(deps, request.app[BLOBS], payload.format, image_ids, scheme)
+    path = await export_archive(deps, request.app[BLOBS], payload.format, image_ids, scheme, payload.classes)
     try:
         response = web.StreamResponse(
             headers={

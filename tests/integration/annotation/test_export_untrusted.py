@@ -133,3 +133,28 @@ async def test_the_cli_refuses_a_repeated_search_parameter_and_a_missing_folder_
     missing = await asyncio.to_thread(_corpus, "export", "--dataset", "d", "--out", "/nonexistent/dir/x.zip")
     assert missing.exit_code == 2 and "does not exist" in missing.output
     assert isinstance(missing.exception, SystemExit)  # not a FileNotFoundError after the download
+
+
+async def test_named_classes_number_every_selection_alike(annotation_client, mongo_db, blob_store):
+    """Without them each export numbers the classes its own selection has: a train and a val export disagreed."""
+    import json
+    import uuid
+
+    tag = uuid.uuid4().hex[:6]
+    first = await _stored(mongo_db, blob_store, "chelsea.png", "probe_first.jpg")
+    second = await _stored(mongo_db, blob_store, "coffee.png", "probe_second.jpg")
+    await _annotate(annotation_client, first, type="bbox", label=f"zz {tag}", bbox=[1, 1, 10, 10])
+    await _annotate(annotation_client, second, type="bbox", label=f"aa {tag}", bbox=[1, 1, 10, 10])
+    await _annotate(annotation_client, second, type="bbox", label=f"mm {tag}", bbox=[2, 2, 10, 10])  # not a class: left out
+    classes = [f"ZZ_{tag}", f"aa {tag}"]
+    for image_id, stem, label in ((first, "probe_first", f"zz {tag}"), (second, "probe_second", f"aa {tag}")):
+        yolo = await _export(annotation_client, format="yolo", image_ids=[image_id], classes=classes)
+        assert yolo.read("classes.txt").decode().splitlines() == [f"zz {tag}", f"aa {tag}"]  # in the order given
+        order = [f"zz {tag}", f"aa {tag}"]
+        assert [line.split()[0] for line in yolo.read(f"labels/{stem}.txt").decode().splitlines()] == [str(order.index(label))]
+        coco = json.loads((await _export(annotation_client, format="coco", image_ids=[image_id], classes=classes)).read("annotations/instances.json"))
+        [annotation] = coco["annotations"]
+        assert {c["id"]: c["name"] for c in coco["categories"]}[annotation["category_id"]] == label
+        assert annotation["category_id"] == 1 + order.index(label)
+    refused = await annotation_client.post("/v1/exports", json={"format": "yolo", "image_ids": [first], "classes": ["Cat", "cat "]})
+    assert refused.status == 422 and "repeated" in await refused.text()
