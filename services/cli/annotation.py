@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.annotation.domain.model import ExportFormat
+from shared.naming import split_csv
 
 annotation_app = typer.Typer(no_args_is_help=True, help="Labels, annotation history and revert.")
 users_app = typer.Typer(no_args_is_help=True, help="Users, roles and API keys (admin).")
@@ -120,11 +121,17 @@ def export(
     search: str = typer.Option(
         None, "--search", help="Or: every image a search matches, as search's query string, e.g. 'labels=person&min_width=640'"
     ),
+    classes: str = typer.Option(
+        None, "--classes", help='Label names in class order, comma-separated ("quote, a name" holding a comma): '
+        "the same numbering for every export (train, val)",
+    ),
     url: str = URL,
     key: str = KEY,
 ) -> None:
     _check_out(out)
     body = {"format": fmt, "image_ids": image_id or None, "dataset": dataset}
+    if classes is not None:
+        body["classes"] = split_csv(classes)
     if search is not None:
         body["search"] = _search_query(search)
     data = call(url, key, "POST", "/v1/exports", json=body, timeout=aiohttp.ClientTimeout(total=3600))

@@ -135,7 +135,7 @@ async def test_the_cli_refuses_a_repeated_search_parameter_and_a_missing_folder_
     assert isinstance(missing.exception, SystemExit)  # not a FileNotFoundError after the download
 
 
-async def test_named_classes_number_every_selection_alike(annotation_client, mongo_db, blob_store):
+async def test_named_classes_number_every_selection_alike(annotation_client, mongo_db, blob_store, tmp_path):
     """Without them each export numbers the classes its own selection has: a train and a val export disagreed."""
     import json
     import uuid
@@ -158,3 +158,11 @@ async def test_named_classes_number_every_selection_alike(annotation_client, mon
         assert annotation["category_id"] == 1 + order.index(label)
     refused = await annotation_client.post("/v1/exports", json={"format": "yolo", "image_ids": [first], "classes": ["Cat", "cat "]})
     assert refused.status == 422 and "repeated" in await refused.text()
+    out = tmp_path / "train.zip"
+    done = await asyncio.to_thread(
+        CliRunner().invoke, app,
+        ["export", "--format", "yolo", "--image-id", first, "--classes", f'"zz {tag}", aa {tag}', "--out", str(out),
+         "--url", str(annotation_client.make_url("")).rstrip("/"), "--key", ADMIN_KEY],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert zipfile.ZipFile(out).read("classes.txt").decode().splitlines() == order
