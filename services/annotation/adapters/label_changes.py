@@ -14,10 +14,10 @@ from pymongo.errors import DuplicateKeyError
 
 from services.annotation.adapters.labels import LabelStore, label_name
 from services.annotation.adapters.store import ANNOTATIONS
-from shared.clients.mongo import LONG_TRANSACTION_SECONDS, in_transaction
 from services.annotation.adapters.summaries import refresh_summaries
 from services.annotation.domain.errors import LabelConflict
 from services.annotation.domain.fields import check_external_ids
+from shared.clients.mongo import LONG_TRANSACTION_SECONDS, in_transaction
 from shared.events import utcnow
 
 

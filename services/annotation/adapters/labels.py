@@ -17,9 +17,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.annotation.adapters.store import LABEL_NAMES, LABELS
-from shared.clients.mongo import in_transaction
 from services.annotation.domain.errors import InvalidAnnotation, NotFound
 from services.annotation.domain.fields import check_external_ids, check_label_name
+from shared.clients.mongo import in_transaction
 from shared.events import Envelope, LabelChanged, utcnow
 from shared.naming import normalize_name
 from shared.outbox import stage

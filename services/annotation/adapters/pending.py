@@ -31,10 +31,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.annotation.adapters.store import ANNOTATIONS, HISTORY, PENDING, PENDING_COUNT
-from shared.clients.mongo import in_transaction
 from services.annotation.adapters.summaries import refresh_summaries
 from shared.background import LoopDriven, PollingLoop
-from shared.clients.mongo import insert_all
+from shared.clients.mongo import in_transaction, insert_all
 from shared.events import utcnow
 from shared.outbox import OutboxRelay, stage_entries
 

@@ -22,7 +22,6 @@ PENDING = "pending"
 PENDING_COUNT = "pending_n"
 
 
-
 async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[LABELS].create_index([("parent_id", ASCENDING)])
     await db[LABEL_NAMES].create_index([("label_id", ASCENDING)])

@@ -253,7 +253,7 @@ def voc(images: list[dict], annotations: list[dict], labels: dict[str, dict], cl
     """
     boxed = [a for a in annotations if a.get("bbox")]
     names = _class_names(boxed, labels, classes)
-    classes = {name: n for n, name in enumerate(names, start=1)}
+    index = {name: n for n, name in enumerate(names, start=1)}
     files: dict[str, str | bytes] = {"labelmap.txt": _labelmap(names)}
     objects, segmented = _by_image(images, boxed), []
     for image in images:
@@ -261,7 +261,7 @@ def voc(images: list[dict], annotations: list[dict], labels: dict[str, dict], cl
         shaped = any(segmentation.has_shape(a) for a in own)
         files[f"Annotations/{stem}.xml"] = _voc_xml(image, own, labels, shaped)
         if shaped:
-            pngs = _voc_pngs(image, own, [classes[labels[a["label_id"]]["name"]] for a in own])
+            pngs = _voc_pngs(image, own, [index[labels[a["label_id"]]["name"]] for a in own])
             files[f"SegmentationClass/{stem}.png"], files[f"SegmentationObject/{stem}.png"] = pngs
             segmented.append(stem)
     if segmented:

@@ -92,11 +92,17 @@ def _shape_area(rings: list[list[float]], summed: float, height: int, width: int
     of their areas. Rings that overlap or nest would count the shared pixels twice, while every reader
     (pycocotools, the VOC PNGs) fills their union: then the area is the union's pixel count, as COCO's
     ``area`` of a segment is."""
-    from pycocotools import mask as coco_mask
+    union, parts = ring_pixels(rings, height, width)
+    return float(union) if union < parts else summed
+
+
+def ring_pixels(rings: list[list[float]], height: int, width: int) -> tuple[int, int]:
+    """(pixels of the rings' union, sum of each ring's pixels) as pycocotools rasterises them: the two
+    differ exactly when rings overlap or nest."""
+    from pycocotools import mask as coco_mask  # here: validating a box needs no rasteriser
 
     parts = coco_mask.frPyObjects(rings, height, width)
-    union = float(coco_mask.area(coco_mask.merge(parts)))
-    return union if union < float(sum(coco_mask.area(parts))) else summed
+    return int(coco_mask.area(coco_mask.merge(parts))), int(sum(coco_mask.area(parts)))
 
 
 def check_keypoints(points: Any, height: int, width: int) -> list[list[float]]:

@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as coco_mask
 
+from services.annotation.domain.geometry import ring_pixels
+
 # 0 is background and 255 marks void in VOC label images: 254 classes or objects at the most.
 MAX_INDEX = 254
 
@@ -56,8 +58,8 @@ def rings_overlap(rings: list[list[float]], height: int, width: int) -> bool:
     COCO readers fill their union, while an outline filled even-odd would leave the shared pixels out."""
     if len(rings) < 2:
         return False
-    parts = coco_mask.frPyObjects(rings, height, width)
-    return int(coco_mask.area(coco_mask.merge(parts))) < int(sum(coco_mask.area(parts)))
+    union, parts = ring_pixels(rings, height, width)
+    return union < parts
 
 
 def painted(layers: Iterable[tuple[int, np.ndarray]], height: int, width: int) -> np.ndarray:

@@ -17,11 +17,10 @@ from services.annotation.exports import Format, export_archive, select_images
 from services.annotation.views.common import body_as, domain_errors
 from shared.naming import normalize_name
 from shared.problems import Problem, problem_type
-
-MAX_CLASSES = 10_000
 from shared.web.resources import BLOBS
 
 CHUNK = 1024 * 1024
+MAX_CLASSES = 10_000
 # A search parameter's value: what a query string can say (a list becomes search's comma-separated list).
 SCALARS = (str, int, float, bool)
 
