@@ -134,19 +134,10 @@ def coco(
     used = sorted({a["label_id"] for a in annotations if a["type"] in GEOMETRIC})
     cats = category_ids(used, labels, id_scheme, classes)
     image_ids = {image["id"]: n for n, image in enumerate(images, start=1)}
-    out = []
-    for n, a in enumerate((a for a in annotations if a["type"] in GEOMETRIC), start=1):
-        entry: dict[str, Any] = {
-            "id": n, "image_id": image_ids[a["image_id"]], "category_id": cats[a["label_id"]],
-            "bbox": a.get("bbox") or [0, 0, 0, 0], "area": a.get("area") or 0, "iscrowd": int(a["type"] == "mask"),
-            "segmentation": a["rle"] if a["type"] == "mask" else a.get("polygon") or [],
-        }  # fmt: skip
-        if a["type"] == "keypoints":
-            entry["keypoints"] = [v for point in a["keypoints"] for v in point]
-            entry["num_keypoints"] = sum(1 for point in a["keypoints"] if point[2] > 0)
-        if a.get("score") is not None:
-            entry["score"] = a["score"]
-        out.append(entry)
+    out = [
+        _coco_annotation(n, a, image_ids[a["image_id"]], cats[a["label_id"]])
+        for n, a in enumerate((a for a in annotations if a["type"] in GEOMETRIC), start=1)
+    ]
     categories = [
         {"id": cats[i], "name": labels[i]["name"], "supercategory": labels[i].get("parent") or ""} for i in used
     ]
@@ -156,6 +147,38 @@ def coco(
         "annotations": out,
         "categories": sorted(categories, key=lambda c: c["id"]),
     }
+
+
+def is_crowd(a: dict) -> int:
+    """COCO's ``iscrowd``: a COCO import's own flag when it has one, else 1 for an RLE mask (COCO's crowd
+    regions are RLE) and 0 for anything else. The PyTorch dataset reads it the same way."""
+    flag = (a.get("attributes") or {}).get("iscrowd")
+    return int(flag) if flag in (0, 1) else int(a.get("type") == "mask")
+
+
+def keypoint_box(points: list[list[float]]) -> list[float]:
+    """The bounds ``[x, y, w, h]`` of a keypoints annotation's labelled points (visibility 1 or 2)."""
+    xs, ys = [p[0] for p in points if p[2] > 0], [p[1] for p in points if p[2] > 0]
+    return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+
+
+def _coco_annotation(n: int, a: dict, image_id: int, category_id: int) -> dict[str, Any]:
+    """One COCO annotation. ``segmentation`` only for a polygon or a mask: a box or keypoints have none, and
+    an empty list there makes readers fail (Detectron2 refuses it, pycocotools cannot decode it). Keypoints
+    without a box get the bounds of their labelled points, and that box's area, for OKS to scale by."""
+    bbox = a.get("bbox") or (keypoint_box(a["keypoints"]) if a["type"] == "keypoints" else [0, 0, 0, 0])
+    entry: dict[str, Any] = {
+        "id": n, "image_id": image_id, "category_id": category_id, "bbox": bbox,
+        "area": a.get("area") or bbox[2] * bbox[3], "iscrowd": is_crowd(a),
+    }  # fmt: skip
+    if a["type"] in ("polygon", "mask"):
+        entry["segmentation"] = a["rle"] if a["type"] == "mask" else a["polygon"]
+    if a["type"] == "keypoints":
+        entry["keypoints"] = [v for point in a["keypoints"] for v in point]
+        entry["num_keypoints"] = sum(1 for point in a["keypoints"] if point[2] > 0)
+    if a.get("score") is not None:
+        entry["score"] = a["score"]
+    return entry
 
 
 def _class_names(annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> list[str]:
@@ -299,12 +322,28 @@ def _voc_xml(image: dict, objects: list[dict], labels: dict[str, dict], segmente
     for a in objects:
         obj = ET.SubElement(root, "object")
         ET.SubElement(obj, "name").text = _xml_text(labels[a["label_id"]]["name"])
-        ET.SubElement(obj, "difficult").text = "0"
+        for tag, value in _voc_flags(a).items():
+            ET.SubElement(obj, tag).text = _xml_text(value)
         box = ET.SubElement(obj, "bndbox")
         for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), voc_box(a["bbox"]), strict=True):
             ET.SubElement(box, tag).text = str(value)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode")
+
+
+def _voc_flags(a: dict) -> dict[str, str]:
+    """An object's ``pose``, ``truncated``, ``difficult`` and ``occluded``, in the devkit's order, from the
+    attributes a VOC import keeps; ``difficult`` is always written (0 unless marked), as VOC's evaluation
+    leaves difficult objects out of both the hits and the misses."""
+    attributes = a.get("attributes") or {}
+    flags = {"pose": attributes.get("pose")} if isinstance(attributes.get("pose"), str) else {}
+    for tag in ("truncated", "difficult", "occluded"):
+        value = attributes.get(tag)
+        if value in (0, 1, True, False):
+            flags[tag] = str(int(value))
+        elif tag == "difficult":
+            flags[tag] = "0"
+    return flags
 
 
 def _voc_pngs(image: dict, objects: list[dict], classes: list[int]) -> tuple[bytes, bytes]:

@@ -35,6 +35,39 @@ def test_coco_keeps_external_category_ids_and_numbers_the_rest():
     assert doc["annotations"][1]["segmentation"] == [[0, 0, 10, 0, 10, 10]] and doc["annotations"][0]["iscrowd"] == 0
 
 
+def test_coco_gives_segmentation_to_shapes_only_and_boxes_to_keypoints_that_have_none():
+    from pycocotools.coco import COCO
+
+    annotations = [
+        *ANNOTATIONS,
+        {"image_id": "i1", "label_id": "l1", "type": "keypoints", "keypoints": [[30, 40, 2], [90, 15, 1], [5, 5, 0]]},
+        {"image_id": "i1", "label_id": "l2", "type": "mask", "rle": {"size": [100, 200], "counts": "0"}, "bbox": [0, 0, 0, 0],
+         "area": 0, "attributes": {"iscrowd": 0}},
+        {"image_id": "i1", "label_id": "l2", "type": "mask", "rle": {"size": [100, 200], "counts": "0"}, "bbox": [0, 0, 0, 0], "area": 0},
+    ]  # fmt: skip
+    doc = export_formats.coco(IMAGES, annotations, LABELS, "coco")
+    box, polygon, keypoints, own_flag, crowd = doc["annotations"]
+    # An empty 'segmentation' list makes Detectron2 refuse the file and pycocotools fail to decode it.
+    assert "segmentation" not in box and "segmentation" not in keypoints and polygon["segmentation"] == [[0, 0, 10, 0, 10, 10]]
+    assert keypoints["bbox"] == [30, 15, 60, 25] and keypoints["area"] == 1500 and keypoints["num_keypoints"] == 2
+    assert (own_flag["iscrowd"], crowd["iscrowd"]) == (0, 1)  # a COCO import's own flag wins over "RLE means crowd"
+    coco = COCO()
+    coco.dataset = doc
+    coco.createIndex()
+    assert coco.getAnnIds(iscrowd=False) == [1, 2, 3, 4] and coco.loadAnns([3])[0]["bbox"] == [30, 15, 60, 25]
+
+
+def test_voc_keeps_the_flags_a_voc_import_read():
+    from services.ingest.domain.datasets.voc import _annotation
+
+    flagged = {**ANNOTATIONS[0], "attributes": {"difficult": 1, "truncated": 0, "occluded": 1, "pose": "Left"}}
+    xml = ET.fromstring(export_formats.voc(IMAGES, [flagged, ANNOTATIONS[1]], LABELS)["Annotations/a.xml"])
+    first, second = xml.findall("object")
+    assert [child.tag for child in first] == ["name", "pose", "truncated", "difficult", "occluded", "bndbox"]
+    assert _annotation(first, "a.xml", 0).attributes == flagged["attributes"]
+    assert second.findtext("difficult") == "0" and second.find("truncated") is None
+
+
 def test_yolo_lines_are_normalised_centres():
     files = export_formats.yolo(IMAGES, ANNOTATIONS, LABELS)
     assert files["classes.txt"] == "cat\ndog\n"
