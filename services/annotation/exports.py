@@ -33,6 +33,24 @@ def _file_names(docs: list[dict]) -> list[dict]:
     ]
 
 
+async def resolved_classes(deps: AnnotationDeps, classes: list[str]) -> list[str]:
+    """The label names ``classes`` stand for, in their order: a name, an alias or a merged label's name gives
+    the label it resolves to (annotations carry that label). A name no label has, or two names of one label,
+    is refused: either would export a class no object carries, without a word."""
+    found = await deps.labels.resolve_many(classes)
+    if unknown := [name for name in classes if name not in found]:
+        raise InvalidAnnotation(
+            "unknown_classes", f"No label is named {', '.join(map(repr, unknown[:10]))}, nor has it as an alias.", unknown=unknown[:50]
+        )
+    names = []
+    for name in classes:
+        label = found[name]
+        names.append((await deps.labels.live(label["_id"]))["name"] if label.get("merged_into") else label["name"])
+    if repeated := sorted({n for n in names if names.count(n) > 1}):
+        raise InvalidAnnotation("repeated_classes", f"Several classes given are the same label: {', '.join(map(repr, repeated[:10]))}.")
+    return names
+
+
 async def select_images(deps: AnnotationDeps, image_ids: list[str] | None, dataset: str | None, limit: int) -> list[str]:
     if image_ids:
         return list(dict.fromkeys(image_ids))

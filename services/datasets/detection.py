@@ -19,7 +19,9 @@ form torchvision's detection models take:
   (a box-only annotation's mask is its box).
 
 ``classes`` are the names of every label of the taxonomy (merged ones
-aside), sorted (the same for any selection), unless given. An annotation whose label is not among them is
+aside), sorted (the same for any selection), unless given. Given names may be
+aliases or merged labels' names: ``dataset.classes`` holds the names of the
+labels they resolve to, and a name no label has is a ``ValueError``. An annotation whose label is not among them is
 left out, as are classifications and keypoint-only annotations (no box).
 
 Images are downloaded on first use through the search service's
@@ -80,7 +82,7 @@ class CorpusDetection:
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self._timeout = timeout
         self._http: urllib3.PoolManager | None = None
-        self.classes = list(classes) if classes is not None else self._taxonomy()
+        self.classes = self._resolved(classes) if classes is not None else self._taxonomy()
         # Given names match the way the corpus names labels (normalised: "Traffic_Light" is "traffic light").
         # Label i + 1 for classes[i]: 0 is the background in torchvision's detection models.
         self.class_to_idx = {normalize_name(name): index + 1 for index, name in enumerate(self.classes)}
@@ -116,12 +118,12 @@ class CorpusDetection:
             )
         return self._http
 
-    def _get(self, url: str, *, authorised: bool = True) -> urllib3.BaseHTTPResponse:
+    def _get(self, url: str, *, authorised: bool = True, expected: tuple[int, ...] = (200,)) -> urllib3.BaseHTTPResponse:
         try:
             response = self._pool().request("GET", url, headers=self._headers if authorised else None)
         except urllib3.exceptions.HTTPError as exc:  # no answer after the retries: one error type for callers
             raise CorpusRequestFailed(f"GET {url.split('?')[0]} got no answer: {exc}") from exc
-        if response.status != 200:
+        if response.status not in expected:
             raise CorpusRequestFailed(f"GET {url.split('?')[0]} answered {response.status}: {response.data[:500].decode(errors='replace')}")
         return response
 
@@ -136,6 +138,23 @@ class CorpusDetection:
             if not body.get("next"):
                 return
             params["cursor"] = body["next"]
+
+    def _resolved(self, classes: Sequence[str]) -> list[str]:
+        """The label names ``classes`` stand for, in their order: a name, an alias or a merged label's name
+        gives the label it resolves to (annotations carry that name). A name no label has, or two names of
+        one label, is a ValueError: either would give a class no annotation ever carries, without a word."""
+        names, unknown = [], []
+        for name in classes:
+            response = self._get(f"{self.annotation_url}/v1/labels/resolve?{urlencode({'name': name})}", expected=(200, 404))
+            if response.status == 404:
+                unknown.append(name)
+            else:
+                names.append(json.loads(response.data)["name"])
+        if unknown:
+            raise ValueError(f"classes: no label is named {', '.join(map(repr, unknown[:10]))}, nor has it as an alias")
+        if repeated := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"classes: several names given are the same label: {', '.join(map(repr, repeated[:10]))}")
+        return names
 
     def _taxonomy(self) -> list[str]:
         """Every label's name, sorted; a label merged into another carries no annotations and is no class."""

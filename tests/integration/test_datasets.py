@@ -104,21 +104,40 @@ async def test_each_sample_is_the_stored_image_with_its_boxes_and_classes(select
     assert (tmp_path / selection["chelsea"][:2] / selection["chelsea"]).read_bytes() == selection["photos"]["chelsea.png"]
 
 
-async def test_given_classes_choose_and_number_the_annotations_and_transforms_see_each_sample(selection):
+async def _alias(annotation_client, name: str, alias: str) -> None:
+    label = await (await annotation_client.get("/v1/labels/resolve", params={"name": name})).json()
+    added = await annotation_client.post(f"/v1/labels/{label['id']}/aliases", json={"alias": alias})
+    assert added.status == 200, await added.text()
+
+
+async def test_given_classes_choose_and_number_the_annotations_and_transforms_see_each_sample(selection, annotation_client):
     tag = selection["tag"]
+    await _alias(annotation_client, f"{tag} cup", f"{tag} mug")
     seen = []
 
     def transforms(image, target):
         seen.append(target["image_id"])
         return image.size, target
 
-    dataset = await asyncio.to_thread(_dataset, selection, classes=[f"{tag.upper()}_Saucer", "no such label"], transforms=transforms)
+    # Names as the corpus normalises them, and an alias: both stand for the label the annotations carry.
+    dataset = await asyncio.to_thread(_dataset, selection, classes=[f"{tag.upper()}_Saucer", f"{tag} Mug"], transforms=transforms)
+    assert dataset.classes == [f"{tag} saucer", f"{tag} cup"] and dataset.num_classes == 3
     size, target = await asyncio.to_thread(dataset.__getitem__, dataset.ids.index(selection["coffee"]))
     assert size == Image.open(io.BytesIO(selection["photos"]["coffee.png"])).size
-    assert target["labels"].tolist() == [1] and target["boxes"].tolist() == [[10, 10, 50, 40]]  # the first class is 1
+    by_label = dict(zip(target["labels"].tolist(), target["boxes"].tolist(), strict=True))
+    assert by_label == {1: [10, 10, 50, 40], 2: [10, 20, 110, 70]}  # the first class is 1; the cup came by its alias
     _, target = await asyncio.to_thread(dataset.__getitem__, dataset.ids.index(selection["chelsea"]))
     assert target["boxes"].shape == (0, 4) and target["labels"].shape == (0,)
     assert seen == [selection["coffee"], selection["chelsea"]]
+
+
+async def test_classes_no_label_has_or_naming_one_label_twice_are_refused(selection, annotation_client):
+    tag = selection["tag"]
+    await _alias(annotation_client, f"{tag} cat", f"{tag} kitty")
+    with pytest.raises(ValueError, match="no label is named 'no such label'"):
+        await asyncio.to_thread(_dataset, selection, classes=[f"{tag} cat", "no such label"])
+    with pytest.raises(ValueError, match=f"same label: '{tag} cat'"):
+        await asyncio.to_thread(_dataset, selection, classes=[f"{tag} cat", f"{tag} kitty"])
 
 
 async def test_the_dataset_crosses_into_worker_processes_as_a_dataloader_sends_it(selection):

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.annotation.deps import ANNOTATION_SETTINGS, DEPS, SEARCH
 from services.annotation.domain.fields import scheme_for
-from services.annotation.exports import Format, export_archive, select_images
+from services.annotation.exports import Format, export_archive, resolved_classes, select_images
 from services.annotation.views.common import body_as, domain_errors
 from shared.naming import normalize_name
 from shared.problems import Problem, problem_type
@@ -93,12 +93,13 @@ async def create_export(request: web.Request) -> web.StreamResponse:
     payload = await body_as(request, ExportIn)
     limit = request.app[ANNOTATION_SETTINGS].export_max_images
     deps = request.app[DEPS]
+    classes = await resolved_classes(deps, payload.classes) if payload.classes is not None else None
     image_ids = await _selected(request, payload, limit)
     if len(image_ids) > limit:
         raise Problem(413, "Too many images", f"Export at most {limit} images at once; split the selection.")
     requested = payload.id_scheme or payload.dataset
     scheme = scheme_for(requested) if requested else None  # as imports key them: 'coco.2017' → 'coco_2017'
-    path = await export_archive(deps, request.app[BLOBS], payload.format, image_ids, scheme, payload.classes)
+    path = await export_archive(deps, request.app[BLOBS], payload.format, image_ids, scheme, classes)
     try:
         response = web.StreamResponse(
             headers={

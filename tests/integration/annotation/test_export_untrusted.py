@@ -166,3 +166,32 @@ async def test_named_classes_number_every_selection_alike(annotation_client, mon
     )  # fmt: skip
     assert done.exit_code == 0, done.output
     assert zipfile.ZipFile(out).read("classes.txt").decode().splitlines() == order
+
+
+async def test_classes_given_by_alias_or_merged_name_export_their_label_and_unknown_ones_are_refused(annotation_client, mongo_db, blob_store):
+    """A typo, or an alias, used to export a class no object carries, without a word."""
+    import json
+    import uuid
+
+    tag = uuid.uuid4().hex[:6]
+    image_id = await _stored(mongo_db, blob_store, "astronaut.png", "probe_alias.jpg")
+    await _annotate(annotation_client, image_id, type="bbox", label=f"tvmonitor {tag}", bbox=[1, 1, 10, 10])
+    await _annotate(annotation_client, image_id, type="bbox", label=f"sofa {tag}", bbox=[2, 2, 10, 10])
+    tv = await (await annotation_client.get("/v1/labels/resolve", params={"name": f"tvmonitor {tag}"})).json()
+    assert (await annotation_client.post(f"/v1/labels/{tv['id']}/aliases", json={"alias": f"tv {tag}"})).status == 200
+    couch = await (await annotation_client.post("/v1/labels", json={"name": f"couch {tag}"})).json()
+    sofa = await (await annotation_client.get("/v1/labels/resolve", params={"name": f"sofa {tag}"})).json()
+    merged = await annotation_client.post(f"/v1/labels/{sofa['id']}/merge", json={"into": couch["id"]})
+    assert merged.status == 200, await merged.text()
+
+    coco = json.loads((await _export(annotation_client, format="coco", image_ids=[image_id], classes=[f"TV {tag}", f"sofa {tag}"])).read("annotations/instances.json"))
+    assert sorted(c["name"] for c in coco["categories"]) == [f"couch {tag}", f"tvmonitor {tag}"]
+    assert {c["name"]: c["id"] for c in coco["categories"]} == {f"tvmonitor {tag}": 1, f"couch {tag}": 2}  # in the order given
+    assert len(coco["annotations"]) == 2
+
+    unknown = await annotation_client.post("/v1/exports", json={"format": "yolo", "image_ids": [image_id], "classes": [f"tv {tag}", f"tvv {tag}"]})
+    assert unknown.status == 422, await unknown.text()
+    body = await unknown.json()
+    assert body["reason"] == "unknown_classes" and body["unknown"] == [f"tvv {tag}"]
+    twice = await annotation_client.post("/v1/exports", json={"format": "yolo", "image_ids": [image_id], "classes": [f"tv {tag}", f"tvmonitor {tag}"]})
+    assert twice.status == 422 and (await twice.json())["reason"] == "repeated_classes"
