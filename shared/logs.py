@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import uuid
 from contextvars import ContextVar
 
@@ -56,6 +57,54 @@ class ClientFaultFilter(logging.Filter):
         return True
 
 
+class ReconnectNoiseFilter(logging.Filter):
+    """While RabbitMQ is away, a robust connection tries again every few seconds and each try logged twice:
+    aiormq's ERROR "error when creating transport" and aio-pika's WARNING "Connection attempt ... failed"
+    (a ten-minute outage: 240 lines for each connection of each service). aiormq's line is dropped: aio-pika's
+    says the same, and a first connection's failure reaches the caller as an exception. aio-pika's passes once
+    a minute for each connection, with the number of attempts that failed in between."""
+
+    INTERVAL_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: dict[str, tuple[float, int]] = {}  # connection → (when its last line passed, attempts since)
+
+    @property
+    def held_back(self) -> int:
+        """Attempts not logged since each connection's last line, over all connections."""
+        return sum(since for _, since in self._shown.values())
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "aiormq.connection":
+            return not str(record.msg).startswith("error when creating transport")
+        if not (record.name == "aio_pika.robust_connection" and str(record.msg).startswith("Connection attempt to")):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        key, now = str(args[0]) if args else "", time.monotonic()
+        shown, since = self._shown.get(key, (float("-inf"), 0))
+        if now - shown < self.INTERVAL_SECONDS:
+            self._shown[key] = (shown, since + 1)
+            return False
+        self._shown[key] = (now, 0)
+        if since:
+            record.msg, record.args = f"{record.msg} (%d more attempts failed since the last such line)", (*args, since)
+        return True
+
+
+RECONNECT_LOGGERS = ("aiormq.connection", "aio_pika.robust_connection")
+
+
+def quiet_reconnects() -> ReconnectNoiseFilter:
+    """Put one :class:`ReconnectNoiseFilter` on the loggers that report reconnect attempts (replacing any)."""
+    noise = ReconnectNoiseFilter()
+    for name in RECONNECT_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.filters[:] = [f for f in logger.filters if not isinstance(f, ReconnectNoiseFilter)]
+        logger.addFilter(noise)
+    return noise
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -72,6 +121,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     # Client libraries are chatty at INFO (every ES request, every AMQP frame).
     for noisy in ("elastic_transport", "aiormq", "aio_pika", "pymongo"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_reconnects()
     server = logging.getLogger("aiohttp.server")
     server.filters[:] = [f for f in server.filters if not isinstance(f, ClientFaultFilter)]
     server.addFilter(ClientFaultFilter())
