@@ -1,7 +1,8 @@
 """Message handlers: ``annotations.imported`` from ingest's dataset imports.
 
 Labels come from the categories (normalised names, the dataset's category id
-as an external id, the supercategory as parent); annotations are keyed on
+as an external id, the supercategory as parent, COCO's keypoint names and
+skeleton unless the label has a schema already); annotations are keyed on
 ``(dataset, source_id)`` so a redelivered or re-run import creates nothing
 twice. Each annotation is validated like one sent over HTTP; a bad one is
 recorded in ``annotation_import_errors`` with its reason and does not stop
@@ -37,10 +38,11 @@ def handlers(deps: AnnotationDeps) -> dict[str, Handler]:
         for category in data.categories:
             external = {scheme: category.external_id} if scheme and category.external_id else {}
             label = known.get(category.name)
-            if label is not None and all(k in label.get("external_ids", {}) for k in external):
-                continue  # already there with an id in this dataset: nothing to write
+            schema = (category.keypoints, category.skeleton or []) if category.keypoints else None
+            if label is not None and all(k in label.get("external_ids", {}) for k in external) and (schema is None or label.get("keypoints")):
+                continue  # already there with an id in this dataset (and a keypoint schema): nothing to write
             try:
-                await deps.labels.ensure(category.name, actor, parent=category.parent, external_ids=external)
+                await deps.labels.ensure(category.name, actor, parent=category.parent, external_ids=external, schema=schema)
             except InvalidAnnotation as exc:
                 log.warning("category skipped", extra={"category": category.name, "reason": exc.detail})
         if not await deps.annotations.images([data.image_id]):

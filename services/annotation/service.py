@@ -17,7 +17,7 @@ from services.annotation.adapters.annotations import AnnotationRepository, histo
 from services.annotation.adapters.label_changes import LabelRepository
 from services.annotation.domain.errors import InvalidAnnotation, NotAllowed, NotFound, VersionConflict
 from services.annotation.domain.fields import check_attributes
-from services.annotation.domain.geometry import GEOMETRY_FIELDS, SHAPED, TYPES, check_all
+from services.annotation.domain.geometry import GEOMETRY_FIELDS, SHAPED, TYPES, check_all, check_keypoint_count
 from services.annotation.domain.model import GEOMETRY_KEYS, AnnotationPatch, changes_between, now_ms, state_of
 from shared.auth import Principal, Role
 from shared.auth.rules import may_delete_annotation
@@ -92,6 +92,11 @@ async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, An
             results[i].update(status=422, reason=fields, detail=detail)
             continue
         item, label = items[i], labels[items[i]["label"]]
+        try:
+            check_keypoint_count(fields.get("keypoints"), label)
+        except InvalidAnnotation as exc:
+            results[i].update(status=422, reason=exc.reason, detail=exc.detail)
+            continue
         doc = {
             "_id": uuid.uuid4().hex, "image_id": item["image_id"], "type": item["type"], "label_id": label["_id"],
             **dict.fromkeys(GEOMETRY_KEYS), **fields, "score": item.get("score"),
@@ -172,8 +177,10 @@ async def update(deps: AnnotationDeps, who: Principal, annotation_id: str, patch
     if "attributes" in given:
         check_attributes(given["attributes"])
     state = {k: v for k, v in given.items() if k not in ("label", *GEOMETRY_FIELDS)}
+    label = None
     if "label" in given:
-        state["label_id"] = (await deps.labels.ensure(given["label"], who.user_id))[0]["_id"]
+        label = (await deps.labels.ensure(given["label"], who.user_id))[0]
+        state["label_id"] = label["_id"]
     if "type" in given or any(k in given for k in GEOMETRY_FIELDS):
         images = await deps.annotations.images([before["image_id"]])
         image = images.get(before["image_id"])
@@ -186,6 +193,9 @@ async def update(deps: AnnotationDeps, who: Principal, annotation_id: str, patch
         if outcome == "error":
             raise InvalidAnnotation(fields, detail)
         state.update({**dict.fromkeys(GEOMETRY_KEYS), **fields})
+    keypoints = state.get("keypoints", before.get("keypoints"))
+    if keypoints and ("label_id" in state or "keypoints" in state):
+        check_keypoint_count(keypoints, label or await deps.labels.get(before["label_id"]))
     return await _write(deps, before, state, who.user_id, "updated")
 
 

@@ -16,7 +16,11 @@ form torchvision's detection models take:
   own flag, else 1 for an RLE mask, as the COCO export writes it),
   ``image_id`` (the corpus id), and with ``masks=True`` a ``masks`` array
   (N × H × W, uint8) rasterised from polygons and RLE masks with pycocotools
-  (a box-only annotation's mask is its box).
+  (a box-only annotation's mask is its box); with ``keypoints=True`` a
+  ``keypoints`` array (N × K × 3, float32, ``x, y, visibility``) for classes
+  whose labels share a keypoint schema of K names (``dataset.keypoint_names``;
+  an object without points has visibility 0 throughout), as torchvision's
+  ``keypointrcnn_resnet50_fpn(num_keypoints=K)`` takes it.
 
 ``classes`` are the names of every label of the taxonomy (merged ones
 aside), sorted (the same for any selection), unless given. Given names may be
@@ -70,6 +74,7 @@ class CorpusDetection:
         query: dict[str, str] | None = None,
         classes: Sequence[str] | None = None,
         masks: bool = False,
+        keypoints: bool = False,
         cache_dir: str | os.PathLike[str] | None = None,
         transforms: Transforms | None = None,
         timeout: float = 30.0,
@@ -82,7 +87,9 @@ class CorpusDetection:
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self._timeout = timeout
         self._http: urllib3.PoolManager | None = None
+        self._labels: dict[str, dict[str, Any]] = {}  # the classes' labels by name, as the annotation service shows them
         self.classes = self._resolved(classes) if classes is not None else self._taxonomy()
+        self.keypoint_names = self._keypoint_names() if keypoints else None
         # Given names match the way the corpus names labels (normalised: "Traffic_Light" is "traffic light").
         # Label i + 1 for classes[i]: 0 is the background in torchvision's detection models.
         self.class_to_idx = {normalize_name(name): index + 1 for index, name in enumerate(self.classes)}
@@ -149,7 +156,9 @@ class CorpusDetection:
             if response.status == 404:
                 unknown.append(name)
             else:
-                names.append(json.loads(response.data)["name"])
+                label = json.loads(response.data)
+                names.append(label["name"])
+                self._labels[label["name"]] = label
         if unknown:
             raise ValueError(f"classes: no label is named {', '.join(map(repr, unknown[:10]))}, nor has it as an alias")
         if repeated := sorted({n for n in names if names.count(n) > 1}):
@@ -159,7 +168,20 @@ class CorpusDetection:
     def _taxonomy(self) -> list[str]:
         """Every label's name, sorted; a label merged into another carries no annotations and is no class."""
         labels = self._pages(f"{self.annotation_url}/v1/labels", {"limit": str(PAGE)})
-        return sorted({label["name"] for label in labels if not label.get("merged_into")})
+        self._labels = {label["name"]: label for label in labels if not label.get("merged_into")}
+        return sorted(self._labels)
+
+    def _keypoint_names(self) -> list[str]:
+        """The keypoint names every class shares (torchvision's keypoint models take one K for all)."""
+        schemas = {name: self._labels[name].get("keypoints") for name in self.classes}
+        if lacking := [name for name, schema in schemas.items() if not schema]:
+            raise ValueError(
+                f"keypoints=True: the classes {', '.join(map(repr, lacking[:10]))} have no keypoint schema "
+                "(choose classes that do, or give their labels one: PATCH /v1/labels/<id> with 'keypoints')"
+            )
+        if len({len(schema) for schema in schemas.values()}) > 1:
+            raise ValueError(f"keypoints=True: the classes' keypoint schemas differ in length: { {n: len(s) for n, s in schemas.items()} }")
+        return next(iter(schemas.values()))
 
     # -- one sample
 
@@ -179,7 +201,7 @@ class CorpusDetection:
         return data
 
     def _target(self, image_id: str, height: int, width: int) -> dict[str, Any]:
-        boxes, labels, areas, crowds, masks = [], [], [], [], []
+        boxes, labels, areas, crowds, masks, points = [], [], [], [], [], []
         for annotation in self._pages(f"{self.annotation_url}/v1/images/{quote(image_id)}/annotations", {"limit": str(PAGE)}):
             index = self.class_to_idx.get(annotation["label"])
             if index is None or not annotation.get("bbox"):
@@ -191,6 +213,8 @@ class CorpusDetection:
             crowds.append(int((annotation.get("attributes") or {}).get("iscrowd", annotation.get("type") == "mask")))
             if self.masks:
                 masks.append(_mask(annotation, height, width))
+            if self.keypoint_names:  # an object without points has them all unlabelled (visibility 0)
+                points.append(annotation.get("keypoints") or [[0.0, 0.0, 0.0]] * len(self.keypoint_names))
         target: dict[str, Any] = {
             "image_id": image_id,
             "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
@@ -200,6 +224,8 @@ class CorpusDetection:
         }
         if self.masks:
             target["masks"] = np.stack(masks) if masks else np.zeros((0, height, width), dtype=np.uint8)
+        if self.keypoint_names:
+            target["keypoints"] = np.asarray(points, dtype=np.float32).reshape(-1, len(self.keypoint_names), 3)
         return target
 
 

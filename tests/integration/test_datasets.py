@@ -160,3 +160,27 @@ def test_a_service_that_does_not_answer_is_the_same_error_type():
     nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens: refused at once, after urllib3's retries
     with pytest.raises(CorpusRequestFailed, match="got no answer"):
         CorpusDetection(nowhere, nowhere, "ick_whatever", query={}, classes=["cat"], timeout=2)
+
+
+async def test_keypoints_come_as_torchvision_takes_them_for_classes_that_share_a_schema(selection, annotation_client):
+    tag = selection["tag"]
+    names = ["head", "left_hand", "right_hand"]
+    made = await annotation_client.post("/v1/labels", json={"name": f"{tag} walker", "keypoints": names, "skeleton": [[1, 2], [1, 3]]})
+    assert made.status == 201, await made.text()
+    points = [[60, 40, 2], [30, 80, 1], [0, 0, 0]]
+    items = [
+        {"image_id": selection["chelsea"], "type": "bbox", "label": f"{tag} walker", "bbox": [20, 20, 100, 100], "keypoints": points},
+        {"image_id": selection["chelsea"], "type": "bbox", "label": f"{tag} walker", "bbox": [200, 50, 40, 40]},  # no points
+    ]
+    created = await annotation_client.post("/v1/annotations/bulk", json={"items": items})
+    assert (await created.json())["created"] == 2, await created.text()
+    dataset = await asyncio.to_thread(_dataset, selection, classes=[f"{tag} walker"], keypoints=True)
+    assert dataset.keypoint_names == names
+    _, target = await asyncio.to_thread(dataset.__getitem__, dataset.ids.index(selection["chelsea"]))
+    order = np.argsort(target["boxes"][:, 0])
+    assert target["keypoints"].dtype == np.float32 and target["keypoints"].shape == (2, 3, 3)
+    assert target["keypoints"][order].tolist() == [points, [[0, 0, 0]] * 3]  # unlabelled throughout: torchvision ignores them
+    _, coffee = await asyncio.to_thread(dataset.__getitem__, dataset.ids.index(selection["coffee"]))
+    assert coffee["keypoints"].shape == (0, 3, 3)
+    with pytest.raises(ValueError, match=f"'{tag} cat' have no keypoint schema"):
+        await asyncio.to_thread(_dataset, selection, classes=[f"{tag} walker", f"{tag} cat"], keypoints=True)

@@ -15,10 +15,11 @@ from pymongo.errors import DuplicateKeyError
 from services.annotation.adapters.labels import LabelStore, label_name
 from services.annotation.adapters.store import ANNOTATIONS
 from services.annotation.adapters.summaries import refresh_summaries
-from services.annotation.domain.errors import LabelConflict
+from services.annotation.domain.errors import InvalidAnnotation, LabelConflict
 from services.annotation.domain.fields import check_external_ids
 from shared.clients.mongo import LONG_TRANSACTION_SECONDS, in_transaction
 from shared.events import utcnow
+from shared.keypoint_schema import checked_schema
 
 
 class LabelRepository(LabelStore):
@@ -113,10 +114,12 @@ class LabelRepository(LabelStore):
         """Describe, re-parent, or set external ids (``changes`` holds only the fields to set)."""
 
         async def work(session: AsyncClientSession) -> dict[str, Any]:
-            await self.get(label_id, session)
+            before = await self.get(label_id, session)
             if changes.get("parent_id"):
                 await self._check_parent(label_id, changes["parent_id"], session)
-            sets = {k: v for k, v in changes.items() if k != "external_ids"}
+            sets = {k: v for k, v in changes.items() if k not in ("external_ids", "keypoints", "skeleton")}
+            if "keypoints" in changes or "skeleton" in changes:
+                sets.update(_schema_change(before, changes))
             given = check_external_ids(changes.get("external_ids") or {})  # schemes checked: safe as field paths
             sets.update({f"external_ids.{k}": v for k, v in given.items()})
             await self.labels.update_one(
@@ -159,3 +162,19 @@ class LabelRepository(LabelStore):
             parent = await self.labels.find_one({"_id": current}, {"parent_id": 1}, session=session)
             current = parent.get("parent_id") if parent else None
         return False
+
+
+def _schema_change(before: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The label's keypoint fields after a PATCH: ``keypoints: null`` removes the schema, a skeleton alone is
+    checked against the names the label has. Annotations already made keep their points."""
+    names = changes.get("keypoints", before.get("keypoints"))
+    if "keypoints" in changes and names is None:
+        if changes.get("skeleton"):
+            raise InvalidAnnotation("keypoint_schema", "A skeleton needs keypoint names; send 'keypoints' with it.")
+        return {"keypoints": None, "skeleton": None}
+    skeleton = changes["skeleton"] if "skeleton" in changes else (before.get("skeleton") if "keypoints" not in changes else None)
+    try:
+        names, edges = checked_schema(names, skeleton)
+    except ValueError as exc:
+        raise InvalidAnnotation("keypoint_schema", f"{exc}.") from None
+    return {"keypoints": names, "skeleton": edges}

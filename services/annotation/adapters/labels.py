@@ -21,6 +21,7 @@ from services.annotation.domain.errors import InvalidAnnotation, NotFound
 from services.annotation.domain.fields import check_external_ids, check_label_name
 from shared.clients.mongo import in_transaction
 from shared.events import Envelope, LabelChanged, utcnow
+from shared.keypoint_schema import KeypointSchema
 from shared.naming import normalize_name
 from shared.outbox import stage
 
@@ -77,25 +78,27 @@ class LabelStore:
 
     async def ensure(
         self, raw: str, actor: str, *, description: str | None = None, parent: str | None = None,
-        external_ids: dict[str, str] | None = None,
+        external_ids: dict[str, str] | None = None, schema: KeypointSchema | None = None,
     ) -> tuple[dict[str, Any], bool]:  # fmt: skip
-        """The label a name resolves to, created if new. Returns (label, created)."""
+        """The label a name resolves to, created if new. Returns (label, created). An existing label gains
+        the external ids it lacks, and ``schema`` (keypoint names and skeleton) if it has none."""
         name = label_name(raw)
         external_ids = check_external_ids(external_ids or {})  # their schemes become field paths below
         existing = await self.resolve(name)
         if existing is not None:
-            missing = {k: v for k, v in external_ids.items() if k not in existing.get("external_ids", {})}
-            if missing:
-                await self.labels.update_one(
-                    {"_id": existing["_id"]}, {"$set": {f"external_ids.{k}": v for k, v in missing.items()}}
-                )
-                existing["external_ids"] = {**existing.get("external_ids", {}), **missing}
+            sets = {f"external_ids.{k}": v for k, v in external_ids.items() if k not in existing.get("external_ids", {})}
+            if schema is not None and not existing.get("keypoints"):
+                sets.update(keypoints=schema[0], skeleton=schema[1])
+            if sets:
+                await self.labels.update_one({"_id": existing["_id"]}, {"$set": sets})
+                existing = await self.get(existing["_id"])
             return existing, False
         parent_id = (await self.ensure(parent, actor))[0]["_id"] if parent and label_name(parent) != name else None
         now = utcnow()
         doc = {
             "_id": uuid.uuid4().hex, "name": name, "aliases": [], "description": description, "parent_id": parent_id,
             "external_ids": external_ids, "merged_into": None,
+            "keypoints": schema[0] if schema else None, "skeleton": schema[1] if schema else None,
             "created_at": now, "created_by": actor, "updated_at": now, "updated_by": actor,
         }  # fmt: skip
 
@@ -107,7 +110,7 @@ class LabelStore:
         try:
             await in_transaction(self.db, work)
         except DuplicateKeyError:  # created concurrently under the same name: use that one
-            return (await self.ensure(name, actor, external_ids=external_ids))[0], False
+            return (await self.ensure(name, actor, external_ids=external_ids, schema=schema))[0], False
         return doc, True
 
     async def _announce(self, doc: dict, change: str, actor: str, session: AsyncClientSession, **extra: Any) -> None:

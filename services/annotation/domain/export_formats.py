@@ -138,9 +138,7 @@ def coco(
         _coco_annotation(n, a, image_ids[a["image_id"]], cats[a["label_id"]])
         for n, a in enumerate((a for a in annotations if a["type"] in GEOMETRIC), start=1)
     ]
-    categories = [
-        {"id": cats[i], "name": labels[i]["name"], "supercategory": labels[i].get("parent") or ""} for i in used
-    ]
+    categories = [_coco_category(cats[i], labels[i]) for i in used]
     return {
         "info": {"description": "Exported by Image Corpus"},
         "images": [{"id": image_ids[i["id"]], "file_name": i["file_name"], "width": i["width"], "height": i["height"]} for i in images],
@@ -162,6 +160,14 @@ def keypoint_box(points: list[list[float]]) -> list[float]:
     return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
 
 
+def _coco_category(category_id: int, label: dict) -> dict[str, Any]:
+    """A COCO category; with the label's keypoint schema, as person_keypoints files carry it."""
+    category = {"id": category_id, "name": label["name"], "supercategory": label.get("parent") or ""}
+    if label.get("keypoints"):
+        category.update(keypoints=label["keypoints"], skeleton=label.get("skeleton") or [])
+    return category
+
+
 def _coco_annotation(n: int, a: dict, image_id: int, category_id: int) -> dict[str, Any]:
     """One COCO annotation. ``segmentation`` only for a polygon or a mask: a box or keypoints have none, and
     an empty list there makes readers fail (Detectron2 refuses it, pycocotools cannot decode it). Keypoints
@@ -173,7 +179,7 @@ def _coco_annotation(n: int, a: dict, image_id: int, category_id: int) -> dict[s
     }  # fmt: skip
     if a["type"] in ("polygon", "mask"):
         entry["segmentation"] = a["rle"] if a["type"] == "mask" else a["polygon"]
-    if a["type"] == "keypoints":
+    if a.get("keypoints"):  # a keypoints annotation, or a box, polygon or mask with keypoints (a COCO person)
         entry["keypoints"] = [v for point in a["keypoints"] for v in point]
         entry["num_keypoints"] = sum(1 for point in a["keypoints"] if point[2] > 0)
     if a.get("score") is not None:

@@ -143,7 +143,26 @@ def _derived_box(given: list[float] | None, derived: list[float]) -> list[float]
 
 
 def check_geometry(kind: str, geometry: dict[str, Any], height: int, width: int) -> dict[str, Any]:
-    """Validate the geometry of one annotation of type ``kind``; return its stored fields."""
+    """Validate the geometry of one annotation of type ``kind``; return its stored fields. A box, polygon or
+    mask may carry keypoints as well (a COCO person is all of these at once)."""
+    fields = _shape(kind, geometry, height, width)
+    if kind in ("bbox", "polygon", "mask") and geometry.get("keypoints") is not None:
+        fields["keypoints"] = check_keypoints(geometry["keypoints"], height, width)
+    return fields
+
+
+def check_keypoint_count(keypoints: list[list[float]] | None, label: dict[str, Any]) -> None:
+    """An annotation of a label with a keypoint schema has one point per keypoint name."""
+    names = label.get("keypoints")
+    if keypoints is not None and names and len(keypoints) != len(names):
+        raise InvalidAnnotation(
+            "keypoints_count",
+            f"The label {label['name']!r} names {len(names)} keypoints ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}); "
+            f"this annotation has {len(keypoints)}. Give one [x, y, visibility] per name, [0, 0, 0] for one not labelled.",
+        )
+
+
+def _shape(kind: str, geometry: dict[str, Any], height: int, width: int) -> dict[str, Any]:
     if kind not in TYPES:
         raise InvalidAnnotation("unknown_type", f"Unknown annotation type {kind!r}; use one of {', '.join(TYPES)}.")
     given = {k: v for k, v in geometry.items() if k in GEOMETRY_FIELDS and v is not None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.annotation.deps import DEPS
 from services.annotation.domain.errors import NotFound
@@ -13,7 +13,12 @@ from services.annotation.domain.fields import MAX_DESCRIPTION_CHARS
 from services.annotation.views.common import body_as, decode_cursor, domain_errors, limit_of
 from shared.auth import PRINCIPAL
 from shared.cursors import encode_cursor
+from shared.keypoint_schema import checked_schema
 from shared.web.responses import json_response
+
+
+KEYPOINTS_DOC = 'Keypoint names, in order (COCO\'s "keypoints"): annotations of the label have one point per name'
+SKELETON_DOC = "Edges between keypoints, as pairs of keypoint numbers counted from 1 (COCO's \"skeleton\")"
 
 
 class LabelIn(BaseModel):
@@ -23,6 +28,14 @@ class LabelIn(BaseModel):
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
     parent: str | None = Field(default=None, description="The parent label's name (created if new)")
     external_ids: dict[str, str] = Field(default={}, description='e.g. {"coco": "18", "wordnet": "n02084071"}')
+    keypoints: list[str] | None = Field(default=None, description=KEYPOINTS_DOC)
+    skeleton: list[list[int]] | None = Field(default=None, description=SKELETON_DOC)
+
+    @model_validator(mode="after")
+    def _schema(self) -> LabelIn:
+        if self.keypoints is not None or self.skeleton is not None:
+            self.keypoints, self.skeleton = checked_schema(self.keypoints, self.skeleton)
+        return self
 
 
 class LabelPatch(BaseModel):
@@ -32,6 +45,8 @@ class LabelPatch(BaseModel):
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
     parent_id: str | None = None
     external_ids: dict[str, str] | None = None
+    keypoints: list[str] | None = Field(default=None, description=f"{KEYPOINTS_DOC}; null removes the schema")
+    skeleton: list[list[int]] | None = Field(default=None, description=f"{SKELETON_DOC}; checked against the keypoints")
 
 
 class AliasIn(BaseModel):
@@ -51,6 +66,8 @@ class LabelOut(BaseModel):
     description: str | None = None
     parent_id: str | None = None
     external_ids: dict[str, str] = {}
+    keypoints: list[str] | None = None
+    skeleton: list[list[int]] | None = None
     merged_into: str | None = None
 
     @field_validator("external_ids", mode="before")
@@ -98,9 +115,10 @@ async def get_label(request: web.Request) -> web.Response:
 @domain_errors
 async def create_label(request: web.Request) -> web.Response:
     payload = await body_as(request, LabelIn)
+    schema = (payload.keypoints, payload.skeleton or []) if payload.keypoints is not None else None
     doc, created = await request.app[DEPS].labels.ensure(
         payload.name, request[PRINCIPAL].user_id, description=payload.description, parent=payload.parent,
-        external_ids=payload.external_ids,
+        external_ids=payload.external_ids, schema=schema,
     )  # fmt: skip
     return json_response(LabelOut.of(doc), status=201 if created else 200, headers={"Location": f"/v1/labels/{doc['_id']}"})
 

@@ -235,3 +235,36 @@ def test_an_item_is_read_only_when_it_resolves_inside_the_dataset_and_an_import_
         with pytest.raises(ImageRefused) as refused:
             read_inside(path, bounds)
         assert refused.value.reason == "unreadable"
+
+
+PERSON = {
+    "id": 1, "name": "person", "supercategory": "person",
+    "keypoints": ["nose", "left_eye", "right_eye"], "skeleton": [[1, 2], [1, 3]],
+}  # fmt: skip
+
+
+def test_coco_person_keypoints_keep_their_points_on_the_object_and_the_schema_on_the_category(tmp_path):
+    polygon = [[10, 10, 40, 10, 40, 40]]
+    annotations = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "segmentation": polygon,
+         "keypoints": [20, 15, 2, 25, 14, 1, 0, 0, 0], "num_keypoints": 2},
+        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "segmentation": polygon, "keypoints": [0] * 9},  # none labelled
+        {"id": 3, "image_id": 1, "category_id": 1, "keypoints": [30, 30, 2, 0, 0, 0, 0, 0, 0]},  # no box, no outline
+        {"id": 4, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "keypoints": [1, 2, 2, 3]},  # not triples
+    ]  # fmt: skip
+    write_coco(tmp_path, _coco(annotations=annotations, categories=[PERSON]), {"a.jpg": PHOTO})
+    ds = read_dataset("coco", tmp_path, "x")
+    assert (ds.categories["person"].keypoints, ds.categories["person"].skeleton) == (PERSON["keypoints"], PERSON["skeleton"])
+    first, second, third = ds.items[0].annotations
+    assert first.type == "polygon" and first.keypoints == [[20, 15, 2], [25, 14, 1], [0, 0, 0]]
+    assert second.type == "polygon" and second.keypoints is None
+    assert third.type == "keypoints" and third.bbox is None and third.keypoints[0] == [30, 30, 2]
+    assert any("annotation 4 of a.jpg: 'keypoints' holds 4 numbers" in w for w in ds.warnings)
+
+
+def test_coco_a_keypoint_schema_that_does_not_hold_is_a_warning_and_the_category_still_comes(tmp_path):
+    bad = {**PERSON, "skeleton": [[1, 9]]}
+    write_coco(tmp_path, _coco(categories=[bad]), {"a.jpg": PHOTO})
+    ds = read_dataset("coco", tmp_path, "x")
+    assert ds.categories["person"].keypoints is None and ds.categories["person"].external_id == "1"
+    assert any("keypoint schema not kept" in w and "[1, 9]" in w for w in ds.warnings)

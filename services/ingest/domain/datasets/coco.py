@@ -1,4 +1,5 @@
-"""COCO instances JSON: boxes, polygons and RLE masks; categories (with supercategory) become labels.
+"""COCO instances JSON: boxes, polygons, RLE masks and keypoints; categories (with supercategory, and
+the keypoint schema of a person_keypoints file) become labels.
 
 What the JSON says is not trusted: a file that is not instances JSON, or a category the labels cannot
 be made from, is a :class:`DatasetError` (the job fails, saying what to fix); one bad image entry or
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pycocotools import mask as mask_utils
+from pydantic import ValidationError
 
 from services.ingest.domain.datasets.model import Dataset, DatasetError, ImportItem, finite_numbers
 from shared.events import ImportedAnnotation, ImportedCategory
@@ -75,12 +77,28 @@ def compressed_rle(segmentation: dict[str, Any]) -> dict[str, Any]:
     return {"size": [int(v) for v in rle["size"]], "counts": text}
 
 
+def _keypoints(raw: dict[str, Any]) -> list[list[float]] | None:
+    """COCO's flat ``[x1, y1, v1, x2, ...]`` as ``[[x, y, v], ...]``; None when no point is labelled (COCO's
+    people without keypoints hold zeros)."""
+    flat = raw.get("keypoints")
+    if flat is None:
+        return None
+    numbers = finite_numbers(flat, "'keypoints'")
+    if len(numbers) % 3:
+        raise ValueError(f"'keypoints' holds {len(numbers)} numbers, not [x, y, visibility] triples")
+    points = [numbers[i : i + 3] for i in range(0, len(numbers), 3)]
+    return points if any(v > 0 for _, _, v in points) else None
+
+
 def _annotation(raw: dict[str, Any], label: str) -> ImportedAnnotation:
+    """One COCO object: a mask (RLE), a polygon, else a box (or keypoints alone, when it has no box), with
+    its keypoints, if any are labelled, on the same annotation."""
     seg = raw.get("segmentation")
     common: dict[str, Any] = {
         "source_id": str(raw["id"]),
         "label": label,
         "bbox": finite_numbers(raw["bbox"], "'bbox'") if raw.get("bbox") else None,
+        "keypoints": _keypoints(raw),
         "attributes": {"iscrowd": int(raw.get("iscrowd") or 0), "area": finite_numbers([raw.get("area") or 0.0], "'area'")[0]},
     }
     if isinstance(seg, dict) and "counts" in seg:
@@ -89,7 +107,7 @@ def _annotation(raw: dict[str, Any], label: str) -> ImportedAnnotation:
         rings = [finite_numbers(ring, "'segmentation' ring") for ring in seg if not isinstance(ring, list) or len(ring) >= 6]
         if rings:
             return ImportedAnnotation(type="polygon", polygon=rings, **common)
-    return ImportedAnnotation(type="bbox", **common)
+    return ImportedAnnotation(type="bbox" if common["bbox"] or not common["keypoints"] else "keypoints", **common)
 
 
 def _why(exc: Exception) -> str:
@@ -109,7 +127,7 @@ def _document(index: Path) -> dict[str, Any]:
     return doc
 
 
-def _categories(index: Path, raw_categories: list[Any]) -> tuple[dict[str, ImportedCategory], dict[Any, str]]:
+def _categories(index: Path, raw_categories: list[Any], warnings: list[str]) -> tuple[dict[str, ImportedCategory], dict[Any, str]]:
     """The labels (supercategories become parents) and each category id's label. A category that cannot
     become a label fails the dataset: every annotation of it would otherwise be lost without a word."""
     categories: dict[str, ImportedCategory] = {}
@@ -125,7 +143,12 @@ def _categories(index: Path, raw_categories: list[Any]) -> tuple[dict[str, Impor
         label = normalize_name(str(cat["name"]))
         parent = normalize_name(str(cat.get("supercategory") or "")) or None
         by_id[cat["id"]] = label
-        categories[label] = ImportedCategory(name=label, external_id=str(cat["id"]), parent=parent if parent != label else None)
+        common = {"name": label, "external_id": str(cat["id"]), "parent": parent if parent != label else None}
+        try:
+            categories[label] = ImportedCategory(**common, keypoints=cat.get("keypoints") or None, skeleton=cat.get("skeleton") or None)
+        except ValidationError as exc:  # the label is still made, with its annotations' keypoints, but unnamed
+            warnings.append(f"{where} ({cat['name']!r}): keypoint schema not kept: {exc.errors()[0]['msg']}")
+            categories[label] = ImportedCategory(**common)
     for parent in {c.parent for c in categories.values() if c.parent} - set(categories):
         categories[parent] = ImportedCategory(name=parent)
     return categories, by_id
@@ -172,9 +195,9 @@ def _text(value: Any) -> str | None:
 def read(path: Path, name: str) -> Dataset:
     index = _index_file(path)
     doc = _document(index)
-    categories, by_id = _categories(index, doc.get("categories", []))
-    licences = _licences(doc)
     warnings: list[str] = []
+    categories, by_id = _categories(index, doc.get("categories", []), warnings)
+    licences = _licences(doc)
     per_image = _per_image(doc.get("annotations", []), warnings)
     images = []
     for number, image in enumerate(doc["images"]):
