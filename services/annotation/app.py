@@ -56,6 +56,7 @@ async def annotation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SEARCH] = SearchService(settings.search_url)
     await app[BUS].consume(handlers(deps))
     yield
+    await app[BUS].stop_consuming()  # messages in hand finish before what their handlers use closes
     await drain.stop()
     await app[SEARCH].close()
     cpu.shutdown(wait=True, cancel_futures=True)

@@ -71,6 +71,8 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
 
         await app[BUS].consume(handler.handlers(), on_invalid=on_invalid, on_parked=handler.parked)
     yield
+    # Consumers first: a message in hand finishes while the worker pool and readers it needs are still open.
+    await app[BUS].stop_consuming()
     if sweeper is not None:
         await sweeper.stop()
     await worker.stop()

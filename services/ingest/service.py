@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from services.ingest.adapters.cpu import CpuPool, WorkerCrashed, WorkerTimeout
+from services.ingest.adapters.cpu import CpuPool, WorkerCrashed, WorkersStopped, WorkerTimeout
 from services.ingest.adapters.repository import ImageRepository, source_id
 from services.ingest.config import IngestSettings
 from services.ingest.domain.derivatives import STANDARD_MIME, standard_key
@@ -336,7 +336,7 @@ async def _probe(deps: IngestDeps, submission: Submission) -> dict[str, Any]:
         ) from None
     except WorkerCrashed:
         raise ImageRefused("undecodable", "The decoder crashed on these bytes; the image was abandoned.") from None
-    except ImageRefused:
+    except (ImageRefused, WorkersStopped):  # the pool closing is the service stopping, not the image's fault
         raise
     except MemoryError:
         raise ImageRefused("too_large", "Processing the image needs more memory than a worker may use.") from None

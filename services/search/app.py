@@ -39,6 +39,7 @@ async def search_ctx(app: web.Application) -> AsyncIterator[None]:
     # Consume only once the index exists: nothing is acked before it can be written.
     await app[BUS].consume(handlers(projector, coalescer))
     yield
+    await app[BUS].stop_consuming()  # messages in hand finish before what their handlers use closes
     loader.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await loader

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
 
 from shared.bus.consumer import Handler, MessageConsumer
 from shared.bus.publisher import publish
@@ -31,6 +33,7 @@ class Bus:
         self._channel: AbstractChannel | None = None
         self._topology: Topology | None = None
         self._consumer_channels: list[AbstractChannel] = []
+        self._consumers: list[tuple[AbstractQueue, str, MessageConsumer]] = []
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(
@@ -38,6 +41,25 @@ class Bus:
         )
         self._channel = await self._connection.channel(publisher_confirms=True)
         self._topology = await declare_topology(self._channel, self.settings.amqp_exchange)
+
+    async def stop_consuming(self, grace: float = 30.0) -> None:
+        """Take no more messages, let the ones in hand finish (``grace`` seconds at most), then close the
+        consuming channels, so RabbitMQ returns whatever is still unacknowledged to its queue. A service
+        calls this before it closes what its handlers use: a handler that finds its worker pool closed
+        would otherwise fail its message (an image refused as undecodable on a graceful stop)."""
+        for queue, tag, consumer in self._consumers:
+            consumer.stopping = True
+            with contextlib.suppress(Exception):  # a connection that is away has no consumer left to cancel
+                await queue.cancel(tag)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(consumer.idle() for _, _, consumer in self._consumers)), grace)
+        except TimeoutError:
+            log.warning("messages still in hand after %.0f s; RabbitMQ returns them to the queue", grace)
+        for channel in self._consumer_channels:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        self._consumers.clear()
+        self._consumer_channels.clear()
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -98,7 +120,8 @@ class Bus:
             on_invalid=on_invalid,
             on_parked=on_parked,
         )
-        await queue.consume(consumer)
+        tag = await queue.consume(consumer)
+        self._consumers.append((queue, tag, consumer))
         self._consumer_channels.append(channel)
         log.info("consuming", extra={"queue": queue_name, "types": sorted(handlers)})
 

@@ -12,11 +12,14 @@ A failure that says one of our stores is unavailable (``shared.outages``) is
 not the message's fault and counts no attempt: the message is retried, the
 back-off growing to 30 s, for as long as the outage patience allows, then
 returned to the queue. A MongoDB election or an Elasticsearch restart delays
-messages; it parks none.
+messages; it parks none. So does a service that stops: :meth:`Bus.stop_consuming`
+takes no more messages, lets those in hand finish, and one that meets an
+outage then (its worker pool closing) goes back to the queue at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -63,8 +66,27 @@ class MessageConsumer:
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self.outage_patience = outage_patience
+        # Set when the service stops: a message that meets an outage goes back to the queue at once.
+        self.stopping = False
+        self._in_hand = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def idle(self) -> None:
+        """Until no message is in hand."""
+        await self._idle.wait()
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
+        self._in_hand += 1
+        self._idle.clear()
+        try:
+            await self._take(message)
+        finally:
+            self._in_hand -= 1
+            if not self._in_hand:
+                self._idle.set()
+
+    async def _take(self, message: AbstractIncomingMessage) -> None:
         try:
             envelope = Envelope.from_json(message.body)
             data = parse_data(envelope)
@@ -103,7 +125,7 @@ class MessageConsumer:
         def give_up(state: RetryCallState) -> bool:
             nonlocal failures
             if is_outage(_error_of(state)):
-                return state.seconds_since_start >= self.outage_patience
+                return self.stopping or state.seconds_since_start >= self.outage_patience
             failures += 1
             return failures >= self.attempts
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
 
+from shared.outages import DependencyUnavailable
+
 log = logging.getLogger(__name__)
 
 CHUNK_JOBS = 8
@@ -47,6 +49,13 @@ class WorkerTimeout(Exception):
 
 class WorkerCrashed(Exception):
     """A job's worker died (twice) while running it."""
+
+
+class WorkersStopped(DependencyUnavailable):
+    """The pool was closed (the service is stopping): the job is not the image's fault; try it again later,
+    in this process's successor (a consumer returns its message to the queue)."""
+
+    store = "the ingest worker pool (the service is stopping)"
 
 
 def _owner_gone(pid: int) -> bool:
@@ -123,6 +132,7 @@ class CpuPool:
         self._waiting: deque[_Job] = deque()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._isolating = False
+        self._closed = False
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: never fork the event-loop process with its threads and sockets.
@@ -134,6 +144,8 @@ class CpuPool:
         )
 
     async def run(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        if self._closed:
+            raise WorkersStopped("the worker pool is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Job(partial(fn, *args, **kwargs), timeout, _payload_bytes(args), future))
         self._dispatch()
@@ -192,9 +204,12 @@ class CpuPool:
         try:
             await self._run(chunk)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
+            if self._closed:  # the pool shut down under it: "cannot schedule new futures after shutdown"
+                exc = WorkersStopped(f"the worker pool closed: {exc}")
             for job in chunk.jobs:
                 _settle(job.future, False, exc if isinstance(exc, Exception) else WorkerCrashed("the pool stopped"))
-            raise
+            if not self._closed:
+                raise
 
     async def _run(self, chunk: _Chunk) -> None:
         pool = self._pool
@@ -255,8 +270,9 @@ class CpuPool:
         pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
+        self._closed = True
         for job in self._waiting:
-            job.future.cancel()
+            _settle(job.future, False, WorkersStopped("the worker pool closed before the job started"))
         self._waiting.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
 

@@ -75,6 +75,7 @@ class Listener:
     host: str
     routes: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
     connections: int = 0
+    delay: float = 0.0  # seconds before each answer: a slow source keeps its fetches in hand
     port: int = 0
     server: asyncio.AbstractServer | None = None
 
@@ -89,6 +90,7 @@ class Listener:
                 pass
             path = request_line.split(" ")[1] if " " in request_line else "/"
             status, headers, body = self.routes.get(path, (404, {}, b"not here"))
+            await asyncio.sleep(self.delay)
             head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
             head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
             writer.write(head.encode() + b"\r\n" + body)

@@ -130,6 +130,45 @@ async def test_transient_failures_are_retried_then_parked_and_listed_as_rejectio
         await upstream.close()
 
 
+async def test_a_service_that_stops_with_submissions_in_hand_refuses_none_of_them(make_ingest, listen, names, mongo_db):
+    """A graceful stop (SIGINT, SIGTERM: the app's clean-up) used to close the worker pool while the consumer
+    still delivered: every submission in hand was refused for good as 'undecodable' ("cannot schedule new
+    futures after shutdown"). Now consuming stops first and the messages in hand finish."""
+    from tests.stack import remove_exchanges
+
+    server = await listen("127.0.0.2")
+    server.delay = 1.0  # each fetch takes a second: the stop comes while they are in hand
+    photos = {f"/stop-{n}.png": unique_png(skimage_photo(name)) for n, name in enumerate(["coffee.png", "chelsea.png", "astronaut.png", "rocket.jpg"])}
+    for path, data in photos.items():
+        server.routes[path] = (200, {"Content-Type": "image/png"}, data)
+    exchange = f"{names['amqp_exchange']}-stop-{uuid.uuid4().hex[:6]}"
+    client = await make_ingest(amqp_exchange=exchange, fetch_allow_networks=["127.0.0.2/32"])
+    upstream = Bus(IngestSettings(**{**names, "amqp_exchange": exchange}, service_name="upstream-test"))
+    await upstream.connect()
+    ids = {path: f"stop-{uuid.uuid4().hex}" for path in photos}
+    try:
+        for path, event_id in ids.items():
+            await upstream.publish(submitted(source_event_id=event_id, url=server.url(path)))
+        await eventually(lambda: asyncio.sleep(0, server.connections >= 2))
+        await client.close()  # the graceful stop
+        records = {r["_id"]: r async for r in mongo_db[SUBMISSIONS].find({"_id": {"$in": list(ids.values())}})}
+        assert {r["status"] for r in records.values()} <= {"created"}, records  # none refused, none left 'taking'
+        assert await mongo_db[REJECTIONS].count_documents({"source": {"$in": [server.url(p) for p in photos]}}) == 0
+        # What the stopped service did not finish, its successor takes from the queue.
+        await make_ingest(amqp_exchange=exchange, fetch_allow_networks=["127.0.0.2/32"])
+
+        async def all_created():
+            settled = await mongo_db[SUBMISSIONS].find({"_id": {"$in": list(ids.values())}, "status": "created"}).to_list()
+            return len(settled) == len(ids)
+
+        await eventually(all_created, timeout=60)
+        stored = {hashlib.sha256(data).hexdigest() for data in photos.values()}
+        assert await mongo_db[IMAGES].count_documents({"_id": {"$in": sorted(stored)}}) == len(stored)
+    finally:
+        await upstream.close()
+        await remove_exchanges(IngestSettings(**names).amqp_url, [exchange])
+
+
 def _consumed_ok() -> float:
     from prometheus_client import REGISTRY
 
