@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from services.annotation.domain.model import ExportFormat
+from services.cli.problems import print_problem
+from shared.auth.rules import Role
 from shared.naming import split_csv
 
 annotation_app = typer.Typer(no_args_is_help=True, help="Labels, annotation history and revert.")
@@ -35,7 +37,7 @@ async def _call(url: str, key: str | None, method: str, path: str, **kwargs: Any
                 return await response.read(), response.headers.copy()
             body = await response.json(content_type=None)
             if response.status >= 400:
-                console.print(f"[red]{response.status} {body.get('title', '')}[/red]: {body.get('detail', body)}")
+                print_problem(console, response.status, body)
                 raise typer.Exit(1)
             return body, response.headers.copy()
 
@@ -45,9 +47,9 @@ def call(url: str, key: str | None, method: str, path: str, **kwargs: Any) -> An
 
 
 @users_app.command("create")
-def create_user(name: str, role: str = typer.Option(..., help="admin, annotator, uploader or reader"), url: str = URL, key: str = KEY) -> None:
+def create_user(name: str, role: Role = typer.Option(..., help="What the user may do"), url: str = URL, key: str = KEY) -> None:
     """Create a user and issue its first API key (printed once)."""
-    user = call(url, key, "POST", "/v1/users", json={"name": name, "role": role})
+    user = call(url, key, "POST", "/v1/users", json={"name": name, "role": role.value})
     issued = call(url, key, "POST", f"/v1/users/{user['id']}/keys", json={"label": "created by corpus users create"})
     console.print(f"user [bold]{user['id']}[/bold] ({user['role']})\nAPI key (shown once): [bold green]{issued['key']}[/bold green]")
 

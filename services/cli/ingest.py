@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from services.cli.problems import print_problem
 from services.ingest.domain.datasets.model import IMAGE_SUFFIXES
 
 ingest_app = typer.Typer(no_args_is_help=True, help="Send images to the ingest service.")
@@ -46,7 +47,7 @@ def _progress() -> Progress:
 async def _answer(response: aiohttp.ClientResponse) -> Any:
     body = await response.json(content_type=None)
     if response.status >= 400:
-        console.print(f"[red]{response.status} {body.get('title', '')}[/red]: {body.get('detail', body)}")
+        print_problem(console, response.status, body)
         raise typer.Exit(1)
     return body
 
