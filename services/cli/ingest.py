@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from rich.table import Table
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from services.cli.problems import print_problem
+from services.ingest.domain.datasets import KINDS
 from services.ingest.domain.datasets.model import IMAGE_SUFFIXES
 
 ingest_app = typer.Typer(no_args_is_help=True, help="Send images to the ingest service.")
@@ -30,6 +32,9 @@ console = Console()
 
 URL = typer.Option("http://127.0.0.1:8001", "--url", envvar="CORPUS_INGEST_URL", help="The ingest service")
 KEY = typer.Option(None, "--key", envvar=["CORPUS_API_KEY", "CORPUS_ADMIN_KEY"], help="API key (Bearer)")
+
+# The dataset formats the ingest service imports, as a choice: a typo is refused before an archive is uploaded.
+ImportKind = StrEnum("ImportKind", {kind: kind for kind in KINDS})
 
 
 def _headers(key: str | None) -> dict[str, str]:
@@ -294,7 +299,7 @@ _kind_command("voc", "Pascal VOC: Annotations/*.xml and JPEGImages/.")
 @import_app.command("archive")
 def import_archive(
     archive: Path = typer.Argument(..., exists=True, dir_okay=False, help="A zip, tar, tar.gz, tar.bz2 or tar.xz on this machine"),
-    kind: str = typer.Option(..., "--kind", help="folder | coco | yolo | voc"),
+    kind: ImportKind = typer.Option(..., "--kind", help="The dataset's format"),
     path: str = typer.Option(None, help="Where the dataset starts inside the archive (default: its single top folder; '.' for its root)"),
     dataset: str = typer.Option(None, help="Dataset name (default: the archive's name without extension)"),
     tags: str = typer.Option(None, help="Comma-separated tags for every image"),
@@ -306,7 +311,7 @@ def import_archive(
 
     async def send(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
         form = aiohttp.FormData()
-        for name, value in {"kind": kind, "path": path, "dataset": dataset, "tags": tags}.items():
+        for name, value in {"kind": kind.value, "path": path, "dataset": dataset, "tags": tags}.items():
             if value:
                 form.add_field(name, value)
         console.print(f"uploading {archive.name} ({archive.stat().st_size / 1e6:,.1f} MB)")

@@ -12,8 +12,8 @@ NOWHERE = "http://127.0.0.1:1"  # nothing listens on port 1: a request sent woul
 
 @pytest.mark.parametrize(
     "args",
-    [["users", "create", "Bob", "--role", "superuser"]],
-    ids=["role"],
+    [["users", "create", "Bob", "--role", "superuser"], ["import", "archive", "{archive}", "--kind", "pascal"]],
+    ids=["role", "kind"],
 )
 def test_a_value_outside_the_choices_is_refused_before_any_request(args, tmp_path):
     archive = tmp_path / "data.zip"
