@@ -33,7 +33,7 @@ def _register() -> None:
 
     app.add_typer(annotation.annotation_app, name="annotation", help="Labels, annotation history and revert.")
     app.add_typer(annotation.users_app, name="users", help="Users, roles and API keys (admin).")
-    app.add_typer(annotation.export_app, name="export", help="Download images and annotations as COCO, YOLO, YOLO segmentation or VOC.")
+    app.command("export")(annotation.export)  # a command of its own: `corpus export --format … --out …`
     from services.cli import backup
 
     app.add_typer(backup.app, name="backup", help="Backups: snapshot MongoDB and MinIO into a folder; verify, list, prune, restore.")

@@ -324,7 +324,12 @@ def import_archive(
 
 
 @import_app.command("status")
-def import_status(import_id: str, wait: bool = typer.Option(False, help="Follow until it ends"), url: str = URL, key: str = KEY) -> None:
+def import_status(
+    import_id: str = typer.Argument(..., help="The id `corpus import` printed (import … queued)"),
+    wait: bool = typer.Option(False, help="Follow until it ends"),
+    url: str = URL,
+    key: str = KEY,
+) -> None:
     """An import's status and counts."""
 
     async def run() -> dict[str, Any]:
