@@ -15,11 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from services.annotation.domain.model import ExportFormat
+from services.cli.problems import print_problem
+from shared.auth.rules import Role
 from shared.naming import split_csv
 
 annotation_app = typer.Typer(no_args_is_help=True, help="Labels, annotation history and revert.")
 users_app = typer.Typer(no_args_is_help=True, help="Users, roles and API keys (admin).")
-export_app = typer.Typer(help="Download images with their annotations as COCO, YOLO, YOLO segmentation or Pascal VOC.")
 console = Console()
 
 URL = typer.Option("http://127.0.0.1:8002", "--url", envvar="CORPUS_ANNOTATION_URL", help="The annotation service")
@@ -35,7 +36,7 @@ async def _call(url: str, key: str | None, method: str, path: str, **kwargs: Any
                 return await response.read(), response.headers.copy()
             body = await response.json(content_type=None)
             if response.status >= 400:
-                console.print(f"[red]{response.status} {body.get('title', '')}[/red]: {body.get('detail', body)}")
+                print_problem(console, response.status, body)
                 raise typer.Exit(1)
             return body, response.headers.copy()
 
@@ -45,15 +46,16 @@ def call(url: str, key: str | None, method: str, path: str, **kwargs: Any) -> An
 
 
 @users_app.command("create")
-def create_user(name: str, role: str = typer.Option(..., help="admin, annotator, uploader or reader"), url: str = URL, key: str = KEY) -> None:
+def create_user(name: str, role: Role = typer.Option(..., help="What the user may do"), url: str = URL, key: str = KEY) -> None:
     """Create a user and issue its first API key (printed once)."""
-    user = call(url, key, "POST", "/v1/users", json={"name": name, "role": role})
+    user = call(url, key, "POST", "/v1/users", json={"name": name, "role": role.value})
     issued = call(url, key, "POST", f"/v1/users/{user['id']}/keys", json={"label": "created by corpus users create"})
     console.print(f"user [bold]{user['id']}[/bold] ({user['role']})\nAPI key (shown once): [bold green]{issued['key']}[/bold green]")
 
 
 @users_app.command("list")
 def list_users(url: str = URL, key: str = KEY) -> None:
+    """Every user: id, name, role and whether it is disabled."""
     table = Table("id", "name", "role", "disabled")
     for user in call(url, key, "GET", "/v1/users", params={"limit": "1000"})["items"]:
         table.add_row(user["id"], user["name"], user["role"], str(user["disabled"]))
@@ -61,7 +63,9 @@ def list_users(url: str = URL, key: str = KEY) -> None:
 
 
 @users_app.command("key")
-def issue_key(user_id: str, label: str = "", url: str = URL, key: str = KEY) -> None:
+def issue_key(
+    user_id: str, label: str = typer.Option("", help="What the key is for (a machine, a script): a note kept with it"), url: str = URL, key: str = KEY
+) -> None:
     """Issue another key for a user (printed once)."""
     issued = call(url, key, "POST", f"/v1/users/{user_id}/keys", json={"label": label})
     console.print(f"key id {issued['id']}\nAPI key (shown once): [bold green]{issued['key']}[/bold green]")
@@ -69,6 +73,7 @@ def issue_key(user_id: str, label: str = "", url: str = URL, key: str = KEY) -> 
 
 @users_app.command("revoke")
 def revoke_key(user_id: str, key_id: str, url: str = URL, key: str = KEY) -> None:
+    """Revoke one of a user's API keys (KEY_ID as `corpus users key` printed it): it stops working at once."""
     record = call(url, key, "DELETE", f"/v1/users/{user_id}/keys/{key_id}")
     console.print(f"revoked at {record['revoked_at']}")
 
@@ -107,7 +112,6 @@ def revert(annotation_id: str, version: int, url: str = URL, key: str = KEY) -> 
     console.print(f"annotation {doc['id']} is now at version {doc['version']} (equal to version {version})")
 
 
-@export_app.callback(invoke_without_command=True)
 def export(
     out: Path = typer.Option(..., "--out", help="The zip file to write"),
     fmt: ExportFormat = typer.Option(
@@ -128,6 +132,7 @@ def export(
     url: str = URL,
     key: str = KEY,
 ) -> None:
+    """Download images with their annotations as COCO, YOLO, YOLO segmentation, Pascal VOC or an image folder (a zip)."""
     _check_out(out)
     body = {"format": fmt, "image_ids": image_id or None, "dataset": dataset}
     if classes is not None:

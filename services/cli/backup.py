@@ -33,7 +33,8 @@ from shared.settings import CorpusSettings, settings_or_exit
 app = typer.Typer(no_args_is_help=True)
 console = Console()
 
-REPO = typer.Option(..., "--repo", envvar="CORPUS_BACKUP_REPO", help="The backup repository folder (made when missing).")
+REPO = typer.Option(..., "--repo", envvar="CORPUS_BACKUP_REPO", help="The backup repository folder (`corpus backup create` makes it).")
+NEW_REPO = typer.Option(..., "--repo", envvar="CORPUS_BACKUP_REPO", help="The backup repository folder (made when missing).")
 SNAPSHOT = typer.Argument("latest", help="A snapshot id from `corpus backup list`, or latest.")
 
 
@@ -49,6 +50,13 @@ def _run(work: Callable[[], Any]) -> Any:
         raise typer.Exit(2) from None
 
 
+def _existing(repo: Path) -> Repository:
+    """The repository at ``repo``; one that is not there ends the command (exit 2) before any work: only create makes one."""
+    repository = Repository(repo)
+    _run(repository.check_exists)
+    return repository
+
+
 def _say(problem: str) -> None:
     """Print a problem in red on one line: as text (a path or a JSON error may hold brackets rich would read as markup)."""
     console.print(problem, style="red", markup=False, soft_wrap=True)
@@ -60,7 +68,7 @@ def _mib(size: int) -> str:
 
 @app.command("create")
 def create(
-    repo: Path = REPO,
+    repo: Path = NEW_REPO,
     snapshot_window: int = typer.Option(
         None, min=1, help="Seconds MongoDB must keep the snapshot's point in time (raised for the dump, then put back): for dumps over 300 s."
     ),
@@ -94,7 +102,7 @@ def _snapshot_table() -> Table:
 @app.command("list")
 def list_snapshots(repo: Path = REPO) -> None:
     """The finished snapshots, oldest first; those whose manifest cannot be read are named after them (exit 1)."""
-    repository = Repository(repo)
+    repository = _existing(repo)
     table, damaged = _snapshot_table(), []
     for snapshot_id in _run(repository.snapshot_ids):
         try:
@@ -115,8 +123,9 @@ def list_snapshots(repo: Path = REPO) -> None:
 @app.command("verify")
 def verify(snapshot: str = SNAPSHOT, repo: Path = REPO, deep: bool = typer.Option(True, help="--no-deep: sizes and presence only, no hashing of every blob.")) -> None:
     """Check a snapshot against its manifest without restoring it; exit 1 when anything is wrong."""
+    repository = _existing(repo)
     with phase_bar(console) as progress:
-        report = _run(lambda: verify_snapshot(Repository(repo), snapshot, deep=deep, progress=progress))
+        report = _run(lambda: verify_snapshot(repository, snapshot, deep=deep, progress=progress))
     console.print_json(json.dumps(asdict(report)))
     if report.problem_count:
         console.print(f"[red]{report.problem_count} problem(s) in snapshot {report.snapshot}[/red]")
@@ -127,7 +136,8 @@ def verify(snapshot: str = SNAPSHOT, repo: Path = REPO, deep: bool = typer.Optio
 @app.command("prune")
 def prune_snapshots(repo: Path = REPO, keep: int = typer.Option(7, min=1, help="How many of the newest snapshots to keep.")) -> None:
     """Remove all but the newest snapshots, and the blobs only they held."""
-    report = _run(lambda: prune(Repository(repo), keep))
+    repository = _existing(repo)
+    report = _run(lambda: prune(repository, keep))
     console.print(f"kept {len(report.kept)}, removed {len(report.removed)} snapshot(s) and {report.removed_blobs:,} blobs ({_mib(report.freed_bytes)})")
 
 
@@ -139,9 +149,9 @@ def restore(
     reindex: bool = typer.Option(True, help="Rebuild the search index from the restored documents afterwards."),
 ) -> None:
     """Restore a snapshot into the configured database and bucket, then rebuild the search index."""
-    settings = settings_or_exit(SearchSettings, service_name="cli")
+    settings, repository = settings_or_exit(SearchSettings, service_name="cli"), _existing(repo)
     with phase_bar(console) as progress:
-        report = _run(lambda: asyncio.run(restore_snapshot(settings, Repository(repo), snapshot, replace=replace, progress=progress)))
+        report = _run(lambda: asyncio.run(restore_snapshot(settings, repository, snapshot, replace=replace, progress=progress)))
     console.print_json(json.dumps(asdict(report)))
     if reindex:
         result = asyncio.run(with_projector(lambda p, progress: maintenance.reindex(p, progress=progress), settings))

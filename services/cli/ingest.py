@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from services.cli.problems import print_problem
+from services.ingest.domain.datasets import KINDS
 from services.ingest.domain.datasets.model import IMAGE_SUFFIXES
 
 ingest_app = typer.Typer(no_args_is_help=True, help="Send images to the ingest service.")
@@ -29,6 +32,9 @@ console = Console()
 
 URL = typer.Option("http://127.0.0.1:8001", "--url", envvar="CORPUS_INGEST_URL", help="The ingest service")
 KEY = typer.Option(None, "--key", envvar=["CORPUS_API_KEY", "CORPUS_ADMIN_KEY"], help="API key (Bearer)")
+
+# The dataset formats the ingest service imports, as a choice: a typo is refused before an archive is uploaded.
+ImportKind = StrEnum("ImportKind", {kind: kind for kind in KINDS})
 
 
 def _headers(key: str | None) -> dict[str, str]:
@@ -46,7 +52,7 @@ def _progress() -> Progress:
 async def _answer(response: aiohttp.ClientResponse) -> Any:
     body = await response.json(content_type=None)
     if response.status >= 400:
-        console.print(f"[red]{response.status} {body.get('title', '')}[/red]: {body.get('detail', body)}")
+        print_problem(console, response.status, body)
         raise typer.Exit(1)
     return body
 
@@ -293,7 +299,7 @@ _kind_command("voc", "Pascal VOC: Annotations/*.xml and JPEGImages/.")
 @import_app.command("archive")
 def import_archive(
     archive: Path = typer.Argument(..., exists=True, dir_okay=False, help="A zip, tar, tar.gz, tar.bz2 or tar.xz on this machine"),
-    kind: str = typer.Option(..., "--kind", help="folder | coco | yolo | voc"),
+    kind: ImportKind = typer.Option(..., "--kind", help="The dataset's format"),
     path: str = typer.Option(None, help="Where the dataset starts inside the archive (default: its single top folder; '.' for its root)"),
     dataset: str = typer.Option(None, help="Dataset name (default: the archive's name without extension)"),
     tags: str = typer.Option(None, help="Comma-separated tags for every image"),
@@ -305,7 +311,7 @@ def import_archive(
 
     async def send(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
         form = aiohttp.FormData()
-        for name, value in {"kind": kind, "path": path, "dataset": dataset, "tags": tags}.items():
+        for name, value in {"kind": kind.value, "path": path, "dataset": dataset, "tags": tags}.items():
             if value:
                 form.add_field(name, value)
         console.print(f"uploading {archive.name} ({archive.stat().st_size / 1e6:,.1f} MB)")
@@ -318,7 +324,12 @@ def import_archive(
 
 
 @import_app.command("status")
-def import_status(import_id: str, wait: bool = typer.Option(False, help="Follow until it ends"), url: str = URL, key: str = KEY) -> None:
+def import_status(
+    import_id: str = typer.Argument(..., help="The id `corpus import` printed (import … queued)"),
+    wait: bool = typer.Option(False, help="Follow until it ends"),
+    url: str = URL,
+    key: str = KEY,
+) -> None:
     """An import's status and counts."""
 
     async def run() -> dict[str, Any]:

@@ -27,15 +27,20 @@ async def _counts(settings: CorpusSettings) -> list[tuple[str, int, int]]:
 @app.command("status")
 def status() -> None:
     """Messages waiting and parked, per service queue."""
-    table = Table("queue", "ready", "parked")
-    for queue, ready, parked in asyncio.run(_counts(settings_or_exit(CorpusSettings, service_name="cli"))):
-        table.add_row(queue, str(ready), f"[red]{parked}[/red]" if parked else "0")
+    table = Table("queue", "waiting", "parked")  # the words of the API and the admin page
+    for queue, waiting, parked in asyncio.run(_counts(settings_or_exit(CorpusSettings, service_name="cli"))):
+        table.add_row(queue, str(waiting), f"[red]{parked}[/red]" if parked else "0")
     console.print(table)
 
 
 @app.command("replay")
-def replay(service: str = typer.Argument(..., help=f"one of {', '.join(SUBSCRIPTIONS)}"), limit: int = 1000) -> None:
-    """Move parked messages of a service back onto the exchange (after fixing the cause)."""
+def replay(
+    service: str = typer.Argument(..., help=f"one of {', '.join(SUBSCRIPTIONS)}"),
+    limit: int = typer.Option(1000, help="At most this many messages are moved"),
+) -> None:
+    """Move the messages parked now for a service back onto its own queue (after fixing the cause), each once.
+
+    Only that service takes them again (not every subscriber of their type); one that fails again is parked again."""
     if service not in SUBSCRIPTIONS:
         raise typer.BadParameter(f"unknown service {service!r}")
 

@@ -227,5 +227,6 @@ def test_the_cli_status_lists_every_service_queue_with_its_counts(names, base_se
     env = {f"CORPUS_{k.upper()}": str(v) for k, v in names.items()}
     result = CliRunner().invoke(app, ["bus", "status"], env=env)
     assert result.exit_code == 0, result.output
+    assert "waiting" in result.output and "ready" not in result.output  # the API's and the admin page's word
     for service in SUBSCRIPTIONS:
         assert base_settings.queue_name(service) in result.output

@@ -80,7 +80,7 @@ def test_a_manifest_of_another_format_is_refused(tmp_path):
 
 
 def _hold_lock(root: str, ready, release) -> None:
-    with Repository(root).locked(exclusive=True):
+    with Repository(root).locked(exclusive=True, create=True):
         ready.set()
         release.wait(30)
 
@@ -226,3 +226,14 @@ def test_every_command_ends_with_one_line_on_a_damaged_manifest(tmp_path, monkey
             result, said = _cli(monkeypatch, *command, "--repo", str(repo.root))
             assert result.exit_code == 2 and str(path) in " ".join(said.split()), said
             assert "Traceback" not in said and "Aborted" not in said
+
+
+def test_only_create_makes_a_repository_the_other_commands_refuse_a_missing_one(tmp_path, monkeypatch):
+    typo, empty = tmp_path / "typo", tmp_path / "empty"
+    empty.mkdir()  # a folder, but no repository: nothing a snapshot makes is in it
+    for root in (typo, empty):
+        for command in (["list"], ["verify"], ["prune"], ["restore", "--no-reindex"]):
+            result, said = _cli(monkeypatch, *command, "--repo", str(root))
+            assert result.exit_code == 2 and said.startswith(f"no backup repository at {root}"), said
+            assert len(said.strip().splitlines()) == 1, said  # no empty table, no progress bar
+        assert not typo.exists() and list(empty.iterdir()) == []  # neither the folder nor a lock was made

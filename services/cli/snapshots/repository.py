@@ -39,6 +39,7 @@ FORMAT = "image-corpus-backup/1"
 MANIFEST = "manifest.json"
 OBJECTS = "objects.jsonl.gz"
 CHUNK = 1024 * 1024
+REPOSITORY_MARKS = ("lock", "snapshots", "blobs")  # what the first snapshot makes: a folder without any is no repository
 
 
 class RepositoryError(Exception):
@@ -165,9 +166,15 @@ class Repository:
     # -- locking
 
     @contextlib.contextmanager
-    def locked(self, *, exclusive: bool) -> Iterator[None]:
-        """Hold the repository's lock: one writer (create, prune) at a time, never beside a reader."""
-        self.root.mkdir(parents=True, exist_ok=True)
+    def locked(self, *, exclusive: bool, create: bool = False) -> Iterator[None]:
+        """Hold the repository's lock: one writer (create, prune) at a time, never beside a reader.
+
+        Only ``create=True`` (a new snapshot) makes a missing repository; the others refuse it (see ``check_exists``).
+        """
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        else:
+            self.check_exists()
         with (self.root / "lock").open("a") as handle:
             try:
                 fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
@@ -236,6 +243,13 @@ class Repository:
         if not folder.is_dir():
             return []
         return sorted(p.name for p in folder.iterdir() if (p / MANIFEST).is_file())
+
+    def check_exists(self) -> None:
+        """Refuse a repository that is not there: a typo in --repo would otherwise list as an empty one, or be made
+        (a folder and a lock) by a command that only reads. A repository holds a lock, snapshots or blobs."""
+        self._check_folder()
+        if not any((self.root / name).exists() for name in REPOSITORY_MARKS):
+            raise RepositoryError(f"no backup repository at {self.root} (`corpus backup create` makes one)")
 
     def _check_folder(self) -> None:
         """Refuse a root that is (or lies under) a file: it would otherwise read as an empty repository."""

@@ -254,7 +254,7 @@ async def take_snapshot(
     ``snapshot_window``: seconds of history MongoDB must keep while the documents are read (raised for
     the dump when the server keeps less; a large corpus may take longer than the default 300 s to read).
     """
-    with repo.locked(exclusive=True):
+    with repo.locked(exclusive=True, create=True):
         repo.remove_leftovers()  # a snapshot that died midway: nothing refers to it
         previous, unusable = _previous_objects(repo)
         snapshot_id = new_snapshot_id()

@@ -39,3 +39,12 @@ async def test_history_and_revert_from_the_command_line(annotation_client, image
     doc = await (await annotation_client.get(f"/v1/annotations/{annotation_id}")).json()
     assert doc["bbox"] == [1, 1, 2, 2] and doc["version"] == 3
     assert "cli" in await corpus(annotation_client, "annotation", "labels")
+
+
+async def test_a_refused_request_prints_each_error_the_service_gives(annotation_client):
+    url = str(annotation_client.make_url("")).rstrip("/")
+    args = ["users", "create", "x" * 201, "--role", "reader", "--url", url, "--key", ADMIN_KEY]
+    result = await asyncio.to_thread(CliRunner().invoke, app, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, said
+    assert "422 Invalid request body" in said and "name: String should have at most 200 characters" in said, said
