@@ -110,6 +110,7 @@ async def reconcile(projector: Projector, *, repair: bool = True, progress: Prog
         report.update(await repair_drift(projector, drift, expected, indexed, progress))
     else:
         report["repaired"] = 0
+    progress("finished", drift.expected, drift.expected)  # a finished job shows this, not its last phase
     report["seconds"] = round(time.perf_counter() - started, 3)
     return report
 
@@ -179,6 +180,7 @@ async def reindex(projector: Projector, *, progress: Progress = _quiet) -> dict[
     previous = await index.switch_alias(target)
     await index.drop(previous)
     catch_up = await reconcile(projector, progress=progress)
+    progress("finished", written, written)
     return {
         "index": target,
         "indexed": written - refusals.count,

@@ -15,7 +15,9 @@ async def test_reindex_and_repair_leave_out_only_the_document_elasticsearch_refu
     # A capture time that is no date (an odd EXIF string kept as it was): the date field refuses it.
     await projector.reader.images.insert_many([image(i) for i in good] + [image(bad, captured_at="the day before yesterday")])
 
-    rebuilt = await maintenance.reindex(projector)
+    reported = []
+    rebuilt = await maintenance.reindex(projector, progress=lambda *step: reported.append(step))
+    assert reported[-1] == ("finished", 4, 4)  # what a finished job shows
     assert (rebuilt["indexed"], rebuilt["refused"]) == (3, 1)
     assert list(rebuilt["refused_examples"]) == [bad] and "date" in rebuilt["refused_examples"][bad]
     await es.indices.refresh(index=projector.index.alias)
