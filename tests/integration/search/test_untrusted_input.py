@@ -1,5 +1,6 @@
 """Over HTTP: what a caller sends that search cannot use is a 400 problem, never a 500 (tampered cursors,
-numbers beyond what Elasticsearch holds, repeated parameters, a malformed multipart body); an expired cursor
+numbers beyond what Elasticsearch holds, repeated parameters, a malformed multipart body; bytes that are no
+image are 422, said without a Python repr); an expired cursor
 is 410; a date-only upper bound covers its whole day."""
 
 from __future__ import annotations
@@ -123,3 +124,11 @@ async def test_a_malformed_multipart_query_image_is_400(search_client):
     )
     body = await problem(response, 400)
     assert "multipart" in body["detail"] and body["type"].endswith("/malformed-multipart")  # as ingest names it
+
+
+async def test_bytes_that_are_no_image_are_422_saying_so_without_a_python_repr(search_client):
+    response = await search_client.post("/v1/search/similar", data=b"%PDF-1.4 not an image", headers={"Content-Type": "image/jpeg"})
+    assert response.status == 422
+    body = await response.json()
+    assert body["type"].endswith("/not-an-image") and "no image format" in body["detail"]
+    assert "0x" not in body["detail"] and "BytesIO" not in body["detail"]
