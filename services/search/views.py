@@ -134,7 +134,7 @@ async def get_image(request: web.Request) -> web.Response:
             **{k: v for k, v in raw.items() if k != "_id"},
             **_counts(await reader.summary(image_id)),
             "id": raw["_id"],
-            "annotations": [{"id": a.pop("_id"), **a} for a in annotations],
+            "annotations": [{"id": a.pop("_id"), **a} for a in annotations],  # AnnotationOut drops what it does not show
             "original_url": blobs.presigned_url(original_key(raw["sha256"])),
             "thumbnail_url": blobs.presigned_url(thumbnail_key(raw["sha256"])) if raw.get("thumbnail") else None,
             "urls_expire_at": datetime.now(UTC) + timedelta(seconds=settings.presign_ttl_seconds),
