@@ -33,7 +33,7 @@ from benchmarks.search_corpus import TAG_WORDS, documents, hashes, image_id, lab
 from services.search.adapters.index import ImageIndex
 from services.search.adapters.mapping import MAPPING_VERSION
 from services.search.config import SearchSettings
-from services.search.domain.cursor import Cursor, encode_cursor
+from services.search.domain.cursor import Cursor, encode_cursor, filter_fingerprints
 from services.search.domain.documents import project
 from services.search.domain.params import parse_params
 from services.search.domain.query import build_search
@@ -139,7 +139,7 @@ async def deep_cursor(es, params: dict[str, str], page: int = 1000, limit: int =
         if len(hits) < size:
             return None
         after, position = hits[-1]["sort"], position - size
-    return encode_cursor(Cursor(sort=parsed.sort, after=after))
+    return encode_cursor(Cursor(sort=parsed.sort, after=after, filters=filter_fingerprints(parsed)))
 
 
 def start_service() -> subprocess.Popen:

@@ -2,12 +2,14 @@
 
 A cursor comes back from the caller, so decoding trusts nothing: a cursor that is too long, not base64,
 not UTF-8, not JSON, or JSON nested deep enough to exhaust the parser is a :class:`BadCursor`. What the
-decoded value must look like (a version, an id, a sort key) is each endpoint's own check.
+decoded value must look like (a version, an id, a sort key) is each endpoint's own check. A cursor made for
+one query can keep a :func:`fingerprint` of it, so that the same cursor sent with another query is refused.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any
 
@@ -33,3 +35,10 @@ def decode_cursor(cursor: str, *, max_chars: int = MAX_CURSOR_CHARS) -> Any:
         return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, RecursionError) as exc:  # ValueError covers binascii.Error and UnicodeDecodeError
         raise BadCursor(str(exc)) from None
+
+
+def fingerprint(value: Any) -> str:
+    """A short digest of a JSON value (object keys in any order): what a cursor keeps of the query it was made
+    for, to tell it from another without carrying the query."""
+    raw = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import get_args
 
-from services.annotation.domain.model import AnnotationOut, ExportFormat
+from services.annotation.domain.model import ExportFormat
 from services.annotation.views import annotations as a
 from services.annotation.views import exports as ex
 from services.annotation.views import labels as lb
 from services.annotation.views import users as u
 from services.annotation.views.labels import LabelOut
 from shared.auth import Permission
+from shared.readmodels import AnnotationOut
 from shared.web import Endpoint
 from shared.web.endpoints import path_param, query_param
 

@@ -55,8 +55,10 @@ def reindex() -> None:
 
 @app.command("reconcile")
 def reconcile(repair: bool = typer.Option(True, help="Repair the drift found (--no-repair: only report it).")) -> None:
-    """Compare ids and versions between MongoDB and the index; report the drift and repair it."""
+    """Compare ids and versions between MongoDB and the index; report the drift and repair it.
+
+    Exits 1 when drift is left: found with --no-repair, or left by the repair (ahead of MongoDB, refused)."""
     result = asyncio.run(with_projector(lambda p, progress: maintenance.reconcile(p, repair=repair, progress=progress)))
     console.print_json(json.dumps(result))
-    if result["drift"] and not repair:
+    if (result["drift"] and not repair) or result.get("unrepaired") or result.get("refused"):
         raise typer.Exit(1)

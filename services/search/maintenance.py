@@ -7,7 +7,9 @@
   the old index during the build.
 - reconcile: the index's ids and versions first, then MongoDB's (in that
   order, so an image ingested in between shows as missing, never as extra),
-  compared; missing and stale images re-projected, extra ones deleted.
+  compared; missing and stale images re-projected, extra ones deleted, and
+  ahead ones (indexed at a newer version than MongoDB's) left for reindex:
+  no write can lower a document's external version (``AHEAD``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.search.adapters.index import BulkWriteError, IndexBusy
-from services.search.domain.drift import compare
+from services.search.domain.drift import Drift, compare
 from services.search.projection import Projector
 
 # (phase, done, total or None)
@@ -31,10 +33,8 @@ def _quiet(phase: str, done: int, total: int | None) -> None:
     return None
 
 
-class Refusals:
-    """Documents Elasticsearch refuses for themselves (a value its mapping cannot take): a rebuild or a repair
-    leaves them out, counts them and names a few, and goes on with the rest. A refusal for load is not one:
-    it ends the job (``IndexBusy``), to be run again."""
+class Named:
+    """A count of documents and a few of them by id, each with why."""
 
     EXAMPLES = 20
 
@@ -42,19 +42,51 @@ class Refusals:
         self.count = 0
         self.examples: dict[str, str] = {}
 
-    async def tolerate(self, write: Awaitable[object]) -> None:
+    def add(self, doc_id: str, why: str) -> None:
+        self.count += 1
+        if len(self.examples) < self.EXAMPLES:
+            self.examples[doc_id] = why[:300]
+
+
+class Refusals(Named):
+    """Documents Elasticsearch refuses for themselves (a value its mapping cannot take): a rebuild or a repair
+    leaves them out, counts them and names a few, and goes on with the rest. A refusal for load is not one:
+    it ends the job (``IndexBusy``), to be run again."""
+
+    async def tolerate(self, write: Awaitable[dict[str, str]]) -> dict[str, str]:
+        """The write's outcome (id → what became of it) for the documents it did not refuse."""
         try:
-            await write
+            return await write
         except IndexBusy:
             raise
         except BulkWriteError as error:
-            self.count += len(error.refused)
             for doc_id, why in error.refused.items():
-                if len(self.examples) < self.EXAMPLES:
-                    self.examples[doc_id] = why[:300]
+                self.add(doc_id, why)
+            return error.outcome
 
     def report(self) -> dict[str, Any]:
         return {"refused": self.count, "refused_examples": self.examples}
+
+
+class Unrepaired(Named):
+    """Drift a repair leaves as it is, each with what would end it."""
+
+    def report(self) -> dict[str, Any]:
+        return {"unrepaired": self.count, "unrepaired_examples": self.examples}
+
+
+# Elasticsearch takes an external version only above the one it holds (``external_gte``: at or above),
+# and ``force`` is gone since 7.0: no write can take a document back to MongoDB's lower version. Deleting
+# it first does not help either: the delete's version is kept as a tombstone for ``index.gc_deletes``
+# (60 s) and refuses the write, so the image would be left out of search. A fresh index holds no versions.
+AHEAD = (
+    "indexed at version {held}, newer than MongoDB's {expected} (MongoDB restored from an older state?); "
+    "Elasticsearch takes no lower version over it, so it is left as it is: run reindex"
+)
+TOMBSTONE = (
+    "not written: a document of this id was deleted from the index less than index.gc_deletes (60 s) ago, "
+    "and Elasticsearch keeps that deletion's version and refuses a lower one; run reconcile again in a minute"
+)
 
 
 async def indexed_versions(projector: Projector, progress: Progress) -> dict[str, int]:
@@ -70,25 +102,63 @@ async def reconcile(projector: Projector, *, repair: bool = True, progress: Prog
     started = time.perf_counter()
     indexed = await indexed_versions(projector, progress)
     progress("reading mongodb", 0, None)
-    drift = compare(await projector.reader.expected_versions(), indexed)
+    expected = await projector.reader.expected_versions()
+    drift = compare(expected, indexed)
     report = drift.report()
+    report["needs_reindex"] = bool(drift.ahead)
     if repair and drift.total:
-        # "ahead" documents cannot be overwritten with a lower external version: delete, then write.
-        await projector.index.delete_many(drift.ahead + drift.extra)
-        for image_id in drift.extra:
-            if projector.similarity is not None:
-                projector.similarity.remove(image_id)
-        todo = drift.missing + drift.stale + drift.ahead
-        refusals = Refusals()
-        for start in range(0, len(todo), BATCH):
-            await refusals.tolerate(projector.project(todo[start : start + BATCH]))
-            progress("repairing", min(start + BATCH, len(todo)), len(todo))
-        report["repaired"] = drift.total - refusals.count
-        report.update(refusals.report())
+        report.update(await repair_drift(projector, drift, expected, indexed, progress))
     else:
         report["repaired"] = 0
+    progress("finished", drift.expected, drift.expected)  # a finished job shows this, not its last phase
     report["seconds"] = round(time.perf_counter() - started, 3)
     return report
+
+
+async def repair_drift(
+    projector: Projector, drift: Drift, expected: dict[str, int], indexed: dict[str, int], progress: Progress
+) -> dict[str, Any]:
+    """Write what is missing or stale, remove what is extra, and leave what is ahead (``AHEAD``) for reindex.
+
+    ``repaired`` counts only what this pass wrote or removed; every write the index refused is named."""
+    await projector.index.delete_many(drift.extra)
+    if projector.similarity is not None:
+        for image_id in drift.extra:
+            projector.similarity.remove(image_id)
+    unrepaired = Unrepaired()
+    for image_id in drift.ahead:
+        unrepaired.add(image_id, AHEAD.format(held=indexed[image_id], expected=expected[image_id]))
+    todo = drift.missing + drift.stale
+    refusals = Refusals()
+    outcome: dict[str, str] = {}
+    for start in range(0, len(todo), BATCH):
+        outcome |= await refusals.tolerate(projector.project(todo[start : start + BATCH]))
+        progress("repairing", min(start + BATCH, len(todo)), len(todo))
+    refused_as_stale = [image_id for image_id, result in outcome.items() if result == "stale"]
+    written_meanwhile = await _explain_stale(projector, refused_as_stale, expected, unrepaired)
+    return {
+        "repaired": len(drift.extra) + sum(result != "stale" for result in outcome.values()),
+        "written_meanwhile": written_meanwhile,
+        **unrepaired.report(),
+        **refusals.report(),
+    }
+
+
+async def _explain_stale(projector: Projector, ids: list[str], expected: dict[str, int], unrepaired: Unrepaired) -> int:
+    """Sort the writes the index refused for the version it holds: a document an event wrote meanwhile (at
+    MongoDB's version or a later one: no drift left) or the tombstone of a deletion (``TOMBSTONE``).
+    Returns how many were written meanwhile."""
+    held = await projector.index.versions(ids)
+    meanwhile = 0
+    for image_id in ids:
+        version = held.get(image_id)
+        if version is None:
+            unrepaired.add(image_id, TOMBSTONE)
+        elif version >= expected[image_id]:
+            meanwhile += 1
+        else:
+            unrepaired.add(image_id, f"still at version {version} below MongoDB's {expected[image_id]}; run reconcile again")
+    return meanwhile
 
 
 async def reindex(projector: Projector, *, progress: Progress = _quiet) -> dict[str, Any]:
@@ -110,6 +180,7 @@ async def reindex(projector: Projector, *, progress: Progress = _quiet) -> dict[
     previous = await index.switch_alias(target)
     await index.drop(previous)
     catch_up = await reconcile(projector, progress=progress)
+    progress("finished", written, written)
     return {
         "index": target,
         "indexed": written - refusals.count,

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.readmodels import AnnotationOut
+
 
 class FacetBucket(BaseModel):
     value: str | int | float
@@ -44,10 +46,11 @@ class ImageDetail(BaseModel):
     phash: str | None = None
     dhash: str | None = None
     created_at: datetime
+    # name → annotations carrying it (a search item's ``labels`` is the list of names, its ``label_counts`` this).
     labels: dict[str, int] = {}
     annotation_types: dict[str, int] = {}
     annotation_count: int = 0
-    annotations: list[dict[str, Any]] = []
+    annotations: list[AnnotationOut] = []  # as the annotation API shows them
     original_url: str
     thumbnail_url: str | None = None
     urls_expire_at: datetime

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from services.search.adapters.images import ImageReader, ImageState
-from services.search.adapters.index import ImageIndex
+from services.search.adapters.index import BulkWriteError, ImageIndex
 from services.search.domain.documents import project
 from services.search.similarity import Similarity
 
@@ -33,21 +33,27 @@ class Projector:
                 self.similarity.apply(doc_id, doc)
         return outcome
 
-    async def project(self, image_ids: Iterable[str]) -> dict[str, int]:
-        """Index the current state of these images; those MongoDB no longer holds leave the index."""
+    async def project(self, image_ids: Iterable[str]) -> dict[str, str]:
+        """Index the current state of these images; those MongoDB no longer holds leave the index.
+
+        Returns id → ``written`` | ``stale`` (the index holds that version or a newer one) | ``removed``.
+        A ``BulkWriteError`` carries the same for the images that were not refused."""
         ids = set(image_ids)
         states = await self.reader.load(ids)
-        outcome = await self.write(states)
-        gone = sorted(ids - {image["_id"] for image, _ in states})
-        if gone:
-            await self.index.delete_many(gone)
-            if self.similarity is not None:
-                for image_id in gone:
-                    self.similarity.remove(image_id)
-        counts = {"written": 0, "stale": 0, "removed": len(gone)}
-        for result in outcome.values():
-            counts[result] += 1
-        return counts
+        removed = await self._remove(sorted(ids - {image["_id"] for image, _ in states}))
+        try:
+            outcome = await self.write(states)
+        except BulkWriteError as error:
+            error.outcome.update(removed)
+            raise
+        return {**outcome, **removed}
+
+    async def _remove(self, gone: list[str]) -> dict[str, str]:
+        await self.index.delete_many(gone)
+        if self.similarity is not None:
+            for image_id in gone:
+                self.similarity.remove(image_id)
+        return dict.fromkeys(gone, "removed")
 
 
 class Coalescer:

@@ -13,7 +13,7 @@ from elasticsearch import ApiError, BadRequestError, NotFoundError
 
 from services.search.adapters.index import ImageIndex
 from services.search.deps import INDEX, READER, SEARCH_SETTINGS
-from services.search.domain.cursor import Cursor, decode_cursor, encode_cursor
+from services.search.domain.cursor import Cursor, decode_cursor, encode_cursor, filter_fingerprints
 from services.search.domain.errors import bad_cursor, cursor_expired, index_missing
 from services.search.domain.facets import facet_buckets
 from services.search.domain.params import parse_params, single_values
@@ -70,7 +70,10 @@ async def search(request: web.Request) -> web.Response:
     settings = request.app[SEARCH_SETTINGS]
     index = request.app[INDEX]
     params = parse_params(single_values(request.query), default_limit=settings.page_size_default, max_limit=settings.page_size_max)
-    cursor = decode_cursor(params.cursor, sort=params.sort, sort_fields=len(sort_clause(params.sort))) if params.cursor else None
+    filters = filter_fingerprints(params)
+    cursor = None
+    if params.cursor:
+        cursor = decode_cursor(params.cursor, sort=params.sort, sort_fields=len(sort_clause(params.sort)), filters=filters)
     body = build_search(
         params, after=cursor.after if cursor else None, total_hits_cap=settings.total_hits_cap, facet_size=settings.facet_size
     )
@@ -87,7 +90,7 @@ async def search(request: web.Request) -> web.Response:
         hits = result["hits"]["hits"]
         next_cursor = None
         if len(hits) == params.limit:
-            next_cursor = encode_cursor(Cursor(sort=params.sort, after=hits[-1]["sort"], pit=pit))
+            next_cursor = encode_cursor(Cursor(sort=params.sort, after=hits[-1]["sort"], pit=pit, filters=filters))
     total = result["hits"]["total"]
     # The items are Elasticsearch's own documents: built without validation, written by pydantic's JSON serialiser.
     page = SearchPage.model_construct(
@@ -134,7 +137,7 @@ async def get_image(request: web.Request) -> web.Response:
             **{k: v for k, v in raw.items() if k != "_id"},
             **_counts(await reader.summary(image_id)),
             "id": raw["_id"],
-            "annotations": [{"id": a.pop("_id"), **a} for a in annotations],
+            "annotations": [{"id": a.pop("_id"), **a} for a in annotations],  # AnnotationOut drops what it does not show
             "original_url": blobs.presigned_url(original_key(raw["sha256"])),
             "thumbnail_url": blobs.presigned_url(thumbnail_key(raw["sha256"])) if raw.get("thumbnail") else None,
             "urls_expire_at": datetime.now(UTC) + timedelta(seconds=settings.presign_ttl_seconds),

@@ -30,7 +30,7 @@ def test_free_text_uses_simple_query_string_on_fixed_fields():
 def test_cursor_round_trip_feeds_search_after():
     cursor = encode_cursor(Cursor(sort="-created_at", after=[1767225600000, "ab" * 32], pit="pit-id"))
     params = parse(cursor=cursor, limit="5")
-    decoded = decode_cursor(params.cursor, sort=params.sort, sort_fields=len(sort_clause(params.sort)))
+    decoded = decode_cursor(params.cursor, sort=params.sort, sort_fields=len(sort_clause(params.sort)), filters={})
     assert decoded.after == [1767225600000, "ab" * 32] and decoded.pit == "pit-id"
     assert build_search(params, after=decoded.after)["search_after"] == [1767225600000, "ab" * 32]
 
@@ -38,7 +38,7 @@ def test_cursor_round_trip_feeds_search_after():
 def test_a_cursor_from_another_sort_is_refused():
     cursor = encode_cursor(Cursor(sort="-created_at", after=[1, "a"]))
     with pytest.raises(Problem) as caught:
-        decode_cursor(cursor, sort="bytes", sort_fields=2)
+        decode_cursor(cursor, sort="bytes", sort_fields=2, filters={})
     assert caught.value.status == 400 and "sorted by '-created_at'" in caught.value.detail
 
 
@@ -69,5 +69,5 @@ def test_bad_parameters_are_400_problems_that_say_why(query, fragment):
 @pytest.mark.parametrize("cursor", ["not-a-cursor!", encode_cursor(Cursor(sort="-created_at", after=[1]))])
 def test_foreign_cursors_are_400(cursor):
     with pytest.raises(Problem) as caught:
-        decode_cursor(cursor, sort="-created_at", sort_fields=2)
+        decode_cursor(cursor, sort="-created_at", sort_fields=2, filters={})
     assert caught.value.status == 400 and "cursor" in caught.value.detail

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events import utcnow
 
-AnnotationType = Literal["bbox", "polygon", "mask", "keypoints", "classification"]
 # What ``POST /v1/exports`` and ``corpus export --format`` offer (``domain/export_formats.py`` writes them).
 ExportFormat = Literal["coco", "yolo", "yolo-seg", "voc", "imagefolder"]
 
@@ -56,41 +55,6 @@ class AnnotationPatch(BaseModel):
 
 # Versions are stored as 64-bit integers: a larger one names no version (and would not encode in a query).
 MAX_VERSION = 2**63 - 1
-
-
-class AnnotationOut(BaseModel):
-    """An annotation as the API shows it; ``version`` is also its ETag."""
-
-    id: str
-    image_id: str
-    type: AnnotationType
-    label: str
-    label_id: str
-    bbox: list[float] | None = None
-    polygon: list[list[float]] | None = None
-    rle: dict[str, Any] | None = None
-    keypoints: list[list[float]] | None = None
-    area: float | None = None
-    score: float | None = None
-    attributes: dict[str, Any] = {}
-    dataset: str | None = None
-    source_id: str | None = None
-    deleted: bool = False
-    version: int
-    created_at: datetime
-    created_by: str
-    updated_at: datetime
-    updated_by: str
-
-    @field_validator("attributes", mode="before")
-    @classmethod
-    def _no_null_attributes(cls, value: Any) -> Any:
-        """Before PATCH refused ``"attributes": null``, it was stored: such a version reads as no attributes."""
-        return {} if value is None else value
-
-    @classmethod
-    def of(cls, doc: dict[str, Any], label_name: str) -> AnnotationOut:
-        return cls(id=doc["_id"], label=label_name, **{k: v for k, v in doc.items() if k != "_id"})
 
 
 class HistoryEntryOut(BaseModel):

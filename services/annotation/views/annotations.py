@@ -10,13 +10,14 @@ from pydantic import BaseModel, Field
 from services.annotation import service
 from services.annotation.deps import ANNOTATION_SETTINGS, DEPS
 from services.annotation.domain.errors import AnnotationError, InvalidAnnotation, NotFound
-from services.annotation.domain.model import MAX_VERSION, AnnotationIn, AnnotationOut, AnnotationPatch, HistoryEntryOut
+from services.annotation.domain.model import MAX_VERSION, AnnotationIn, AnnotationPatch, HistoryEntryOut
 from services.annotation.views.common import (
     annotation_out, body_as, decode_cursor, domain_errors, etag, if_match, limit_of,
 )  # fmt: skip
 from shared.auth import PRINCIPAL
 from shared.cursors import encode_cursor
 from shared.problems import Problem
+from shared.readmodels import AnnotationOut
 from shared.web import idempotency
 from shared.web.responses import json_response
 

@@ -10,10 +10,11 @@ from pydantic import BaseModel, ValidationError
 
 from services.annotation.deps import DEPS
 from services.annotation.domain.errors import AnnotationError, VersionConflict
-from services.annotation.domain.model import MAX_VERSION, AnnotationOut
+from services.annotation.domain.model import MAX_VERSION
 from shared.cursors import BadCursor
 from shared.cursors import decode_cursor as decode_value
 from shared.problems import Problem, problem_type
+from shared.readmodels import AnnotationOut
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T", int, str)

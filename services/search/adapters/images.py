@@ -10,9 +10,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.search.domain.documents import external_version
 from shared.readmodels import ANNOTATION_SUMMARIES, IMAGES
 
-# The annotation service's current-state collection, read (never written) for the image detail.
+# The annotation service's current-state collection and its labels, read (never written) for the image detail.
 ANNOTATIONS = "annotations"
-ANNOTATION_FIELDS = {"history": 0}
+LABELS = "labels"
+# Kept inside an annotation for the annotation service's own use: its history, and the changes its drain has
+# not yet moved out (``pending``) with their count (``pending_n``). Its API never shows them.
+INTERNAL_ANNOTATION_FIELDS = {"history": 0, "pending": 0, "pending_n": 0}
 
 ImageState = tuple[dict[str, Any], dict[str, Any] | None]
 
@@ -30,8 +33,18 @@ class ImageReader:
         return await self.summaries.find_one({"_id": image_id})
 
     async def annotations(self, image_id: str, limit: int) -> list[dict[str, Any]]:
-        cursor = self.db[ANNOTATIONS].find({"image_id": image_id, "deleted": False}, ANNOTATION_FIELDS).limit(limit)
-        return [doc async for doc in cursor]
+        """The image's current annotations in id order, each with its label's name (``label``, empty for a
+        label that is gone) and without the fields kept for the annotation service's own use."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"image_id": image_id, "deleted": False}},
+            {"$sort": {"_id": 1}},
+            {"$limit": limit},
+            {"$project": INTERNAL_ANNOTATION_FIELDS},
+            {"$lookup": {"from": LABELS, "localField": "label_id", "foreignField": "_id", "as": "label",
+                         "pipeline": [{"$project": {"name": 1}}]}},
+            {"$set": {"label": {"$ifNull": [{"$first": "$label.name"}, ""]}}},
+        ]  # fmt: skip
+        return await (await self.db[ANNOTATIONS].aggregate(pipeline)).to_list()
 
     async def load(self, image_ids: Iterable[str]) -> list[ImageState]:
         """The images that exist among ``image_ids``, each with its summary (or None)."""

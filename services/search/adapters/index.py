@@ -107,6 +107,13 @@ class ImageIndex:
             operations = [{"delete": {"_id": doc_id}} for doc_id in ids]
             await self.es.bulk(index=self.alias, operations=operations)
 
+    async def versions(self, ids: Sequence[str]) -> dict[str, int]:
+        """id → the version the index holds now, for those of ``ids`` it holds (read in real time, not searched)."""
+        if not ids:
+            return {}
+        response = await self.es.mget(index=self.alias, ids=list(ids), source=False)
+        return {doc["_id"]: doc["_version"] for doc in response["docs"] if doc.get("found")}
+
     async def search(self, body: dict[str, Any], *, pit: str | None = None, keep_alive: str = "5m") -> dict[str, Any]:
         if pit:
             response = await self.es.search(**body, pit={"id": pit, "keep_alive": keep_alive})

@@ -4,7 +4,9 @@ A cursor comes back from the caller, so it is checked before Elasticsearch sees 
 must hold exactly the values the sort produces (a long per date or integer field, a number for
 megapixels and relevance, the image id as text), longs within 64 bits, and the ``pit`` must look like
 an id Elasticsearch gives out. Anything else is a cursor this service never issued: 400 ``bad-cursor``,
-not a failed search.
+not a failed search. A cursor also keeps a fingerprint of each filter of its search: sent with other
+filters (or another sort) it would page through another result set, so it is a ``bad-cursor`` too,
+naming what differs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from services.search.domain.errors import bad_cursor
-from shared.cursors import BadCursor
+from services.search.domain.params import SearchParams, filters_of
+from shared.cursors import BadCursor, fingerprint
 from shared.cursors import decode_cursor as decode_value
 from shared.cursors import encode_cursor as encode_value
 
@@ -32,6 +35,11 @@ class Cursor(BaseModel):
     sort: str  # the sort the pages are cut in; the next request must ask for the same
     after: list[Any]  # sort values of the last hit
     pit: str | None = None  # point-in-time id: every page reads the same snapshot
+    filters: dict[str, str] = {}  # parameter → fingerprint of its value: the next request must ask for the same
+
+
+def filter_fingerprints(params: SearchParams) -> dict[str, str]:
+    return {name: fingerprint(value) for name, value in filters_of(params).items()}
 
 
 def encode_cursor(cursor: Cursor) -> str:
@@ -57,7 +65,8 @@ def _plausible_pit(pit: str | None) -> bool:
     return pit is None or (0 < len(pit) <= MAX_PIT_CHARS and PIT_ID.fullmatch(pit) is not None)
 
 
-def decode_cursor(value: str, *, sort: str, sort_fields: int) -> Cursor:
+def decode_cursor(value: str, *, sort: str, sort_fields: int, filters: dict[str, str]) -> Cursor:
+    """The cursor, checked against the request's sort and ``filters`` (``filter_fingerprints``)."""
     try:
         cursor = Cursor.model_validate(decode_value(value))
     except (BadCursor, ValidationError):
@@ -66,4 +75,9 @@ def decode_cursor(value: str, *, sort: str, sort_fields: int) -> Cursor:
         raise bad_cursor(f"This cursor pages through results sorted by {cursor.sort!r}; pass the same sort (and filters) as the first page.")
     if len(cursor.after) != sort_fields or not _fits(sort, cursor.after) or not _plausible_pit(cursor.pit):
         raise bad_cursor()
+    if differ := sorted(name for name in cursor.filters.keys() | filters.keys() if cursor.filters.get(name) != filters.get(name)):
+        raise bad_cursor(
+            f"This cursor pages through the results of other filters: {', '.join(differ)} differ from the first page's. "
+            "Pass the same filters (and sort) as the first page, or search again without a cursor."
+        )
     return cursor

@@ -9,7 +9,7 @@ import io
 import warnings
 
 import imagehash
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 # The same basis as ingest's probe: grey, box-reduced towards 256 px (the hashes resize to 32 px anyway).
 HASH_BASIS_SIDE = 256
@@ -30,6 +30,8 @@ def hash_image(data: bytes) -> dict[str, str]:
             image.load()
     except NotAnImage:
         raise
+    except UnidentifiedImageError:  # its own text names the buffer it read: '<_io.BytesIO object at 0x…>'
+        raise NotAnImage("its bytes match no image format this service reads") from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
         raise NotAnImage(f"{type(exc).__name__}: {exc}") from None
     grey = image.convert("L")

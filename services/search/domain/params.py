@@ -127,6 +127,27 @@ def _ranges(query: dict[str, str]) -> dict[str, tuple[Any, Any]]:
     return ranges
 
 
+# ES field of a range → how the caller names it.
+RANGE_PARAMETERS = {
+    **{field: f"min_{name}/max_{name}" for name, (field, _) in RANGES.items()},
+    **{field: f"{name}_from/{name}_to" for name, field in DATE_RANGES.items()},
+}
+
+
+def _bound(value: Any) -> Any:
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+
+
+def filters_of(params: SearchParams) -> dict[str, Any]:
+    """What selects the results, normalised (lists as sorted sets, times in UTC), as JSON values by the names
+    the caller gives them: two requests with equal filters select the same images."""
+    filters: dict[str, Any] = {"q": params.q} if params.q else {}
+    filters |= {name: sorted(set(values)) for name, values in params.lists.items()}
+    filters |= params.flags
+    filters |= {RANGE_PARAMETERS[field]: [_bound(low), _bound(high)] for field, (low, high) in params.ranges.items()}
+    return filters
+
+
 def single_values(query: Mapping[str, str]) -> dict[str, str]:
     """The query string as one value per name; a name given twice is refused rather than one value being
     silently dropped. Lists are one parameter with comma-separated values (``labels=zebra,giraffe``)."""

@@ -21,6 +21,14 @@ async def publish(bus: Bus, *events: EventData) -> None:
         await bus.publish(Envelope.wrap(event, producer="search-tests"))
 
 
+def minimal_image(image_id: str, **extra) -> dict:
+    """An ``images`` document with just what the projection needs, under a made-up id."""
+    return {
+        "_id": image_id, "version": 1, "sha256": image_id, "width": 64, "height": 48, "format": "PNG", "bytes": 10,
+        "tags": ["maintenance"], "phash": "0" * 16, "dhash": "f" * 16, "created_at": datetime.now(UTC), **extra,
+    }  # fmt: skip
+
+
 def image_document(data: bytes, filename: str, *, source: str, tags: list[str], offset: int = 0, **extra) -> dict:
     """An ``images`` document as ingest writes it, hashes computed the way ingest computes them.
 

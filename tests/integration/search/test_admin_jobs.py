@@ -95,6 +95,14 @@ async def test_the_http_api_answers_from_mongodb(search_client, names):
     assert missing.status == 404 and "kept 30 days" in (await missing.json())["detail"]
 
 
+async def test_a_finished_job_shows_its_final_phase_and_counts_not_its_last_progress(search_client):
+    started = await search_client.post("/v1/admin/reconcile", params={"repair": "false"})
+    job_id = (await started.json())["id"]
+    body = await eventually(lambda: _json_when(search_client, f"/v1/admin/jobs/{job_id}"), timeout=60)
+    assert body["state"] == "succeeded"
+    assert (body["phase"], body["done"], body["total"]) == ("finished", body["result"]["expected"], body["result"]["expected"])
+
+
 async def _when(read, accept):
     value = await read
     return value if value is not None and accept(value) else None

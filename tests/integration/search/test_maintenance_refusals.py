@@ -4,35 +4,9 @@ counted and named, and every other image is indexed."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-
-import pytest
 
 from services.search import maintenance
-from services.search.adapters.images import ImageReader
-from services.search.adapters.index import ImageIndex
-from services.search.projection import Projector
-from shared.clients.mongo import mongo_client
-
-
-def image(image_id: str, **extra) -> dict:
-    return {
-        "_id": image_id, "version": 1, "sha256": image_id, "width": 64, "height": 48, "format": "PNG", "bytes": 10,
-        "tags": ["maintenance"], "phash": "0" * 16, "dhash": "f" * 16, "created_at": datetime.now(UTC), **extra,
-    }  # fmt: skip
-
-
-@pytest.fixture
-async def projector(base_settings, es):
-    client = mongo_client(base_settings)
-    db = client[f"test_maint_{uuid.uuid4().hex[:8]}"]
-    index = ImageIndex(es, f"{base_settings.es_index_prefix}-maint-{uuid.uuid4().hex[:6]}")
-    await index.ensure()
-    yield Projector(ImageReader(db), index)
-    for name in (await es.indices.get(index=f"{index.alias}-*")).body:
-        await es.indices.delete(index=name)
-    await client.drop_database(db.name)
-    await client.close()
+from tests.integration.search.helpers import minimal_image as image
 
 
 async def test_reindex_and_repair_leave_out_only_the_document_elasticsearch_refuses(projector, es):
@@ -41,7 +15,9 @@ async def test_reindex_and_repair_leave_out_only_the_document_elasticsearch_refu
     # A capture time that is no date (an odd EXIF string kept as it was): the date field refuses it.
     await projector.reader.images.insert_many([image(i) for i in good] + [image(bad, captured_at="the day before yesterday")])
 
-    rebuilt = await maintenance.reindex(projector)
+    reported = []
+    rebuilt = await maintenance.reindex(projector, progress=lambda *step: reported.append(step))
+    assert reported[-1] == ("finished", 4, 4)  # what a finished job shows
     assert (rebuilt["indexed"], rebuilt["refused"]) == (3, 1)
     assert list(rebuilt["refused_examples"]) == [bad] and "date" in rebuilt["refused_examples"][bad]
     await es.indices.refresh(index=projector.index.alias)

@@ -1,6 +1,7 @@
 """Over HTTP: what a caller sends that search cannot use is a 400 problem, never a 500 (tampered cursors,
-numbers beyond what Elasticsearch holds, repeated parameters, a malformed multipart body); an expired cursor
-is 410; a date-only upper bound covers its whole day."""
+a cursor sent with other filters, numbers beyond what Elasticsearch holds, repeated parameters, a malformed
+multipart body); bytes that are no image are 422, said without a Python repr; an expired cursor is 410;
+a date-only upper bound covers its whole day."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import json
 
 import pytest
 
-from services.search.domain.cursor import decode_cursor
 from tests.conftest import RUN_ID, eventually
+from shared.cursors import decode_cursor as decode_value
 from shared.readmodels import IMAGES
 from tests.integration.search.helpers import all_ids, image_document, ingested, publish, search_json
 from tests.photos import skimage_photo
@@ -78,10 +79,19 @@ async def test_a_cursor_of_the_wrong_types_for_its_sort_is_400(search_client, pa
 async def test_an_expired_cursor_is_410_not_a_missing_index(search_client, es, indexed):
     first = await search_json(search_client, sources=SOURCE, limit="1")
     second = await search_json(search_client, sources=SOURCE, limit="1", cursor=first["next"])  # opens the snapshot
-    pit = decode_cursor(second["next"], sort="-created_at", sort_fields=2).pit
+    pit = decode_value(second["next"])["pit"]
     await es.close_point_in_time(id=pit)
     response = await search_client.get("/v1/search", params={"sources": SOURCE, "limit": "1", "cursor": second["next"]})
     assert (await problem(response, 410))["type"].endswith("/cursor-expired")
+
+
+async def test_a_cursor_sent_with_other_filters_is_400_naming_them_not_an_empty_page(search_client, indexed):
+    first = await search_json(search_client, sources=SOURCE, limit="1")
+    response = await search_client.get("/v1/search", params={"sources": SOURCE, "labels": "cat", "limit": "1", "cursor": first["next"]})
+    body = await problem(response, 400)
+    assert body["type"].endswith("/bad-cursor") and "other filters: labels differ" in body["detail"]
+    same = await search_json(search_client, sources=SOURCE, limit="1", cursor=first["next"])
+    assert len(same["items"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -123,3 +133,11 @@ async def test_a_malformed_multipart_query_image_is_400(search_client):
     )
     body = await problem(response, 400)
     assert "multipart" in body["detail"] and body["type"].endswith("/malformed-multipart")  # as ingest names it
+
+
+async def test_bytes_that_are_no_image_are_422_saying_so_without_a_python_repr(search_client):
+    response = await search_client.post("/v1/search/similar", data=b"%PDF-1.4 not an image", headers={"Content-Type": "image/jpeg"})
+    assert response.status == 422
+    body = await response.json()
+    assert body["type"].endswith("/not-an-image") and "no image format" in body["detail"]
+    assert "0x" not in body["detail"] and "BytesIO" not in body["detail"]

@@ -1,5 +1,5 @@
 """What callers send that search must refuse with a 400 rather than fail on: tampered cursors (search's and
-the near-duplicate clusters'), integers beyond 64 bits and non-finite floats in ranges, repeated parameters;
+the near-duplicate clusters'), a cursor sent with other filters than its first page's, integers beyond 64 bits and non-finite floats in ranges, repeated parameters;
 and a date-only upper bound that covers its whole day."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 import pytest
 from multidict import MultiDict
 
-from services.search.domain.cursor import Cursor, decode_cursor, encode_cursor
+from services.search.domain.cursor import Cursor, decode_cursor, encode_cursor, filter_fingerprints
 from services.search.domain.params import parse_params, single_values
 from services.search.domain.query import build_search
 from services.search.similar_views import _after_key
@@ -50,7 +50,37 @@ def refused(fn, *args, **kwargs) -> Problem:
 )
 def test_a_tampered_search_cursor_is_a_bad_cursor(sort, after, pit):
     value = raw_cursor({"sort": sort, "after": after, **({"pit": pit} if pit is not None else {})})
-    assert refused(decode_cursor, value, sort=sort, sort_fields=2).type.endswith("/bad-cursor")
+    assert refused(decode_cursor, value, sort=sort, sort_fields=2, filters={}).type.endswith("/bad-cursor")
+
+
+def cursor_for(query: dict[str, str]) -> str:
+    params = parse_params(query, default_limit=20, max_limit=100)
+    return encode_cursor(Cursor(sort=params.sort, after=[1, ID], filters=filter_fingerprints(params)))
+
+
+def decode_with(cursor: str, query: dict[str, str]) -> Cursor:
+    params = parse_params(query, default_limit=20, max_limit=100)
+    return decode_cursor(cursor, sort=params.sort, sort_fields=2, filters=filter_fingerprints(params))
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "named"),
+    [
+        ({"labels": "person"}, {"labels": "cat"}, "labels"),
+        ({"labels": "person"}, {}, "labels"),
+        ({}, {"q": "dog"}, "q"),
+        ({"min_width": "10", "has_annotations": "true"}, {"min_width": "11", "has_annotations": "true"}, "min_width/max_width"),
+        ({"created_to": "2026-01-01"}, {"created_to": "2026-01-02"}, "created_from/created_to"),
+    ],
+)
+def test_a_cursor_sent_with_other_filters_is_a_bad_cursor_naming_them(first, then, named):
+    problem = refused(decode_with, cursor_for(first), then)
+    assert problem.type.endswith("/bad-cursor") and f"other filters: {named} differ" in problem.detail
+
+
+def test_a_cursor_takes_the_same_filters_written_another_way():
+    cursor = cursor_for({"labels": "Cat,dog", "created_from": "2026-01-01T01:00:00+01:00", "tags": "a"})
+    assert decode_with(cursor, {"tags": "a", "labels": "dog,cat,cat", "created_from": "2026-01-01T00:00:00Z"}).after == [1, ID]
 
 
 @pytest.mark.parametrize(
@@ -66,7 +96,7 @@ def test_a_tampered_search_cursor_is_a_bad_cursor(sort, after, pit):
 )
 def test_the_cursors_search_gives_out_still_pass(sort, after):
     value = encode_cursor(Cursor(sort=sort, after=after, pit="gcSHBAEVdGVzdC1pbWFnZXMtdjIWV2x4"))
-    assert decode_cursor(value, sort=sort, sort_fields=2).after == after
+    assert decode_cursor(value, sort=sort, sort_fields=2, filters={}).after == after
 
 
 @pytest.mark.parametrize("value", [raw_cursor("abc"), raw_cursor({"foo": 1}), raw_cursor([1]), raw_cursor({"original": 1}), "!!!"])
