@@ -11,7 +11,8 @@ import re
 import sys
 from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from minio.helpers import check_bucket_name
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 
@@ -41,6 +42,17 @@ class CorpusSettings(BaseSettings):
     minio_secure: bool = False
     minio_region: str = "us-east-1"
     minio_bucket: str = "corpus"
+
+    @field_validator("minio_bucket")
+    @classmethod
+    def _s3_bucket_name(cls, name: str) -> str:
+        """S3's naming rule (3-63 lower-case letters, digits, dots and hyphens, ...), checked as the MinIO SDK
+        checks it: a name it refuses is a configuration error at start, not a minute of retries and a traceback."""
+        try:
+            check_bucket_name(name, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{exc}: a bucket name is 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit") from None
+        return name
     # Host:port that clients outside the stack use to reach MinIO (presigned URLs
     # are signed for this host). Defaults to minio_endpoint.
     minio_public_endpoint: str | None = None

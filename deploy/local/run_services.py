@@ -23,6 +23,19 @@ def _port(name: str) -> int:
     return int(os.environ.get(f"CORPUS_{name.upper()}_PORT", SERVICES[name]))
 
 
+def derived_settings(environ: dict[str, str]) -> dict[str, str]:
+    """The settings that name the services' own addresses, for the ports chosen (``CORPUS_<NAME>_PORT``),
+    unless set: with other ports, the admin page's calls were refused by CORS (its origin was still :8003)."""
+    ports = {name: int(environ.get(f"CORPUS_{name.upper()}_PORT", default)) for name, default in SERVICES.items()}
+    derived = {
+        "CORPUS_CORS_ORIGINS": json.dumps([f"http://127.0.0.1:{ports['search']}", f"http://localhost:{ports['search']}"]),
+        "CORPUS_ADMIN_INGEST_URL": f"http://127.0.0.1:{ports['ingest']}",
+        "CORPUS_ADMIN_ANNOTATION_URL": f"http://127.0.0.1:{ports['annotation']}",
+        "CORPUS_SEARCH_URL": f"http://127.0.0.1:{ports['search']}",
+    }
+    return {key: value for key, value in derived.items() if key not in environ}
+
+
 def _ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
@@ -35,8 +48,9 @@ def main() -> int:
     # Ctrl-C must stop us even when started from a shell that ignores SIGINT for background jobs.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     procs: dict[str, subprocess.Popen] = {}
+    derived = derived_settings(dict(os.environ))
     for name in SERVICES:
-        env = {**os.environ, "CORPUS_PORT": str(_port(name))}
+        env = {**os.environ, **derived, "CORPUS_PORT": str(_port(name))}
         # Each service in its own process group: a terminal's Ctrl-C reaches only this launcher,
         # which asks each service to shut down; their worker pools are then closed by them, not killed mid-task.
         procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, process_group=0)
@@ -74,8 +88,8 @@ def main() -> int:
             print(f"  {name:<11} http://127.0.0.1:{port}   (OpenAPI: /openapi.json, metrics: /metrics)", flush=True)
         print(f"  admin page  http://127.0.0.1:{_port('search')}/admin   (give it the admin key)", flush=True)
         print("Try (K = the admin key, printed on a fresh install or set as CORPUS_ADMIN_KEY):", flush=True)
-        print('  curl -H "Authorization: Bearer $K" -F file=@photo.jpg -F tags=cat http://127.0.0.1:8001/v1/images', flush=True)
-        print("  curl -H \"Authorization: Bearer $K\" 'http://127.0.0.1:8003/v1/search?q=cat'", flush=True)
+        print(f'  curl -H "Authorization: Bearer $K" -F file=@photo.jpg -F tags=cat http://127.0.0.1:{_port("ingest")}/v1/images', flush=True)
+        print(f"  curl -H \"Authorization: Bearer $K\" 'http://127.0.0.1:{_port('search')}/v1/search?q=cat'", flush=True)
         print("Ctrl-C stops the services (the stack keeps running; `make stop` stops it).\n", flush=True)
         while all(proc.poll() is None for proc in procs.values()):
             time.sleep(0.5)

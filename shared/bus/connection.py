@@ -42,7 +42,7 @@ class Bus:
         self._channel = await self._connection.channel(publisher_confirms=True)
         self._topology = await declare_topology(self._channel, self.settings.amqp_exchange)
 
-    async def stop_consuming(self, grace: float = 30.0) -> None:
+    async def stop_consuming(self, grace: float = 10.0) -> None:
         """Take no more messages, let the ones in hand finish (``grace`` seconds at most), then close the
         consuming channels, so RabbitMQ returns whatever is still unacknowledged to its queue. A service
         calls this before it closes what its handlers use: a handler that finds its worker pool closed

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from bson.errors import InvalidDocument
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_not_exception_type, wait_exponential
 
@@ -137,7 +138,8 @@ class MessageConsumer:
         retrying = AsyncRetrying(
             stop=give_up,
             wait=wait_exponential(multiplier=self.backoff_seconds, max=30),
-            retry=retry_if_not_exception_type(PermanentError),
+            # A document MongoDB cannot store (too large, not encodable) stays so however often it is tried.
+            retry=retry_if_not_exception_type((PermanentError, InvalidDocument)),
             before_sleep=waiting,
             reraise=True,
         )

@@ -10,14 +10,17 @@ is taken once.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.events.envelope import EventData
 
 # Free metadata is kept in the image's MongoDB document (16 MiB at most, with everything else).
 MAX_METADATA_BYTES = 64 * 1024
+# Labels become annotations of the image and label names (at most 200 characters in the annotation service):
+# unbounded, 30,000 of them made an event too large to store, retried five times and parked after the image was.
+MAX_LABELS, MAX_LABEL_CHARS = 200, 200
 
 
 class S3Object(BaseModel):
@@ -45,11 +48,18 @@ class ImageSubmitted(EventData):
     source_event_id: str = Field(min_length=1, max_length=200)
     url: str | None = None
     s3: S3Object | None = None
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="expected checksum, if known")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="expected checksum (hex, either case), if known")
     source: SubmittedSource = SubmittedSource()
     tags: list[str] = []
-    labels: list[str] = []  # image-level classes
+    # Image-level classes.
+    labels: list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]] = Field(default=[], max_length=MAX_LABELS)
     metadata: dict[str, Any] = {}
+
+    @field_validator("sha256", mode="before")
+    @classmethod
+    def _lower_case_hex(cls, value: Any) -> Any:
+        """Hex digits in either case name the same checksum (a producer's upper-case hex was parked as invalid)."""
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("metadata")
     @classmethod

@@ -171,6 +171,22 @@ async def test_permanent_error_is_parked_without_retries(bus):
     assert json.loads(parked[0].body)["type"] == "image.ingested"
 
 
+async def test_a_document_mongodb_cannot_store_is_parked_without_retries(bus):
+    """Too large stays too large: five attempts (each fetching and decoding an image again) changed nothing."""
+    from pymongo.errors import DocumentTooLarge
+
+    attempts = []
+
+    async def handler(envelope, data):
+        attempts.append(1)
+        raise DocumentTooLarge("BSON document too large (32198587 bytes)")
+
+    await bus.consume({"image.ingested": handler})
+    await bus.publish(ingested(6))
+    parked = await eventually(lambda: parked_messages(bus))
+    assert len(attempts) == 1 and "DocumentTooLarge" in parked[0].headers["x-error"]
+
+
 async def test_parking_callbacks_hear_of_a_failed_event_and_their_own_failure_does_not_stop_the_parking(bus):
     told = []
 

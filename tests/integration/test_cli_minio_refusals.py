@@ -35,8 +35,8 @@ def test_a_missing_bucket_is_named_with_its_code_on_one_line(names, command, tmp
     assert f"bucket '{bucket}': NoSuchBucket" in done.stderr and "Traceback" not in said and "frozen" not in said, said
 
 
-@pytest.mark.parametrize("bucket", ["My_Bucket", "ab"], ids=["refused-by-minio", "refused-by-the-sdk"])
-def test_a_bucket_name_minio_refuses_is_a_configuration_error(names, bucket):
+@pytest.mark.parametrize("bucket", ["My_Bucket", "ab"], ids=["capitals-and-underscore", "too-short"])
+def test_a_bucket_name_s3_refuses_is_a_configuration_error_before_any_request(names, bucket):
     done = corpus(names, bucket, "ingest", "orphans")
     said = done.stdout + done.stderr
     assert done.returncode == 2, said

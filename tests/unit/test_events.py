@@ -56,3 +56,16 @@ def test_payload_that_does_not_match_its_model_is_refused():
 def test_envelope_requires_every_field():
     with pytest.raises(ValidationError):
         Envelope.from_json(b'{"id": "%s", "type": "image.ingested"}' % str(uuid.uuid4()).encode())
+
+
+def test_a_submission_bounds_its_labels_and_takes_a_checksum_in_either_case():
+    from pydantic import ValidationError
+
+    from shared.events import ImageSubmitted
+
+    upper = ImageSubmitted(source_event_id="e", url="http://example.org/a.jpg", sha256="AB" * 32)
+    assert upper.sha256 == "ab" * 32  # upper-case hex used to park the whole message as invalid
+    with pytest.raises(ValidationError, match="at most 200 items"):
+        ImageSubmitted(source_event_id="e", url="http://example.org/a.jpg", labels=["cat"] * 201)
+    with pytest.raises(ValidationError, match="at most 200 characters"):
+        ImageSubmitted(source_event_id="e", url="http://example.org/a.jpg", labels=["c" * 201])

@@ -101,7 +101,7 @@ function rejections() {
     const body = await api("ingest", "/v1/rejections?limit=15");
     rows("rejections", body.items, (row, r) => {
       cell(row, r.rejected_at.slice(0, 19).replace("T", " ")); cell(row, r.reason, "bad");
-      cell(row, r.filename || r.origin || r.sha256); cell(row, r.message);
+      cell(row, r.filename || r.source || (r.origin && r.origin.uri) || r.sha256 || ""); cell(row, r.message);
     });
   });
 }

@@ -240,3 +240,25 @@ async def test_an_object_reference_the_store_calls_bad_is_rejected_at_once_not_r
     record = await eventually(lambda: _record(mongo_db, event_id))
     assert (record["status"], record["reason"]) == ("rejected", "invalid_message")
     assert "BadRequest" in record["message"]
+
+
+async def test_the_object_store_not_answering_is_an_outage_and_the_corpus_own_objects_are_no_source(names):
+    """A MinIO outage used to park every S3 submission after five attempts; an outage is waited out instead."""
+    from services.ingest.adapters.s3 import ObjectUnavailable, S3Reader
+    from shared.outages import is_outage
+    from tests.processes import free_port
+
+    away = S3Reader(IngestSettings(**{**names, "minio_endpoint": f"127.0.0.1:{free_port()}"}))
+    try:
+        with pytest.raises(ObjectUnavailable) as failed:
+            await away.read("upstream-bucket", "a.png", 1024)
+        assert failed.value.transient and is_outage(failed.value), failed.value
+    finally:
+        away.close()
+    reader = S3Reader(IngestSettings(**names))
+    try:
+        with pytest.raises(ObjectUnavailable) as own:
+            await reader.read(names["minio_bucket"], "thumbnails/00/00/x.jpg", 1024)
+        assert (own.value.reason, own.value.transient) == ("invalid_message", False) and "corpus's own objects" in own.value.message
+    finally:
+        reader.close()
