@@ -5,7 +5,9 @@ import json
 from datetime import UTC, datetime
 
 import aio_pika
+import pytest
 from prometheus_client import REGISTRY
+from pymongo.errors import DocumentTooLarge
 
 from shared.bus import Bus, PermanentError, dead_letter_queue_name
 from shared.events import Envelope, ImageIngested
@@ -156,35 +158,24 @@ async def _count(queue) -> int:
     return declared.declaration_result.message_count
 
 
-async def test_permanent_error_is_parked_without_retries(bus):
+@pytest.mark.parametrize(
+    "error",
+    [PermanentError("image vanished from MongoDB"), DocumentTooLarge("BSON document too large (32198587 bytes)")],
+    ids=["permanent", "unstorable-document"],  # too large stays too large: five attempts changed nothing
+)
+async def test_a_failure_no_retry_can_fix_is_parked_without_retries(bus, error):
     attempts = []
 
     async def handler(envelope, data):
         attempts.append(1)
-        raise PermanentError("image vanished from MongoDB")
+        raise error
 
     await bus.consume({"image.ingested": handler})
     await bus.publish(ingested(5))
     parked = await eventually(lambda: parked_messages(bus))
     assert len(attempts) == 1
-    assert parked[0].headers["x-outcome"] == "failed"
+    assert parked[0].headers["x-outcome"] == "failed" and type(error).__name__ in parked[0].headers["x-error"]
     assert json.loads(parked[0].body)["type"] == "image.ingested"
-
-
-async def test_a_document_mongodb_cannot_store_is_parked_without_retries(bus):
-    """Too large stays too large: five attempts (each fetching and decoding an image again) changed nothing."""
-    from pymongo.errors import DocumentTooLarge
-
-    attempts = []
-
-    async def handler(envelope, data):
-        attempts.append(1)
-        raise DocumentTooLarge("BSON document too large (32198587 bytes)")
-
-    await bus.consume({"image.ingested": handler})
-    await bus.publish(ingested(6))
-    parked = await eventually(lambda: parked_messages(bus))
-    assert len(attempts) == 1 and "DocumentTooLarge" in parked[0].headers["x-error"]
 
 
 async def test_parking_callbacks_hear_of_a_failed_event_and_their_own_failure_does_not_stop_the_parking(bus):
