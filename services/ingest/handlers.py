@@ -16,6 +16,7 @@ reason and acked.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass, replace
@@ -174,9 +175,33 @@ class SubmissionHandler:
 
 
 async def record_invalid(deps: IngestDeps, body: bytes, error: str) -> None:
-    """A message that is not a valid ``image.submitted``: keep a rejection saying why (then the bus parks it)."""
-    refused = ImageRefused("invalid_message", f"The message is not a valid image.submitted event: {error[:1000]}")
-    await reject(deps, refused, source=None, filename=None, origin=Origin(kind="upstream"), size=len(body))
+    """A message that is not a valid ``image.submitted``: keep a rejection saying why (then the bus parks it),
+    naming what the producer can find it by: its event id and ``source_event_id``, its producer, the image's
+    address, as far as the body holds them."""
+    said = _readable_parts(body)
+    names = ", ".join(f"{k} {v!r}" for k, v in said.items() if k in ("event id", "source_event_id") and v)
+    refused = ImageRefused(
+        "invalid_message", f"The message{f' ({names})' if names else ''} is not a valid image.submitted event: {error[:1000]}"
+    )
+    uploader = f"producer:{said['producer']}" if said.get("producer") else None
+    await reject(deps, refused, source=said.get("where"), filename=None, origin=Origin(kind="upstream"), uploader=uploader, size=len(body))
+
+
+def _readable_parts(body: bytes) -> dict[str, str]:
+    """What an invalid message still says about itself, each part only if it is short text."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return {}
+    if not isinstance(envelope, dict):
+        return {}
+    data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
+    s3 = data.get("s3") if isinstance(data.get("s3"), dict) else {}
+    parts = {
+        "event id": envelope.get("id"), "producer": envelope.get("producer"), "source_event_id": data.get("source_event_id"),
+        "where": data.get("url") or (f"s3://{s3.get('bucket')}/{s3.get('key')}" if s3 else None),
+    }  # fmt: skip
+    return {k: v for k, v in parts.items() if isinstance(v, str) and 0 < len(v) <= 1024}
 
 
 def _where(data: ImageSubmitted) -> str:

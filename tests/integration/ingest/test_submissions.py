@@ -87,14 +87,17 @@ async def test_blocked_url_and_invalid_messages_are_rejected_with_reasons(ingest
     assert (record["status"], record["reason"]) == ("rejected", "blocked_address")
 
     # Neither url nor s3: not a valid image.submitted. Recorded as a rejection, then parked.
-    bad = Envelope(type="image.submitted", schema=1, producer="scraper-test", correlation_id="c-1", data={"source_event_id": "x"})
+    unfindable = f"crawl-{uuid.uuid4().hex}"
+    bad = Envelope(type="image.submitted", schema=1, producer="scraper-test", correlation_id="c-1", data={"source_event_id": unfindable})
     connection = await aio_pika.connect(IngestSettings(**names).amqp_url)
     async with connection:
         channel = await connection.channel()
         exchange = await channel.get_exchange(names["amqp_exchange"])
         await exchange.publish(aio_pika.Message(bad.to_json()), routing_key="image.submitted")
-        rejection = await eventually(lambda: mongo_db[REJECTIONS].find_one({"reason": "invalid_message"}))
+        rejection = await eventually(lambda: mongo_db[REJECTIONS].find_one({"reason": "invalid_message", "message": {"$regex": unfindable}}))
         assert "url" in rejection["message"] and "s3" in rejection["message"]
+        # The producer can find it by what it sent: its event id, its source_event_id, and who it is.
+        assert str(bad.id) in rejection["message"] and rejection["uploader"] == "producer:scraper-test"
         message = await parked_message(channel, f"{names['amqp_exchange']}.ingest")
         assert message.headers["x-outcome"] == "invalid"
 
