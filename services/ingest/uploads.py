@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from shared.web.bodies import MALFORMED_MULTIPART, malformed_multipart
 FIELD_LIMIT = 64 * 1024
 CHUNK = 256 * 1024
 TEXT_FIELDS = ("tags", "source", "sha256", "licence", "author", "dataset")
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def too_large(what: str, limit: int) -> Problem:
@@ -97,6 +99,11 @@ def require_multipart(request: web.Request, hint: str = "Send multipart/form-dat
 
 async def read_text_field(part: BodyPartReader, name: str, request: web.Request) -> str:
     value = (await _read_capped(part, FIELD_LIMIT, f"The field '{name}'")).decode("utf-8", errors="replace").strip()
+    if name == "sha256" and value and not SHA256_HEX.fullmatch(value):  # a malformed checksum is the request's fault
+        raise Problem(
+            400, "Bad Request", f"The field 'sha256' must be the file's SHA-256 as 64 hex digits, not {value[:80]!r}.",
+            type_=problem_type("bad-checksum"),
+        )  # fmt: skip
     if (fp := fingerprint_of(request)) is not None:
         fp.field(name, value)
     return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
@@ -120,10 +120,18 @@ async def _item_result(item: results.ItemResult | tuple[BatchPart, asyncio.Futur
 class FetchRequest(BaseModel):
     urls: list[str] = Field(min_length=1, max_length=100)
     tags: list[str] = []
-    sha256: list[str | None] | None = Field(default=None, description="expected checksums, one per URL")
+    sha256: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None] | None = Field(
+        default=None, description="expected checksums (64 hex digits), one per URL, null where unknown"
+    )
     dataset: str | None = None
     licence: str | None = None
     author: str | None = None
+
+
+def _expected(checksums: list[str | None] | None, index: int) -> str | None:
+    """The checksum given for the URL at ``index`` (hex in either case), or None."""
+    given = checksums[index] if checksums else None
+    return given.lower() if given else None
 
 
 async def fetch_images(request: web.Request) -> web.Response:
@@ -141,7 +149,7 @@ async def fetch_images(request: web.Request) -> web.Response:
                 tags=tuple(normalize_names(body.tags)),
                 origin=origin,
                 uploader=request[PRINCIPAL].user_id,
-                expected_sha256=(body.sha256[index] if body.sha256 else None),
+                expected_sha256=_expected(body.sha256, index),
             )
             async with slots:
                 try:

@@ -83,6 +83,11 @@ async def test_malformed_requests_answer_problem_details(ingest_client):
     wrong_method = await ingest_client.delete("/v1/images")
     assert wrong_method.status == 405
     assert wrong_method.content_type == "application/problem+json"
+    # A checksum that is no SHA-256 is the request's fault, not a file that "changed on the way".
+    bad_sum = await ingest_client.post("/v1/images", data=image_form(b"x", sha256="abc"))
+    assert bad_sum.status == 400 and (await bad_sum.json())["type"].endswith("/bad-checksum")
+    bad_sums = await ingest_client.post("/v1/images:fetch", json={"urls": ["https://example.org/a.jpg"], "sha256": ["abc"]})
+    assert bad_sums.status in (400, 422) and "sha256" in await bad_sums.text()
 
 
 async def test_health_readiness_metrics_and_openapi(ingest_client):
