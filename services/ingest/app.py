@@ -69,10 +69,14 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
         async def on_invalid(body: bytes, error: str) -> None:
             await record_invalid(deps, body, error)
 
+        leases = handler.lease_keeper()
+        leases.start()
         await app[BUS].consume(handler.handlers(), on_invalid=on_invalid, on_parked=handler.parked)
     yield
     # Consumers first: a message in hand finishes while the worker pool and readers it needs are still open.
     await app[BUS].stop_consuming()
+    if settings.consume_submissions:
+        await leases.stop()
     if sweeper is not None:
         await sweeper.stop()
     await worker.stop()

@@ -55,8 +55,8 @@ class IngestSettings(CorpusSettings):
     fetch_max_bytes: int = Field(default=64 * 1024**2, ge=1)
     fetch_timeout_seconds: float = Field(default=30.0, gt=0)
     # How long one delivery of an image.submitted holds its source_event_id before another may take it over
-    # (a consumer that died mid-way): well over a fetch and the storing after it.
-    submission_lease_seconds: float = Field(default=120.0, gt=0)
+    # (a consumer that died mid-way); the live process renews its claims every third of it.
+    submission_lease_seconds: float = Field(default=30.0, gt=0)
     fetch_max_redirects: int = Field(default=3, ge=0, le=10)
     fetch_allow_networks: list[str] = []
 

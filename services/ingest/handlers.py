@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from services.ingest.domain.model import Origin
 from services.ingest.fetching import ingest_url
 from services.ingest.rejecting import reject
 from services.ingest.service import IngestDeps, Outcome, Submission, ingest
+from shared.background import PollingLoop
 from shared.bus import Handler
 from shared.events import AnnotationsImported, Envelope, EventData, ImageSubmitted, ImportedAnnotation, ImportedCategory, utcnow
 from shared.naming import normalize_names
@@ -57,9 +58,23 @@ class SubmissionHandler:
     fetcher: SafeFetcher
     s3: S3Reader
     db: AsyncDatabase
+    held: set[str] = field(default_factory=set)  # the claims this process holds, renewed while it lives
 
     def handlers(self) -> dict[str, Handler]:
         return {ImageSubmitted.event_type: self.handle}
+
+    def lease_keeper(self) -> PollingLoop:
+        """Renews this process's claims every third of the lease, so a claim outlives a consumer that died by
+        one lease at most (30 s), however long a fetch takes. With a fixed 120 s lease, the deliveries a
+        killed process held came back to its successor, filled every prefetch slot waiting out the dead
+        claims, and nothing else was taken for two minutes."""
+        return PollingLoop("submission-leases", self._renew, poll_seconds=self.deps.settings.submission_lease_seconds / 3, wait_first=True)
+
+    async def _renew(self) -> bool:
+        if self.held:
+            until = utcnow() + timedelta(seconds=self.deps.settings.submission_lease_seconds)
+            await self.db[SUBMISSIONS].update_many({"_id": {"$in": sorted(self.held)}, "status": TAKING}, {"$set": {"lease_until": until}})
+        return False
 
     async def parked(self, envelope: Envelope, data: EventData, error: str) -> None:
         """The last attempt failed too and the bus is parking the event: keep a rejection that says so."""
@@ -86,12 +101,15 @@ class SubmissionHandler:
         if await self._claim(data.source_event_id) is not None:
             log.info("submission seen before", extra={"source_event_id": data.source_event_id})
             return
+        self.held.add(data.source_event_id)
         try:
             await self._take(envelope, data)
         except BaseException:
             # Free the claim for the next attempt (a crash leaves it to expire instead).
             await self.db[SUBMISSIONS].delete_one({"_id": data.source_event_id, "status": TAKING})
             raise
+        finally:
+            self.held.discard(data.source_event_id)
 
     async def _claim(self, event_id: str) -> dict[str, Any] | None:
         """None when this delivery now holds the submission; its record when it was taken before.

@@ -265,3 +265,30 @@ async def test_the_object_store_not_answering_is_an_outage_and_the_corpus_own_ob
         assert (own.value.reason, own.value.transient) == ("invalid_message", False) and "corpus's own objects" in own.value.message
     finally:
         reader.close()
+
+
+async def test_a_claim_is_renewed_while_its_delivery_lives_so_a_short_lease_serves_a_slow_source(make_ingest, listen, names, mongo_db):
+    """Claims are renewed every third of the lease: a live delivery keeps its claim through a fetch longer than
+    the lease, and a dead one's claim runs out one lease after its last renewal (30 s by default, not 120)."""
+    from tests.stack import remove_exchanges
+
+    server = await listen("127.0.0.2")
+    server.delay = 3.0  # twice the lease
+    data = unique_png(skimage_photo("coffee.png"))
+    server.routes["/slow.png"] = (200, {"Content-Type": "image/png"}, data)
+    exchange = f"{names['amqp_exchange']}-lease-{uuid.uuid4().hex[:6]}"
+    await make_ingest(amqp_exchange=exchange, fetch_allow_networks=["127.0.0.2/32"], submission_lease_seconds=1.5)
+    upstream = Bus(IngestSettings(**{**names, "amqp_exchange": exchange}, service_name="upstream-test"))
+    await upstream.connect()
+    event_id = f"lease-{uuid.uuid4().hex}"
+    try:
+        await upstream.publish(submitted(source_event_id=event_id, url=server.url("/slow.png")))
+        first = (await eventually(lambda: mongo_db[SUBMISSIONS].find_one({"_id": event_id, "status": "taking"})))["lease_until"]
+        await asyncio.sleep(2.0)  # past the first lease: without renewal the claim would have run out by now
+        held = await mongo_db[SUBMISSIONS].find_one({"_id": event_id})
+        assert held["status"] == "taking" and held["lease_until"] > first, held
+        record = await eventually(lambda: _record(mongo_db, event_id))
+        assert (record["status"], record["image_id"]) == ("created", hashlib.sha256(data).hexdigest())
+    finally:
+        await upstream.close()
+        await remove_exchanges(IngestSettings(**names).amqp_url, [exchange])
