@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from services.ingest import results
 from services.ingest.deps import DEPS, FETCHER, INGEST_SETTINGS
@@ -22,16 +22,15 @@ from shared.auth import PRINCIPAL
 from shared.naming import normalize_names
 from shared.problems import Problem, problem_type
 from shared.web import idempotency
+from shared.web.bodies import body_as
 
 M = TypeVar("M", bound=BaseModel)
 
 
 async def json_body(request: web.Request, model: type[M], example: str) -> M:
-    """The request's JSON as ``model``; a 400 problem showing ``example`` when it is not."""
-    try:
-        return model.model_validate(await request.json())
-    except (ValueError, ValidationError) as exc:
-        raise Problem(400, "Bad Request", f"Send JSON like {example}: {exc}", type_=problem_type("invalid-body")) from None
+    """The request's JSON as ``model``; else 422 ``invalid-body`` listing the errors and showing ``example``,
+    as every service answers (it was a 400 with pydantic's text and its documentation links)."""
+    return await body_as(request, model, example)
 
 
 def refusal_problem(refused: ImageRefused) -> Problem:

@@ -53,10 +53,11 @@ def variants(tag: str) -> list[tuple[str, bytes]]:
 
 
 async def answer_when_back(http: aiohttp.ClientSession, url: str, files, tag: str, key: str) -> dict:
-    """Repeat a batch under its key until it is answered (409 while the dead process's claim still holds)."""
+    """Repeat a batch under its key until it is answered (409 while the dead process's claim still holds, 503
+    while a store the restarted service needs is slow to answer: both say when to come back)."""
     for _ in range(30):
         async with http.post(url, data=batch_form(files, tags=tag), headers={"Idempotency-Key": key}) as response:
-            if response.status == 409:
+            if response.status in (409, 503):
                 await asyncio.sleep(int(response.headers["Retry-After"]))
                 continue
             assert response.status == 200, await response.text()

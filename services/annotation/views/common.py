@@ -6,7 +6,6 @@ import functools
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from services.annotation.deps import DEPS
 from services.annotation.domain.errors import AnnotationError, VersionConflict
@@ -15,21 +14,11 @@ from shared.cursors import BadCursor
 from shared.cursors import decode_cursor as decode_value
 from shared.problems import Problem, problem_type
 from shared.readmodels import AnnotationOut
+from shared.web import bodies
 
-M = TypeVar("M", bound=BaseModel)
+body_as = bodies.body_as  # the views take it from here, beside the other helpers they share
 T = TypeVar("T", int, str)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
-
-
-async def body_as(request: web.Request, model: type[M]) -> M:
-    try:
-        return model.model_validate_json(await request.read())
-    except ValidationError as exc:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
-        raise Problem(
-            422, "Invalid request body", "The JSON body does not match the schema; see 'errors'.",
-            type_=problem_type("invalid-body"), errors=errors,
-        ) from None  # fmt: skip
 
 
 def etag(version: int) -> str:
