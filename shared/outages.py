@@ -18,14 +18,12 @@ import elasticsearch
 import elastic_transport
 from pymongo.errors import ConnectionFailure, PyMongoError
 
+from shared.unavailable import DependencyUnavailable
+
+__all__ = ["DependencyUnavailable", "is_outage", "unavailable_store"]
+
 # Answers of a store that is there but cannot take the request now.
 BUSY_STATUSES = frozenset({429, 502, 503, 504})
-
-
-class DependencyUnavailable(Exception):
-    """A store this service depends on does not answer, or answers that it is busy: retry until it does."""
-
-    store = "a store"
 
 
 # What each store's client raises when the store is unreachable.

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
 
-from shared.outages import DependencyUnavailable
+from shared.unavailable import DependencyUnavailable  # not shared.outages: workers import this module
 
 log = logging.getLogger(__name__)
 
