@@ -91,9 +91,11 @@ class AnnotationRepository:
         cursor = self.db[IMAGES].find({"_id": {"$in": list(set(image_ids))}}, {"width": 1, "height": 1})
         return {doc["_id"]: doc async for doc in cursor}
 
-    async def existing_sources(self, dataset: str, source_ids: list[str]) -> set[str]:
-        cursor = self.annotations.find({"dataset": dataset, "source_id": {"$in": source_ids}}, {"source_id": 1})
-        return {doc["source_id"] async for doc in cursor}
+    async def existing_sources(self, dataset: str, image_id: str, source_ids: list[str]) -> set[str]:
+        """The source ids of ``image_id`` this dataset's imports made already: an import is keyed on the image
+        too, since two imports under one name (a/train, b/train; COCO train and val) reuse source ids."""
+        query = {"dataset": dataset, "image_id": image_id, "source_id": {"$in": source_ids}}
+        return {doc["source_id"] async for doc in self.annotations.find(query, {"source_id": 1})}
 
     async def record_import_error(self, key: str, record: dict[str, Any]) -> None:
         """Keep an imported annotation that failed validation, with its reason (one record per source)."""

@@ -68,3 +68,69 @@ async def test_a_dotted_dataset_name_keeps_its_category_ids_and_exports_find_the
     response = await annotation_client.post("/v1/exports", json={"format": "coco", "image_ids": [image_id, missing]})
     problem = await response.json()
     assert (response.status, problem["image_id"]) == (409, missing) and problem["type"].endswith("/original-missing"), problem
+
+
+def _boxes_event(dataset: str, image_id: str, source_ids: list[str], import_id: str = "job-3") -> AnnotationsImported:
+    return AnnotationsImported(
+        import_id=import_id, dataset=dataset, image_id=image_id, image_width=640, image_height=480,
+        categories=[ImportedCategory(name="zebra", external_id="24")],
+        annotations=[ImportedAnnotation(source_id=s, type="bbox", label="zebra", bbox=[10, 10, 50, 80]) for s in source_ids],
+    )  # fmt: skip
+
+
+async def test_two_imports_under_one_dataset_name_keep_both_images_annotations(mongo_db):
+    """a/train and b/train (or COCO's train and val files, whose annotation ids both start at 1) share the
+    dataset name and the source ids: each image keeps its own annotations, and a redelivery adds nothing."""
+    first, second = await add_image(mongo_db, 640, 480), await add_image(mongo_db, 640, 480)
+    dataset = f"train-{uuid.uuid4().hex[:6]}"
+    handle = handlers(service_layer(mongo_db))[AnnotationsImported.event_type]
+    for image_id in (first, second, first, second):  # the last two: redelivered
+        event = _boxes_event(dataset, image_id, ["1", "2"])
+        await handle(Envelope.wrap(event, producer="ingest"), event)
+    made = await mongo_db[ANNOTATIONS].find({"dataset": dataset}).to_list()
+    assert sorted((a["image_id"], a["source_id"]) for a in made) == sorted(
+        [(first, "1"), (first, "2"), (second, "1"), (second, "2")]
+    )
+
+
+async def test_refusals_of_two_images_with_the_same_source_id_are_both_recorded(mongo_db):
+    first, second = await add_image(mongo_db, 640, 480), await add_image(mongo_db, 640, 480)
+    dataset = f"val-{uuid.uuid4().hex[:6]}"
+    handle = handlers(service_layer(mongo_db))[AnnotationsImported.event_type]
+    for image_id in (first, second):
+        event = AnnotationsImported(
+            import_id="job-4", dataset=dataset, image_id=image_id, image_width=640, image_height=480, categories=[],
+            annotations=[ImportedAnnotation(source_id="7", type="bbox", label="zebra", bbox=[700, 10, 50, 80])],
+        )  # fmt: skip
+        await handle(Envelope.wrap(event, producer="ingest"), event)
+    errors = await mongo_db["annotation_import_errors"].find({"dataset": dataset}).to_list()
+    assert sorted(e["image_id"] for e in errors) == sorted([first, second])
+
+
+async def test_start_up_replaces_the_import_key_without_the_image_even_when_two_instances_start_together(base_settings):
+    """An install made before the key had the image has a unique (dataset, source_id) index that would refuse
+    the second import's annotations: start-up builds (dataset, image_id, source_id) and drops the old one."""
+    import asyncio
+
+    from pymongo import ASCENDING
+
+    from services.annotation.adapters.store import ensure_indexes
+    from shared.clients.mongo import mongo_client
+
+    client = mongo_client(base_settings)
+    db = client[f"{base_settings.mongo_db}_keys_{uuid.uuid4().hex[:6]}"]
+    try:
+        await db[ANNOTATIONS].create_index(
+            [("dataset", ASCENDING), ("source_id", ASCENDING)], unique=True, partialFilterExpression={"source_id": {"$type": "string"}}
+        )
+        await asyncio.gather(ensure_indexes(db), ensure_indexes(db))
+        indexes = await db[ANNOTATIONS].index_information()
+        assert "dataset_1_source_id_1" not in indexes
+        assert indexes["dataset_1_image_id_1_source_id_1"]["unique"]
+        await db[ANNOTATIONS].insert_many([
+            {"_id": "a", "dataset": "train", "image_id": "one", "source_id": "1"},
+            {"_id": "b", "dataset": "train", "image_id": "two", "source_id": "1"},
+        ])  # fmt: skip
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
