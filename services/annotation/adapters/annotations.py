@@ -162,9 +162,12 @@ class AnnotationRepository:
         )
         return await cursor.to_list()
 
-    async def for_images(self, image_ids: list[str]) -> list[dict[str, Any]]:
-        cursor = self.annotations.find({"image_id": {"$in": image_ids}, "deleted": False}, HIDE_PENDING).sort("_id", ASCENDING)
-        return await cursor.to_list()
+    async def for_images(self, image_ids: list[str], dataset: str | None = None) -> list[dict[str, Any]]:
+        """The images' current annotations; with ``dataset``, only that dataset's and those made by hand (no dataset)."""
+        query: dict[str, Any] = {"image_id": {"$in": image_ids}, "deleted": False}
+        if dataset is not None:
+            query["dataset"] = {"$in": [dataset, None]}  # None also matches documents without the field
+        return await self.annotations.find(query, HIDE_PENDING).sort("_id", ASCENDING).to_list()
 
     async def as_of(self, image_id: str, when: datetime) -> list[dict[str, Any]]:
         """The annotations of an image as they were at ``when``, rebuilt from history (pending changes too)."""

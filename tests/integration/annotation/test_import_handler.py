@@ -134,3 +134,34 @@ async def test_start_up_replaces_the_import_key_without_the_image_even_when_two_
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+async def test_an_export_by_dataset_leaves_out_other_imports_of_its_images(mongo_db, annotation_client, blob_store):
+    """Exported and imported back under another name, the images carry both imports' boxes: an export by the
+    first dataset has its own and those drawn by hand, not the copy (which doubled the boxes each round)."""
+    import io
+    import json
+    import zipfile
+
+    from shared.clients.blobs import original_key
+    from tests.photos import skimage_photo, unique_png
+
+    photo = unique_png(skimage_photo("coffee.png"))
+    image_id = await add_image(mongo_db, 600, 400, data=photo)
+    await blob_store.put(original_key(image_id), photo, "image/png")
+    original, copy = f"round-{uuid.uuid4().hex[:6]}", f"round-copy-{uuid.uuid4().hex[:6]}"
+    handle = handlers(service_layer(mongo_db))[AnnotationsImported.event_type]
+    for dataset in (original, copy):
+        event = _boxes_event(dataset, image_id, ["1", "2"])
+        await handle(Envelope.wrap(event, producer="ingest"), event)
+    drawn = await annotation_client.post("/v1/annotations", json={"image_id": image_id, "type": "bbox", "label": "zebra", "bbox": [1, 1, 5, 5]})
+    assert drawn.status == 201, await drawn.text()
+
+    async def exported(selection: dict) -> int:
+        response = await annotation_client.post("/v1/exports", json={"format": "coco", **selection})
+        assert response.status == 200, await response.text()
+        return len(json.loads(zipfile.ZipFile(io.BytesIO(await response.read())).read("annotations/instances.json"))["annotations"])
+
+    assert await exported({"dataset": original}) == 3
+    assert await exported({"dataset": copy}) == 3
+    assert await exported({"image_ids": [image_id]}) == 5
