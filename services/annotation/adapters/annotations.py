@@ -101,6 +101,11 @@ class AnnotationRepository:
         """Keep an imported annotation that failed validation, with its reason (one record per source)."""
         await self.db[IMPORT_ERRORS].replace_one({"_id": key}, record, upsert=True)
 
+    async def import_errors(self, filters: dict[str, str], after_id: str, limit: int) -> list[dict[str, Any]]:
+        """Refused imported annotations matching ``filters`` (import_id, dataset), by record id."""
+        cursor = self.db[IMPORT_ERRORS].find({**filters, "_id": {"$gt": after_id}}).sort("_id", ASCENDING).limit(limit)
+        return await cursor.to_list()
+
     async def add(self, docs: list[dict[str, Any]], events: list[Envelope]) -> bool:
         """Insert new annotations (version 1). Returns True when their changes were left pending.
 

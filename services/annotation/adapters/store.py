@@ -39,6 +39,8 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[HISTORY].create_index([("annotation_id", ASCENDING), ("version", ASCENDING)], unique=True)
     await db[HISTORY].create_index([("image_id", ASCENDING), ("changed_at", DESCENDING)])
     await db[IMPORT_ERRORS].create_index([("import_id", ASCENDING)])
+    for field in ("import_id", "dataset"):  # GET /v1/import-errors pages by _id within one of them
+        await db[IMPORT_ERRORS].create_index([(field, ASCENDING), ("_id", ASCENDING)])
     await db[API_KEYS].create_index([("user_id", ASCENDING)])
     await db[USERS].create_index([("role", ASCENDING)])
     await db[ANNOTATION_SUMMARIES].create_index([("updated_at", DESCENDING)])

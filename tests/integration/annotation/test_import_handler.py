@@ -165,3 +165,36 @@ async def test_an_export_by_dataset_leaves_out_other_imports_of_its_images(mongo
     assert await exported({"dataset": original}) == 3
     assert await exported({"dataset": copy}) == 3
     assert await exported({"image_ids": [image_id]}) == 5
+
+
+async def refused_import(mongo_db, import_id: str, dataset: str) -> list[str]:
+    """An import whose three annotations (two on one image, one on another) lie outside their images."""
+    images = [await add_image(mongo_db, 640, 480), await add_image(mongo_db, 640, 480)]
+    handle = handlers(service_layer(mongo_db))[AnnotationsImported.event_type]
+    for image_id, source_ids in zip(images, (["1", "2"], ["1"]), strict=True):
+        event = AnnotationsImported(
+            import_id=import_id, dataset=dataset, image_id=image_id, image_width=640, image_height=480, categories=[],
+            annotations=[ImportedAnnotation(source_id=s, type="bbox", label="zebra", bbox=[700, 10, 50, 80]) for s in source_ids],
+        )  # fmt: skip
+        await handle(Envelope.wrap(event, producer="ingest"), event)
+    return images
+
+
+async def test_an_imports_refused_annotations_are_listed_page_by_page(mongo_db, annotation_client):
+    import_id, dataset = f"job-{uuid.uuid4().hex[:8]}", f"refused-{uuid.uuid4().hex[:6]}"
+    images = await refused_import(mongo_db, import_id, dataset)
+    first = await annotation_client.get("/v1/import-errors", params={"import_id": import_id, "limit": "2"})
+    assert first.status == 200, await first.text()
+    page = await first.json()
+    second = await (await annotation_client.get("/v1/import-errors", params={"import_id": import_id, "cursor": page["next"]})).json()
+    items = page["items"] + second["items"]
+    assert second["next"] is None and len(page["items"]) == 2
+    assert sorted((i["image_id"], i["source_id"]) for i in items) == sorted([(images[0], "1"), (images[0], "2"), (images[1], "1")])
+    assert {(i["reason"], i["dataset"], i["import_id"]) for i in items} == {("outside_image", dataset, import_id)}
+    assert all(i["detail"] and i["recorded_at"] for i in items)
+    by_dataset = await (await annotation_client.get("/v1/import-errors", params={"dataset": dataset})).json()
+    assert len(by_dataset["items"]) == 3
+    other = await (await annotation_client.get("/v1/import-errors", params={"import_id": import_id, "dataset": "another"})).json()
+    assert other["items"] == []
+    bad = await annotation_client.get("/v1/import-errors", params={"import_id": import_id, "cursor": "not-one"})
+    assert bad.status == 400
