@@ -16,7 +16,7 @@ import logging
 
 from services.annotation.domain.errors import InvalidAnnotation
 from services.annotation.domain.fields import scheme_for
-from services.annotation.service import AnnotationDeps, create_many
+from services.annotation.service import IMPORT_CHUNK, AnnotationDeps, create_many
 from shared.bus import Handler
 from shared.events import AnnotationsImported, Envelope, utcnow
 
@@ -57,7 +57,7 @@ def handlers(deps: AnnotationDeps) -> dict[str, Handler]:
         items = [
             {**a.model_dump(), "image_id": data.image_id, "dataset": data.dataset} for a in todo
         ]
-        results = await create_many(deps, actor, items) if items else []
+        results = await create_many(deps, actor, items, IMPORT_CHUNK) if items else []
         failures = [(todo[r["index"]], r) for r in results if r["status"] != 201]
         now = utcnow()
         for item, result in failures:
