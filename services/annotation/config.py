@@ -14,7 +14,7 @@ class AnnotationSettings(CorpusSettings):
     max_body_bytes: int = Field(default=64 * 1024**2, ge=1024)
     # Most annotations in one bulk request.
     bulk_max_items: int = Field(default=10_000, ge=1)
-    # Worker processes for RLE arithmetic and export archives; None means one per core.
+    # Worker processes for geometry checks (masks, polygons, large batches); None means one per core.
     cpu_workers: int | None = Field(default=None, ge=1)
     # Most images in one export archive.
     export_max_images: int = Field(default=5_000, ge=1)

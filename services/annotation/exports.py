@@ -63,15 +63,18 @@ async def select_images(deps: AnnotationDeps, image_ids: list[str] | None, datas
 
 
 async def export_archive(
-    deps: AnnotationDeps, blobs: BlobStore, fmt: Format, image_ids: list[str], id_scheme: str | None, classes: list[str] | None = None
+    deps: AnnotationDeps, blobs: BlobStore, fmt: Format, image_ids: list[str], id_scheme: str | None, classes: list[str] | None = None,
+    dataset: str | None = None,
 ) -> Path:
-    """The archive; with ``classes`` (normalised names), only their annotations, numbered in that order."""
+    """The archive; with ``classes`` (normalised names), only their annotations, numbered in that order; with
+    ``dataset``, only that dataset's annotations and those made by hand on its images: another import of the
+    same images (an export imported back under another name) would otherwise come back doubled."""
     docs = {d["_id"]: d async for d in deps.annotations.db[IMAGES].find({"_id": {"$in": image_ids}})}
     missing = [i for i in image_ids if i not in docs]
     if missing:
         raise NotFound(f"{len(missing)} image id(s) are unknown, e.g. {missing[0]!r}.", missing=missing[:20])
     images = _file_names([docs[i] for i in image_ids])
-    annotations = await deps.annotations.for_images(image_ids)
+    annotations = await deps.annotations.for_images(image_ids, dataset)
     labels = {}
     for label_id in {a["label_id"] for a in annotations}:
         label = await deps.labels.get(label_id)

@@ -3,8 +3,9 @@
 Labels come from the categories (normalised names, the dataset's category id
 as an external id, the supercategory as parent, COCO's keypoint names and
 skeleton unless the label has a schema already); annotations are keyed on
-``(dataset, source_id)`` so a redelivered or re-run import creates nothing
-twice. Each annotation is validated like one sent over HTTP; a bad one is
+``(dataset, image_id, source_id)`` so a redelivered or re-run import creates
+nothing twice, while two imports under one dataset name (COCO train and val,
+whose annotation ids both start at 1) never take each other's for their own. Each annotation is validated like one sent over HTTP; a bad one is
 recorded in ``annotation_import_errors`` with its reason and does not stop
 the good ones beside it.
 """
@@ -15,7 +16,7 @@ import logging
 
 from services.annotation.domain.errors import InvalidAnnotation
 from services.annotation.domain.fields import scheme_for
-from services.annotation.service import AnnotationDeps, create_many
+from services.annotation.service import IMPORT_CHUNK, AnnotationDeps, create_many
 from shared.bus import Handler
 from shared.events import AnnotationsImported, Envelope, utcnow
 
@@ -48,7 +49,7 @@ def handlers(deps: AnnotationDeps) -> dict[str, Handler]:
         if not await deps.annotations.images([data.image_id]):
             raise ImageNotYetKnown(f"image {data.image_id} is not in the images collection")
         source_ids = [a.source_id for a in data.annotations]
-        done = await deps.annotations.existing_sources(data.dataset, source_ids)
+        done = await deps.annotations.existing_sources(data.dataset, data.image_id, source_ids)
         unique: dict[str, object] = {}
         for a in data.annotations:
             unique.setdefault(a.source_id, a)  # a source id twice in one event: the first one counts
@@ -56,12 +57,12 @@ def handlers(deps: AnnotationDeps) -> dict[str, Handler]:
         items = [
             {**a.model_dump(), "image_id": data.image_id, "dataset": data.dataset} for a in todo
         ]
-        results = await create_many(deps, actor, items) if items else []
+        results = await create_many(deps, actor, items, IMPORT_CHUNK) if items else []
         failures = [(todo[r["index"]], r) for r in results if r["status"] != 201]
         now = utcnow()
         for item, result in failures:
             await deps.annotations.record_import_error(
-                f"{data.dataset}:{item.source_id}",
+                f"{data.dataset}:{data.image_id}:{item.source_id}",
                 {
                     "import_id": data.import_id, "dataset": data.dataset, "image_id": data.image_id,
                     "source_id": item.source_id, "reason": result["reason"], "detail": result["detail"],

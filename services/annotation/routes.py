@@ -7,6 +7,7 @@ from typing import get_args
 from services.annotation.domain.model import ExportFormat
 from services.annotation.views import annotations as a
 from services.annotation.views import exports as ex
+from services.annotation.views import import_errors as ie
 from services.annotation.views import labels as lb
 from services.annotation.views import users as u
 from services.annotation.views.labels import LabelOut
@@ -93,5 +94,14 @@ def export_endpoints() -> list[Endpoint]:
     ]  # fmt: skip
 
 
+def import_error_endpoints() -> list[Endpoint]:
+    return [
+        Endpoint("GET", "/v1/import-errors", ie.list_import_errors, "Imported annotations refused, with reason and detail", Permission.READ, "imports",
+                 parameters=[query_param("import_id", "Only this import's (the id ingest gave it)", {"type": "string"}),
+                             query_param("dataset", "Only this dataset's", {"type": "string"}), *PAGE],
+                 responses={200: "items (import_id, dataset, image_id, source_id, reason, detail, recorded_at), next"}),
+    ]  # fmt: skip
+
+
 def endpoints() -> list[Endpoint]:
-    return [*annotation_endpoints(), *label_endpoints(), *user_endpoints(), *export_endpoints()]
+    return [*annotation_endpoints(), *label_endpoints(), *user_endpoints(), *export_endpoints(), *import_error_endpoints()]

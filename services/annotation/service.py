@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import datetime
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -24,6 +25,13 @@ from shared.auth.rules import may_delete_annotation
 from shared.events import AnnotationCreated, AnnotationDeleted, AnnotationUpdated, Envelope
 
 CHUNK = 500  # annotations per transaction in bulk paths
+# Annotations per transaction in an import. An import event carries up to hundreds of polygons, and several
+# are handled at once: smaller transactions stay short (and are cheap to re-run), and the event loop encodes
+# one small batch at a time, answering requests in between.
+IMPORT_CHUNK = 100
+# Geometries checked on the event loop: an interactive edit's few boxes or points. More, or any polygon or
+# mask (rasterised by pycocotools), go to the worker pool: 730 polygons are some 60 ms of Python.
+INLINE_GEOMETRIES = 32
 
 
 class Nudges(Protocol):
@@ -44,11 +52,21 @@ class AnnotationDeps:
     producer: str
 
 
+def checked_in_pool(items: list[tuple[str, dict, int, int]]) -> bool:
+    """Masks (RLE arithmetic over whole images), polygons (rings rasterised where they overlap) and large
+    batches would hold up every request on the event loop: they are checked in the worker pool."""
+    return len(items) > INLINE_GEOMETRIES or any(kind in SHAPED for kind, *_ in items)
+
+
 async def check_geometries(deps: AnnotationDeps, items: list[tuple[str, dict, int, int]]) -> list[tuple[str, Any, str]]:
-    """Masks are RLE arithmetic over whole images: that runs in the worker pool, the rest inline."""
-    if any(kind == "mask" for kind, *_ in items):
+    if checked_in_pool(items):
         return await asyncio.get_running_loop().run_in_executor(deps.cpu, check_all, items)
     return check_all(items)
+
+
+def _geometry_of(item: dict[str, Any]) -> dict[str, Any]:
+    """The fields the geometry check reads: less to send to the worker pool than the whole item."""
+    return {k: item.get(k) for k in GEOMETRY_FIELDS}
 
 
 def _event(cls: type, doc: dict, label: str, **extra: Any) -> AnnotationCreated:
@@ -58,9 +76,9 @@ def _event(cls: type, doc: dict, label: str, **extra: Any) -> AnnotationCreated:
     )  # fmt: skip
 
 
-async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Create annotations; one result per item: ``{"index", "status": 201, "id", "version", "doc", "label"}``
-    or ``{"index", "status": 422, "reason", "detail"}``."""
+async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, Any]], chunk: int = CHUNK) -> list[dict[str, Any]]:
+    """Create annotations, ``chunk`` per transaction; one result per item: ``{"index", "status": 201, "id",
+    "version", "doc", "label"}`` or ``{"index", "status": 422, "reason", "detail"}``."""
     results: list[dict[str, Any]] = [{"index": i} for i in range(len(items))]
     images, known = await asyncio.gather(
         deps.annotations.images([item["image_id"] for item in items]),
@@ -83,11 +101,24 @@ async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, An
         elif refused is not None:
             results[i].update(status=422, reason=refused.reason, detail=refused.detail)
         else:
-            pending.append((i, (item["type"], item, image["height"], image["width"])))
+            pending.append((i, (item["type"], _geometry_of(item), image["height"], image["width"])))
     checked = await check_geometries(deps, [geometry for _, geometry in pending])
+    outcomes = [(i, outcome) for (i, _), outcome in zip(pending, checked, strict=True)]
     now = now_ms()
+    for start in range(0, len(outcomes), chunk):
+        # Built a chunk at a time: between one chunk's transaction and the next, the event loop answers requests.
+        docs, events = _new_documents(deps, actor, now, items, labels, outcomes[start : start + chunk], results)
+        await _store(deps, docs, events)
+    return results
+
+
+def _new_documents(
+    deps: AnnotationDeps, actor: str, now: datetime, items: list[dict[str, Any]], labels: dict[str, Any],
+    outcomes: list[tuple[int, tuple[str, Any, str]]], results: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[Envelope]]:
+    """The documents and events of the items whose geometry passed; each item's result is filled in."""
     docs, events = [], []
-    for (i, _), (outcome, fields, detail) in zip(pending, checked, strict=True):
+    for i, (outcome, fields, detail) in outcomes:
         if outcome == "error":
             results[i].update(status=422, reason=fields, detail=detail)
             continue
@@ -107,13 +138,14 @@ async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, An
         docs.append(doc)
         events.append(Envelope.wrap(_event(AnnotationCreated, doc, label["name"]), producer=deps.producer))
         results[i].update(status=201, id=doc["_id"], version=1, doc=doc, label=label["name"])
-    for start in range(0, len(docs), CHUNK):
-        chunk = docs[start : start + CHUNK]
-        if await deps.annotations.add(chunk, events[start : start + CHUNK]):
-            deps.pending.nudge(doc["_id"] for doc in chunk)
-        else:
-            deps.pending.nudge_relay()
-    return results
+    return docs, events
+
+
+async def _store(deps: AnnotationDeps, docs: list[dict[str, Any]], events: list[Envelope]) -> None:
+    if await deps.annotations.add(docs, events):
+        deps.pending.nudge(doc["_id"] for doc in docs)
+    elif docs:
+        deps.pending.nudge_relay()
 
 
 def _refused_attributes(item: dict[str, Any]) -> InvalidAnnotation | None:

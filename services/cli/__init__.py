@@ -34,6 +34,7 @@ def _register() -> None:
     app.add_typer(annotation.annotation_app, name="annotation", help="Labels, annotation history and revert.")
     app.add_typer(annotation.users_app, name="users", help="Users, roles and API keys (admin).")
     app.command("export")(annotation.export)  # a command of its own: `corpus export --format … --out …`
+    ingest.import_app.command("errors")(annotation.import_errors)  # asks the annotation service, which refused them
     from services.cli import backup
 
     app.add_typer(backup.app, name="backup", help="Backups: snapshot MongoDB and MinIO into a folder; verify, list, prune, restore.")

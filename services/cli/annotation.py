@@ -1,10 +1,12 @@
-"""``corpus annotation`` (labels, history, revert), ``corpus users`` (users, keys) and ``corpus export``:
+"""``corpus annotation`` (labels, history, revert), ``corpus users`` (users, keys), ``corpus export`` and
+``corpus import errors`` (an import's refused annotations):
 the annotation service over HTTP. Address and key come from options or the environment
 (``CORPUS_ANNOTATION_URL``, ``CORPUS_API_KEY``)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -78,17 +80,35 @@ def revoke_key(user_id: str, key_id: str, url: str = URL, key: str = KEY) -> Non
     console.print(f"revoked at {record['revoked_at']}")
 
 
+def every_item(url: str, key: str | None, path: str, params: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """The items of a cursor-paginated listing, page after page."""
+    cursor = None
+    while True:
+        page = call(url, key, "GET", path, params={**(params or {}), "limit": "1000", **({"cursor": cursor} if cursor else {})})
+        yield from page["items"]
+        if not (cursor := page["next"]):
+            return
+
+
 @annotation_app.command("labels")
 def labels(url: str = URL, key: str = KEY) -> None:
     """Every label with its aliases and external ids."""
-    table, cursor = Table("id", "name", "aliases", "external ids"), None
-    while True:
-        page = call(url, key, "GET", "/v1/labels", params={"limit": "1000", **({"cursor": cursor} if cursor else {})})
-        for label in page["items"]:
-            table.add_row(label["id"], label["name"], ", ".join(label["aliases"]), str(label["external_ids"] or ""))
-        if not (cursor := page["next"]):
-            break
+    table = Table("id", "name", "aliases", "external ids")
+    for label in every_item(url, key, "/v1/labels"):
+        table.add_row(label["id"], label["name"], ", ".join(label["aliases"]), str(label["external_ids"] or ""))
     console.print(table)
+
+
+def import_errors(
+    import_id: str = typer.Argument(..., help="The id `corpus import` printed (import … queued)"), url: str = URL, key: str = KEY
+) -> None:
+    """The annotations of an import that the annotation service refused, with the reason (--url: the annotation service)."""
+    table = Table("image", "source id", "reason", "detail")
+    for record in every_item(url, key, "/v1/import-errors", {"import_id": import_id}):
+        table.add_row(record["image_id"], record["source_id"], record["reason"], record["detail"])
+    if table.row_count:
+        console.print(table)
+    console.print(f"{table.row_count} annotation(s) of import {import_id} refused")
 
 
 @annotation_app.command("history")

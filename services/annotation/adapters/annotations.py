@@ -91,13 +91,20 @@ class AnnotationRepository:
         cursor = self.db[IMAGES].find({"_id": {"$in": list(set(image_ids))}}, {"width": 1, "height": 1})
         return {doc["_id"]: doc async for doc in cursor}
 
-    async def existing_sources(self, dataset: str, source_ids: list[str]) -> set[str]:
-        cursor = self.annotations.find({"dataset": dataset, "source_id": {"$in": source_ids}}, {"source_id": 1})
-        return {doc["source_id"] async for doc in cursor}
+    async def existing_sources(self, dataset: str, image_id: str, source_ids: list[str]) -> set[str]:
+        """The source ids of ``image_id`` this dataset's imports made already: an import is keyed on the image
+        too, since two imports under one name (a/train, b/train; COCO train and val) reuse source ids."""
+        query = {"dataset": dataset, "image_id": image_id, "source_id": {"$in": source_ids}}
+        return {doc["source_id"] async for doc in self.annotations.find(query, {"source_id": 1})}
 
     async def record_import_error(self, key: str, record: dict[str, Any]) -> None:
         """Keep an imported annotation that failed validation, with its reason (one record per source)."""
         await self.db[IMPORT_ERRORS].replace_one({"_id": key}, record, upsert=True)
+
+    async def import_errors(self, filters: dict[str, str], after_id: str, limit: int) -> list[dict[str, Any]]:
+        """Refused imported annotations matching ``filters`` (import_id, dataset), by record id."""
+        cursor = self.db[IMPORT_ERRORS].find({**filters, "_id": {"$gt": after_id}}).sort("_id", ASCENDING).limit(limit)
+        return await cursor.to_list()
 
     async def add(self, docs: list[dict[str, Any]], events: list[Envelope]) -> bool:
         """Insert new annotations (version 1). Returns True when their changes were left pending.
@@ -160,9 +167,12 @@ class AnnotationRepository:
         )
         return await cursor.to_list()
 
-    async def for_images(self, image_ids: list[str]) -> list[dict[str, Any]]:
-        cursor = self.annotations.find({"image_id": {"$in": image_ids}, "deleted": False}, HIDE_PENDING).sort("_id", ASCENDING)
-        return await cursor.to_list()
+    async def for_images(self, image_ids: list[str], dataset: str | None = None) -> list[dict[str, Any]]:
+        """The images' current annotations; with ``dataset``, only that dataset's and those made by hand (no dataset)."""
+        query: dict[str, Any] = {"image_id": {"$in": image_ids}, "deleted": False}
+        if dataset is not None:
+            query["dataset"] = {"$in": [dataset, None]}  # None also matches documents without the field
+        return await self.annotations.find(query, HIDE_PENDING).sort("_id", ASCENDING).to_list()
 
     async def as_of(self, image_id: str, when: datetime) -> list[dict[str, Any]]:
         """The annotations of an image as they were at ``when``, rebuilt from history (pending changes too)."""

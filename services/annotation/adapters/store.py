@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 from shared.auth.guard import API_KEYS, USERS
 from shared.outbox import ensure_outbox_indexes
@@ -20,6 +22,8 @@ IMPORT_ERRORS = "annotation_import_errors"
 # outbox (adapters/pending.py), and their count, indexed where above zero so the drain finds them.
 PENDING = "pending"
 PENDING_COUNT = "pending_n"
+OLD_IMPORT_KEY = "dataset_1_source_id_1"  # unique (dataset, source_id): dropped at start-up
+INDEX_NOT_FOUND = 27
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -28,22 +32,37 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     annotations = db[ANNOTATIONS]
     await annotations.create_index([("image_id", ASCENDING), ("deleted", ASCENDING)])
     await annotations.create_index([("label_id", ASCENDING)])
-    # Imports are idempotent: one annotation per (dataset, source_id).
-    await annotations.create_index(
-        [("dataset", ASCENDING), ("source_id", ASCENDING)],
-        unique=True,
-        partialFilterExpression={"source_id": {"$type": "string"}},
-    )
+    await ensure_import_key(annotations)
     await annotations.create_index(
         [(PENDING_COUNT, ASCENDING)], name="pending", partialFilterExpression={PENDING_COUNT: {"$gt": 0}}
     )
     await db[HISTORY].create_index([("annotation_id", ASCENDING), ("version", ASCENDING)], unique=True)
     await db[HISTORY].create_index([("image_id", ASCENDING), ("changed_at", DESCENDING)])
     await db[IMPORT_ERRORS].create_index([("import_id", ASCENDING)])
+    for field in ("import_id", "dataset"):  # GET /v1/import-errors pages by _id within one of them
+        await db[IMPORT_ERRORS].create_index([(field, ASCENDING), ("_id", ASCENDING)])
     await db[API_KEYS].create_index([("user_id", ASCENDING)])
     await db[USERS].create_index([("role", ASCENDING)])
     await db[ANNOTATION_SUMMARIES].create_index([("updated_at", DESCENDING)])
     await ensure_outbox_indexes(db)
+
+
+async def ensure_import_key(annotations: AsyncCollection) -> None:
+    """Imports are idempotent: one annotation per (dataset, image_id, source_id). The key once left out the
+    image, and a second import under the same dataset name lost its annotations to the first one's: the
+    new index is built before the old one goes, so uniqueness never lapses. Instances starting together
+    build the same index (MongoDB lets the later request wait for the build), and one of them finds the old
+    index gone already."""
+    await annotations.create_index(
+        [("dataset", ASCENDING), ("image_id", ASCENDING), ("source_id", ASCENDING)],
+        unique=True,
+        partialFilterExpression={"source_id": {"$type": "string"}},
+    )
+    try:
+        await annotations.drop_index(OLD_IMPORT_KEY)
+    except OperationFailure as exc:
+        if exc.code != INDEX_NOT_FOUND:
+            raise
 
 
 def without_none(doc: dict[str, Any]) -> dict[str, Any]:

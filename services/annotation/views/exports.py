@@ -30,7 +30,7 @@ class ExportIn(BaseModel):
 
     format: Format = Field(default="coco", description="coco, yolo (boxes), yolo-seg (polygons and masks as outlines), voc, or imagefolder (image classes as folders)")
     image_ids: list[str] | None = Field(default=None, description="The images to export")
-    dataset: str | None = Field(default=None, description="Or: every image with annotations imported from this dataset")
+    dataset: str | None = Field(default=None, description="Or: every image with annotations imported from this dataset, with that dataset's annotations and those made by hand")
     search: dict[str, Any] | None = Field(
         default=None,
         description='Or: every image a search matches, as GET /v1/search parameters (e.g. {"labels": "person", "min_width": 640})',
@@ -99,7 +99,7 @@ async def create_export(request: web.Request) -> web.StreamResponse:
         raise Problem(413, "Too many images", f"Export at most {limit} images at once; split the selection.")
     requested = payload.id_scheme or payload.dataset
     scheme = scheme_for(requested) if requested else None  # as imports key them: 'coco.2017' → 'coco_2017'
-    path = await export_archive(deps, request.app[BLOBS], payload.format, image_ids, scheme, classes)
+    path = await export_archive(deps, request.app[BLOBS], payload.format, image_ids, scheme, classes, payload.dataset)
     try:
         response = web.StreamResponse(
             headers={

@@ -48,3 +48,15 @@ async def test_a_refused_request_prints_each_error_the_service_gives(annotation_
     said = " ".join(result.output.split())
     assert result.exit_code == 1, said
     assert "422 Invalid request body" in said and "name: String should have at most 200 characters" in said, said
+
+
+async def test_import_errors_lists_what_the_annotation_service_refused(annotation_client, mongo_db):
+    import uuid
+
+    from tests.integration.annotation.test_import_handler import refused_import
+
+    import_id = f"job-{uuid.uuid4().hex[:8]}"
+    images = await refused_import(mongo_db, import_id, f"cli-refused-{uuid.uuid4().hex[:6]}")
+    output = await corpus(annotation_client, "import", "errors", import_id)
+    assert "3 annotation(s)" in output and "outside_image" in output
+    assert all(image_id[:12] in output for image_id in images)
