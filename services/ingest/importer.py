@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ from shared.events import AnnotationsImported, Envelope
 log = logging.getLogger(__name__)
 
 EVENT_NAMESPACE = uuid.UUID("6f0f3c52-7a0e-4c43-9d0b-1c0de5a1e0f1")
+
+# The most warnings a job keeps (the first ones); it counts them all (``warnings_total``).
+WARNINGS_KEPT = 100
 
 # The dataset's folder, and the folders of which the file must be in one (import roots, or the staged archive).
 Bounds = tuple[Path, tuple[Path, ...]]
@@ -56,6 +59,30 @@ def read_inside(path: Path, bounds: Bounds) -> bytes:
 
 def _why(exc: Exception) -> str:
     return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+
+
+@dataclass
+class JobWarnings:
+    """A job's warnings: the first :data:`WARNINGS_KEPT`, and how many there are in all."""
+
+    kept: list[str] = field(default_factory=list)
+    total: int = 0
+
+    @classmethod
+    def of(cls, job: dict[str, Any], dataset: Dataset) -> JobWarnings:
+        """A resumed job goes on from what it recorded (the dataset's warnings and its items' so far)."""
+        if job.get("warnings_total") is not None:
+            return cls(list(job.get("warnings", [])), job["warnings_total"])
+        warnings = cls()
+        warnings.add(dataset.warnings)
+        return warnings
+
+    def add(self, more: list[str]) -> None:
+        self.kept += more[: max(0, WARNINGS_KEPT - len(self.kept))]
+        self.total += len(more)
+
+    def fields(self) -> dict[str, Any]:
+        return {"warnings": self.kept, "warnings_total": self.total}
 
 
 @dataclass
@@ -98,7 +125,8 @@ class ImportWorker(LoopDriven):
             await self._end(job, "failed", error=self._unreadable(job, exc))
             return
         done = await self.jobs.done_indexes(job_id)
-        await self.jobs.renew(job_id, self.owner, settings.import_lease_seconds, total=len(dataset.items), warnings=dataset.warnings[:100])
+        warnings = JobWarnings.of(job, dataset)
+        await self.jobs.renew(job_id, self.owner, settings.import_lease_seconds, total=len(dataset.items), **warnings.fields())
         todo = [i for i in range(len(dataset.items)) if i not in done]
         log.info("import running", extra={"import_id": job_id, "total": len(dataset.items), "remaining": len(todo)})
         for start in range(0, len(todo), settings.import_chunk):
