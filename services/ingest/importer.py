@@ -19,7 +19,7 @@ from typing import Any
 
 from services.ingest.adapters.jobs import JobRepository
 from services.ingest.archive_staging import ArchiveStaging
-from services.ingest.domain.datasets import Dataset, DatasetError, ImportItem, in_pixels, read_dataset
+from services.ingest.domain.datasets import Dataset, DatasetError, ImportItem, fitted, in_pixels, read_dataset
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import Origin
 from services.ingest.rejecting import reject
@@ -130,7 +130,7 @@ class ImportWorker(LoopDriven):
         todo = [i for i in range(len(dataset.items)) if i not in done]
         log.info("import running", extra={"import_id": job_id, "total": len(dataset.items), "remaining": len(todo)})
         for start in range(0, len(todo), settings.import_chunk):
-            await self._chunk(job, dataset, bounds, todo[start : start + settings.import_chunk])
+            await self._chunk(job, dataset, bounds, todo[start : start + settings.import_chunk], warnings)
             processed, counts = await self.jobs.counts(job_id)
             if not await self.jobs.renew(job_id, self.owner, settings.import_lease_seconds, processed=processed, counts=counts):
                 log.warning("import lease lost; another worker continues", extra={"import_id": job_id})
@@ -159,10 +159,11 @@ class ImportWorker(LoopDriven):
         if job.get("archive"):
             await self.staging.remove(job)
 
-    async def _chunk(self, job: dict[str, Any], dataset: Dataset, bounds: Bounds, indexes: list[int]) -> None:
+    async def _chunk(self, job: dict[str, Any], dataset: Dataset, bounds: Bounds, indexes: list[int], warnings: JobWarnings) -> None:
         """Probe a chunk's images concurrently, store them as one group, then send each one's annotations
         and record it. An item is recorded only once its image and its annotations event are durable,
-        so a job interrupted anywhere in the chunk redoes exactly the unrecorded items."""
+        so a job interrupted anywhere in the chunk redoes exactly the unrecorded items. The items'
+        warnings are written to the job before the items are recorded: none is lost to an interruption."""
         slots = asyncio.Semaphore(self.deps.settings.concurrency)
 
         async def prepare_one(index: int) -> Prepared | dict[str, Any]:
@@ -175,8 +176,14 @@ class ImportWorker(LoopDriven):
         records = {index: item for index, item in zip(indexes, prepared, strict=True) if not isinstance(item, Prepared)}
         for (index, _), result in zip(ready, stored, strict=True):
             records[index] = await self._finish(job, dataset, index, result)
+        await self._add_warnings(job, [w for index in indexes for w in records[index].get("warnings", [])], warnings)
         for index in indexes:
             await self.jobs.record_item(job["_id"], index, records[index])
+
+    async def _add_warnings(self, job: dict[str, Any], more: list[str], warnings: JobWarnings) -> None:
+        if more:
+            warnings.add(more)
+            await self.jobs.renew(job["_id"], self.owner, self.deps.settings.import_lease_seconds, **warnings.fields())
 
     def _origin(self, job: dict[str, Any], dataset: Dataset, item: ImportItem) -> Origin:
         rel = item.path.relative_to(dataset.root).as_posix() if item.path.is_relative_to(dataset.root) else item.source_id
@@ -224,14 +231,17 @@ class ImportWorker(LoopDriven):
             kind = "near_duplicates" if doc.near_duplicate_of else "ingested"
         else:  # stored before; by this very job if it is being resumed
             kind = "ingested" if doc.origin.import_id == job["_id"] else "duplicates"
-        await self._send_annotations(job, dataset, index, item, doc.id, doc.width, doc.height)
-        return {**self._record(item), "outcome": kind, "image_id": doc.id, "annotations": len(item.annotations), "events": 1}
+        warnings = await self._send_annotations(job, dataset, index, item, doc.id, doc.width, doc.height)
+        record = {**self._record(item), "outcome": kind, "image_id": doc.id, "annotations": len(item.annotations), "events": 1}
+        return {**record, "warnings": warnings} if warnings else record
 
     async def _send_annotations(
         self, job: dict[str, Any], dataset: Dataset, index: int, item: ImportItem, image_id: str, width: int, height: int
-    ) -> None:
-        """Stage the item's annotations once (a resumed job finds them staged already)."""
-        annotations = [in_pixels(a, width, height) if item.normalised else a for a in item.annotations]
+    ) -> list[str]:
+        """Stage the item's annotations once (a resumed job finds them staged already), in pixels and moved
+        onto the image's edge where they reach just past it; the warnings of those that reach further."""
+        fitted_ones = [fitted(in_pixels(a, width, height) if item.normalised else a, width, height) for a in item.annotations]
+        annotations = [annotation for annotation, _ in fitted_ones]
         event = AnnotationsImported(
             import_id=job["_id"],
             dataset=dataset.name,
@@ -246,3 +256,4 @@ class ImportWorker(LoopDriven):
         )
         if await self.deps.repository.stage_once(envelope):
             self.deps.relay.nudge()
+        return [warning for _, warning in fitted_ones if warning]

@@ -1,0 +1,72 @@
+"""Dataset readers on what real exports write: boxes on or a hair past the image's edge, COCO 2017's own
+layout, YOLO class names with gaps, YOLO pose labels, VOC flags and parts, COCO entries that say nothing
+usable. Geometry is checked with the annotation service's own rules, which is what refuses it downstream."""
+
+
+import pytest
+
+from services.annotation.domain.errors import InvalidAnnotation
+from services.annotation.domain.geometry import check_bbox, check_polygon
+from services.ingest.domain.datasets import EDGE_TOLERANCE, fitted, in_pixels, read_dataset
+from tests.unit.ingest.datasets import voc_object, write_voc, write_yolo
+
+PHOTO = b"not decoded by the readers"
+
+
+def _read_in_pixels(tmp_path, width: int, height: int):
+    """The YOLO dataset's first image's annotations in pixels and fitted to the image, with each one's warning."""
+    ds = read_dataset("yolo", tmp_path, "x")
+    return [fitted(in_pixels(a, width, height), width, height) for a in ds.items[0].annotations], ds
+
+
+def _yolo_in_pixels(tmp_path, line: str, width: int, height: int):
+    write_yolo(tmp_path, {"a": line}, {"a.jpg": PHOTO})
+    return _read_in_pixels(tmp_path, width, height)
+
+
+# Boxes at or just past the edge
+
+
+def test_a_yolo_box_ending_on_the_edge_is_not_pushed_past_it_by_rounding(tmp_path):
+    [(box, warning)], _ = _yolo_in_pixels(tmp_path, "0 0.612125 0.5 0.77575 0.5", 380, 300)
+    assert warning is None
+    assert box.bbox[0] + box.bbox[2] <= 380
+    check_bbox(box.bbox, 300, 380)
+
+
+def test_a_yolo_box_a_hair_past_the_edge_is_moved_onto_it(tmp_path):
+    # 0.09 px past the right edge of a 380 px image, as exporters that do not clip write it
+    cx, w = (380.09 - 100) / 2 / 380 + 100 / 380, (380.09 - 100) / 380
+    [(box, warning)], _ = _yolo_in_pixels(tmp_path, f"0 {cx:.8f} 0.5 {w:.8f} 0.5", 380, 300)
+    assert warning is None
+    assert box.bbox == pytest.approx([100, 75, 280, 150], abs=0.01)
+    check_bbox(box.bbox, 300, 380)
+
+
+def test_a_yolo_polygon_a_hair_outside_is_moved_onto_the_edge(tmp_path):
+    [(shape, warning)], _ = _yolo_in_pixels(tmp_path, "0 -0.001 0.1 1.002 0.1 0.5 0.9", 380, 300)
+    assert warning is None
+    check_polygon(shape.polygon, 300, 380)
+    assert shape.polygon[0][:4] == [0.0, 30.0, 380.0, 30.0]
+
+
+def test_a_voc_box_written_from_zero_starts_on_the_edge(tmp_path):
+    write_voc(tmp_path, {"a": ("a.jpg", voc_object("cat", (0, 0, 100, 100)))}, {"a.jpg": PHOTO})
+    [box] = read_dataset("voc", tmp_path, "x").items[0].annotations
+    assert box.bbox == [-1.0, -1.0, 101.0, 101.0]  # 1-based corners read as such
+    moved, warning = fitted(box, 100, 100)
+    assert warning is None and moved.bbox == [0.0, 0.0, 100.0, 100.0]
+    check_bbox(moved.bbox, 100, 100)
+
+
+def test_a_box_further_outside_is_kept_as_it_is_with_a_warning(tmp_path):
+    [(box, warning)], _ = _yolo_in_pixels(tmp_path, "0 0.6 0.5 0.9 0.5", 380, 300)  # ends 19 px past the edge
+    assert box.bbox == pytest.approx([57.0, 75.0, 342.0, 150.0])
+    assert warning == (
+        f"labels/a.txt:1: reaches 19.00 px outside the 380×300 image (more than the {EDGE_TOLERANCE:g} px moved onto "
+        "the edge); sent as it is, which the annotation service refuses"
+    )
+    with pytest.raises(InvalidAnnotation, match="outside the image"):
+        check_bbox(box.bbox, 300, 380)
+
+
