@@ -6,7 +6,7 @@ usable. Geometry is checked with the annotation service's own rules, which is wh
 import pytest
 
 from services.annotation.domain.errors import InvalidAnnotation
-from services.annotation.domain.geometry import check_bbox, check_polygon
+from services.annotation.domain.geometry import check_bbox, check_keypoints, check_polygon
 from services.ingest.domain.datasets import EDGE_TOLERANCE, fitted, in_pixels, read_dataset
 from tests.unit.ingest.datasets import voc_object, write_voc, write_yolo
 
@@ -68,5 +68,52 @@ def test_a_box_further_outside_is_kept_as_it_is_with_a_warning(tmp_path):
     )
     with pytest.raises(InvalidAnnotation, match="outside the image"):
         check_bbox(box.bbox, 300, 380)
+
+
+# YOLO class names with gaps
+
+
+def test_yolo_names_as_a_mapping_with_a_gap_keep_their_numbers(tmp_path):
+    write_yolo(tmp_path, {"a": "0 0.5 0.5 0.2 0.2\n2 0.5 0.5 0.4 0.4\n1 0.5 0.5 0.1 0.1"}, {"a.jpg": PHOTO})
+    (tmp_path / "classes.txt").unlink()
+    (tmp_path / "data.yaml").write_text("names:\n  0: person\n  2: car\n")
+    ds = read_dataset("yolo", tmp_path, "x")
+    assert [(a.source_id, a.label) for a in ds.items[0].annotations] == [("labels/a.txt:1", "person"), ("labels/a.txt:2", "car")]
+    assert {name: c.external_id for name, c in ds.categories.items()} == {"person": "0", "car": "2"}
+    assert ds.warnings == ["labels/a.txt:3: class 1 is not among the class names (numbers 0, 2)"]
+
+
+def test_a_blank_line_amid_classes_txt_is_a_class_without_a_name_not_a_shift(tmp_path):
+    lines = "0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n2 0.5 0.5 0.2 0.2"
+    write_yolo(tmp_path, {"a": lines}, {"a.jpg": PHOTO}, classes="cat\n\ndog\n\n\n")
+    ds = read_dataset("yolo", tmp_path, "x")
+    assert [a.label for a in ds.items[0].annotations] == ["cat", "dog"]
+    assert ds.categories["dog"].external_id == "2"
+    assert ds.warnings == ["labels/a.txt:2: class 1 has no name (a blank line in the class names); skipped"]
+
+
+# YOLO pose
+
+
+def test_yolo_pose_lines_are_boxes_carrying_their_keypoints(tmp_path):
+    points = [0.5, 0.4, 2] * 16 + [0, 0, 0]
+    line = "0 0.5 0.5 0.4 0.6 " + " ".join(map(str, points))
+    write_yolo(tmp_path, {"a": line}, {"a.jpg": PHOTO}, classes="person\n")
+    (tmp_path / "data.yaml").write_text("kpt_shape: [17, 3]\n")
+    [(person, warning)], ds = _read_in_pixels(tmp_path, 200, 100)
+    assert ds.warnings == [] and warning is None
+    assert person.type == "bbox" and person.bbox == [60.0, 20.0, 80.0, 60.0]
+    assert len(person.keypoints) == 17
+    assert person.keypoints[0] == [100.0, 40.0, 2.0] and person.keypoints[16] == [0.0, 0.0, 0.0]
+    check_keypoints(person.keypoints, 100, 200)
+
+
+def test_yolo_pose_points_without_visibility_are_visible_unless_at_the_origin(tmp_path):
+    write_yolo(tmp_path, {"a": "0 0.5 0.5 0.4 0.6 0.5 0.4 0 0 0.25 0.5 0.75 0.5\n0 0.5 0.5 0.4 0.6 0.5"}, {"a.jpg": PHOTO}, classes="hand\n")
+    (tmp_path / "data.yaml").write_text("kpt_shape: [4, 2]\n")
+    [(hand, _)], ds = _read_in_pixels(tmp_path, 200, 100)
+    assert hand.type == "bbox" and hand.polygon is None
+    assert hand.keypoints == [[100.0, 40.0, 2.0], [0.0, 0.0, 0.0], [50.0, 50.0, 2.0], [150.0, 50.0, 2.0]]
+    assert ds.warnings == ["labels/a.txt:2: 5 numbers: a pose line of kpt_shape [4, 2] has 4 + 8"]
 
 
