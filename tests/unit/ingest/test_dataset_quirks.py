@@ -117,3 +117,28 @@ def test_yolo_pose_points_without_visibility_are_visible_unless_at_the_origin(tm
     assert ds.warnings == ["labels/a.txt:2: 5 numbers: a pose line of kpt_shape [4, 2] has 4 + 8"]
 
 
+# VOC flags and parts
+
+
+def test_voc_flags_written_as_floats_or_words_keep_the_box(tmp_path):
+    flags = "<truncated>0.0</truncated><difficult>false</difficult><occluded>Yes</occluded>"
+    write_voc(tmp_path, {"a": ("a.jpg", voc_object("dog", (2, 2, 8, 8), flags))}, {"a.jpg": PHOTO})
+    ds = read_dataset("voc", tmp_path, "x")
+    [dog] = ds.items[0].annotations
+    assert dog.attributes == {"truncated": 0, "difficult": 0, "occluded": 1}
+    assert ds.warnings == []
+
+
+def test_voc_parts_are_boxes_of_their_own_pointing_at_their_object(tmp_path):
+    part = "<part><name>{}</name><bndbox><xmin>{}</xmin><ymin>2</ymin><xmax>{}</xmax><ymax>5</ymax></bndbox></part>"
+    parts = part.format("head", 3, 6) + part.format("hand", 7, 8) + "<part><name>foot</name></part>"
+    write_voc(tmp_path, {"a": ("a.jpg", voc_object("person", (2, 2, 20, 30), parts))}, {"a.jpg": PHOTO})
+    ds = read_dataset("voc", tmp_path, "x")
+    got = [(a.source_id, a.label, a.bbox, a.attributes) for a in ds.items[0].annotations]
+    assert got == [
+        ("Annotations/a.xml#0", "person", [1.0, 1.0, 19.0, 29.0], {}),
+        ("Annotations/a.xml#0.part0", "head", [2.0, 1.0, 4.0, 4.0], {"part_of": "Annotations/a.xml#0"}),
+        ("Annotations/a.xml#0.part1", "hand", [6.0, 1.0, 2.0, 4.0], {"part_of": "Annotations/a.xml#0"}),
+    ]
+    assert {"person", "head", "hand"} <= set(ds.categories)
+    assert ds.warnings == ["Annotations/a.xml#0.part2: a part without bndbox; the part is skipped"]

@@ -23,6 +23,7 @@ class ImportItem:
     normalised: bool = False  # geometry in 0..1 of the image size (YOLO)
     licence: str | None = None
     uri: str | None = None
+    looked_at: tuple[Path, ...] = ()  # where the reader looked for the file, when it may be in several folders
 
 
 @dataclass
