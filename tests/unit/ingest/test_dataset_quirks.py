@@ -2,13 +2,14 @@
 layout, YOLO class names with gaps, YOLO pose labels, VOC flags and parts, COCO entries that say nothing
 usable. Geometry is checked with the annotation service's own rules, which is what refuses it downstream."""
 
+import json
 
 import pytest
 
 from services.annotation.domain.errors import InvalidAnnotation
 from services.annotation.domain.geometry import check_bbox, check_keypoints, check_polygon
 from services.ingest.domain.datasets import EDGE_TOLERANCE, fitted, in_pixels, read_dataset
-from tests.unit.ingest.datasets import voc_object, write_voc, write_yolo
+from tests.unit.ingest.datasets import voc_object, write_coco, write_voc, write_yolo
 
 PHOTO = b"not decoded by the readers"
 
@@ -68,6 +69,22 @@ def test_a_box_further_outside_is_kept_as_it_is_with_a_warning(tmp_path):
     )
     with pytest.raises(InvalidAnnotation, match="outside the image"):
         check_bbox(box.bbox, 300, 380)
+
+
+# COCO 2017's own layout
+
+
+@pytest.mark.parametrize("folder", ["val2017", "images/val2017"])
+def test_coco_2017_images_are_found_in_the_folder_named_by_the_json(tmp_path, folder):
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / folder / "a.jpg").write_bytes(PHOTO)
+    doc = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "gone.jpg"}], "annotations": [], "categories": []}
+    (tmp_path / "annotations" / "instances_val2017.json").write_text(json.dumps(doc))
+    ds = read_dataset("coco", tmp_path / "annotations" / "instances_val2017.json", "x")
+    assert ds.items[0].path == tmp_path / folder / "a.jpg"
+    assert tmp_path / "val2017" / "gone.jpg" in ds.items[1].looked_at
+    assert tmp_path / "images" / "val2017" / "gone.jpg" in ds.items[1].looked_at
 
 
 # YOLO class names with gaps
@@ -142,3 +159,24 @@ def test_voc_parts_are_boxes_of_their_own_pointing_at_their_object(tmp_path):
     ]
     assert {"person", "head", "hand"} <= set(ds.categories)
     assert ds.warnings == ["Annotations/a.xml#0.part2: a part without bndbox; the part is skipped"]
+
+
+# COCO entries that cannot be imported say so
+
+
+def test_coco_annotations_of_no_image_and_rings_too_short_are_warnings(tmp_path):
+    annotations = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "segmentation": [[1, 1, 5, 1]]},
+        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "segmentation": [[1, 1, 5, 1, 5, 5], [9, 9]]},
+        {"id": 3, "image_id": 99, "category_id": 1, "bbox": [1, 1, 4, 4]},
+        {"id": 4, "image_id": 99, "category_id": 1, "bbox": [1, 1, 4, 4]},
+    ]
+    doc = {"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": annotations, "categories": [{"id": 1, "name": "cat"}]}
+    write_coco(tmp_path, doc, {"a.jpg": PHOTO})
+    ds = read_dataset("coco", tmp_path, "x")
+    assert [(a.source_id, a.type) for a in ds.items[0].annotations] == [("1", "bbox"), ("2", "polygon")]
+    assert ds.warnings == [
+        "2 annotation(s) name image_id 99, which no usable entry of 'images' has; skipped",
+        "annotation 1 of a.jpg: 1 segmentation ring(s) of fewer than 3 points dropped; its box is kept",
+        "annotation 2 of a.jpg: 1 segmentation ring(s) of fewer than 3 points dropped; the other rings are kept",
+    ]
