@@ -61,6 +61,15 @@ def _why(exc: Exception) -> str:
     return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
+def _where_looked(item: ImportItem, refused: ImageRefused) -> ImageRefused:
+    """A missing file's refusal naming every place the reader looked for it (a dataset laid out otherwise
+    than the reader expects shows which folder it is in, not only that it is not there)."""
+    if refused.reason != "unreadable" or len(item.looked_at) < 2 or item.path.exists():
+        return refused
+    places = ", ".join(str(path) for path in item.looked_at)
+    return ImageRefused("unreadable", f"{item.path.name} is not in the dataset: looked for it at {places}.", sha256=refused.sha256)
+
+
 @dataclass
 class JobWarnings:
     """A job's warnings: the first :data:`WARNINGS_KEPT`, and how many there are in all."""
@@ -185,6 +194,11 @@ class ImportWorker(LoopDriven):
             warnings.add(more)
             await self.jobs.renew(job["_id"], self.owner, self.deps.settings.import_lease_seconds, **warnings.fields())
 
+    @staticmethod
+    def _relative(dataset: Dataset, item: ImportItem) -> str:
+        """The item's file relative to the dataset's folder (its path when outside it): what a rejection names."""
+        return item.path.relative_to(dataset.home).as_posix() if item.path.is_relative_to(dataset.home) else str(item.path)
+
     def _origin(self, job: dict[str, Any], dataset: Dataset, item: ImportItem) -> Origin:
         rel = item.path.relative_to(dataset.root).as_posix() if item.path.is_relative_to(dataset.root) else item.source_id
         return Origin(
@@ -207,7 +221,9 @@ class ImportWorker(LoopDriven):
         try:
             data = await asyncio.to_thread(read_inside, item.path, bounds)
         except ImageRefused as refused:
-            await reject(self.deps, refused, source=origin.uri, filename=item.path.name, origin=origin, uploader=job.get("created_by"))
+            refused = _where_looked(item, refused)
+            source = self._relative(dataset, item)
+            await reject(self.deps, refused, source=source, filename=item.path.name, origin=origin, uploader=job.get("created_by"))
             return {**self._record(item), "outcome": "rejected", "reason": refused.reason, "detail": refused.message}
         submission = Submission(
             data=data,

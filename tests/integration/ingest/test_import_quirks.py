@@ -2,6 +2,7 @@
 a file twice in one dataset, a job's warnings past the hundred it keeps, and a resumed job's rejections."""
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -9,7 +10,7 @@ from typer.testing import CliRunner
 
 from services.cli import app
 from tests.conftest import ADMIN_KEY
-from tests.integration.ingest.test_imports import run_import
+from tests.integration.ingest.test_imports import _rejections, run_import
 from tests.photos import skimage_photo, unique_png
 from tests.unit.ingest.datasets import write_yolo
 
@@ -17,6 +18,24 @@ from tests.unit.ingest.datasets import write_yolo
 @pytest.fixture
 async def importer(own_names, make_ingest, tmp_path):
     return await make_ingest(**own_names, import_roots=[tmp_path], consume_submissions=False, import_poll_seconds=0.2)
+
+
+async def test_coco_2017_layout_is_found_and_a_missing_image_says_where_it_was_looked_for(importer, tmp_path):
+    root = tmp_path / "coco2017"
+    (root / "annotations").mkdir(parents=True)
+    (root / "val2017").mkdir()
+    (root / "val2017" / "000000000139.png").write_bytes(unique_png(skimage_photo("coffee.png")))
+    images = [
+        {"id": 139, "file_name": "000000000139.png", "coco_url": "http://images.cocodataset.org/val2017/000000000139.jpg"},
+        {"id": 285, "file_name": "000000000285.png", "coco_url": "http://images.cocodataset.org/val2017/000000000285.jpg"},
+    ]
+    (root / "annotations" / "instances_val2017.json").write_text(json.dumps({"images": images, "annotations": [], "categories": []}))
+    job = await run_import(importer, kind="coco", path=str(root / "annotations" / "instances_val2017.json"))
+    assert job["status"] == "done" and job["counts"]["ingested"] == 1 and job["counts"]["rejected"] == 1, job
+    [missing] = await _rejections(importer, job["id"])
+    assert missing["reason"] == "unreadable" and missing["source"] == "images/000000000285.png"
+    for folder in ("images", "annotations/images", "annotations", "val2017", "images/val2017"):
+        assert str(root / folder / "000000000285.png") in missing["message"], missing["message"]
 
 
 def _invoke(*args: str):
