@@ -245,11 +245,16 @@ class ImportWorker(LoopDriven):
         doc = result.doc
         if result.created:
             kind = "near_duplicates" if doc.near_duplicate_of else "ingested"
-        else:  # stored before; by this very job if it is being resumed
-            kind = "ingested" if doc.origin.import_id == job["_id"] else "duplicates"
+        else:
+            kind = "ingested" if self._stored_by_this_item(job, dataset, item, doc.origin) else "duplicates"
         warnings = await self._send_annotations(job, dataset, index, item, doc.id, doc.width, doc.height)
         record = {**self._record(item), "outcome": kind, "image_id": doc.id, "annotations": len(item.annotations), "events": 1}
         return {**record, "warnings": warnings} if warnings else record
+
+    def _stored_by_this_item(self, job: dict[str, Any], dataset: Dataset, item: ImportItem, stored: Origin) -> bool:
+        """Whether an image found stored already was stored by this very item (a resumed job), not by another
+        item of this job holding the same bytes (a file twice in the dataset: the second is a duplicate)."""
+        return stored.import_id == job["_id"] and stored.uri == self._origin(job, dataset, item).uri
 
     async def _send_annotations(
         self, job: dict[str, Any], dataset: Dataset, index: int, item: ImportItem, image_id: str, width: int, height: int

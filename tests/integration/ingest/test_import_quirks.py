@@ -38,6 +38,15 @@ async def test_coco_2017_layout_is_found_and_a_missing_image_says_where_it_was_l
         assert str(root / folder / "000000000285.png") in missing["message"], missing["message"]
 
 
+async def test_a_file_twice_in_one_import_is_ingested_once_and_a_duplicate_once(importer, tmp_path):
+    photo = unique_png(skimage_photo("chelsea.png"))
+    for folder in ("cats", "pets"):
+        (tmp_path / "two" / folder).mkdir(parents=True)
+        (tmp_path / "two" / folder / "chelsea.png").write_bytes(photo)
+    job = await run_import(importer, kind="folder", path=str(tmp_path / "two"))
+    assert job["status"] == "done" and job["counts"]["ingested"] == 1 and job["counts"]["duplicates"] == 1, job
+
+
 def _invoke(*args: str):
     return CliRunner().invoke(app, list(args), env={"CORPUS_API_KEY": ADMIN_KEY}, catch_exceptions=False)
 
