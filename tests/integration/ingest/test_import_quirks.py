@@ -4,13 +4,16 @@ a file twice in one dataset, a job's warnings past the hundred it keeps, and a r
 import asyncio
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from typer.testing import CliRunner
 
 from services.cli import app
+from services.ingest.adapters.jobs import IMPORT_ITEMS, IMPORTS
+from shared.events import utcnow
 from tests.conftest import ADMIN_KEY
-from tests.integration.ingest.test_imports import _rejections, run_import
+from tests.integration.ingest.test_imports import _rejections, finished, run_import
 from tests.photos import skimage_photo, unique_png
 from tests.unit.ingest.datasets import write_yolo
 
@@ -62,3 +65,21 @@ async def test_a_job_keeps_its_first_hundred_warnings_and_counts_them_all(import
     shown = await asyncio.to_thread(_invoke, "import", "status", job["id"], "--url", url)
     assert shown.exit_code == 0, shown.output
     assert re.search(r"… and 140 more", shown.output), shown.output
+
+
+async def test_a_resumed_import_refuses_again_into_the_same_rejection_record(importer, tmp_path, own_db):
+    """A job killed after refusing an item but before recording it refuses the item again when it resumes:
+    the same rejection (the same id), not a second one."""
+    (tmp_path / "gone" / "cats").mkdir(parents=True)
+    (tmp_path / "gone" / "cats" / "broken.png").write_bytes(b"not a photo at all")
+    (tmp_path / "gone" / "cats" / "chelsea.png").write_bytes(unique_png(skimage_photo("chelsea.png")))
+    job = await run_import(importer, kind="folder", path=str(tmp_path / "gone"))
+    [first] = await _rejections(importer, job["id"])
+
+    # As after a SIGKILL between the refusal and its item's record: nothing recorded, the lease run out.
+    await own_db[IMPORT_ITEMS].delete_many({"import_id": job["id"]})
+    unfinished = {"status": "running", "lease_owner": "ingest-killed", "lease_until": utcnow() - timedelta(seconds=1), "finished_at": None}
+    await own_db[IMPORTS].update_one({"_id": job["id"]}, {"$set": unfinished})
+    resumed = await finished(importer, job["id"])
+    assert resumed["status"] == "done" and resumed["counts"]["rejected"] == 1, resumed
+    assert [r["id"] for r in await _rejections(importer, job["id"])] == [first["id"]]
