@@ -57,7 +57,7 @@ def _image_folders(home: Path, index: Path) -> list[Path]:
 
 def _image_path(folders: list[Path], file_name: str) -> tuple[Path, tuple[Path, ...]]:
     """The image's file, and every place it was looked for (named when it is in none of them)."""
-    looked_at = tuple(folder / file_name for folder in folders)
+    looked_at = tuple(dict.fromkeys(folder / file_name for folder in folders))  # an absolute file_name is one path
     for path in looked_at:
         if path.is_file():
             return path, looked_at

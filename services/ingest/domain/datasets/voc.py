@@ -26,7 +26,8 @@ FLAG_WORDS = {"true": 1, "yes": 1, "false": 0, "no": 0}
 
 def _image_for(root: Path, xml_path: Path, filename: str) -> tuple[Path, tuple[Path, ...]]:
     """The image's file, and every place it was looked for (named when it is in none of them)."""
-    looked_at = tuple(folder / filename for folder in dict.fromkeys((root / "JPEGImages", root / "images", xml_path.parent)))
+    folders = (root / "JPEGImages", root / "images", xml_path.parent)
+    looked_at = tuple(dict.fromkeys(folder / filename for folder in folders))  # an absolute filename is one path
     for path in looked_at:
         if path.is_file():
             return path, looked_at
