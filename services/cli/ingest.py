@@ -237,6 +237,10 @@ async def follow(http: aiohttp.ClientSession, url: str, job: dict[str, Any], pol
             await asyncio.sleep(poll)
 
 
+# The warnings an import's table lists; it says how many more the job has (GET /v1/imports/{id} holds 100).
+SHOWN_WARNINGS = 10
+
+
 def _job_table(job: dict[str, Any]) -> None:
     table = Table("import", job["id"])
     table.add_row("status", job["status"])
@@ -246,8 +250,11 @@ def _job_table(job: dict[str, Any]) -> None:
         table.add_row(name, str(value))
     if job.get("error"):
         table.add_row("error", f"[red]{job['error']}[/red]")
-    for warning in job.get("warnings", [])[:10]:
+    warnings = job.get("warnings", [])
+    for warning in warnings[:SHOWN_WARNINGS]:
         table.add_row("warning", warning)
+    if (more := job.get("warnings_total", len(warnings)) - min(len(warnings), SHOWN_WARNINGS)) > 0:
+        table.add_row("warning", f"… and {more} more")
     console.print(table)
 
 

@@ -49,7 +49,8 @@ class ImportOut(BaseModel):
     total: int | None
     processed: int
     counts: dict[str, int]
-    warnings: list[str]
+    warnings: list[str]  # the first 100
+    warnings_total: int  # all of them
     error: str | None
     created_by: str | None
     created_at: datetime
@@ -58,7 +59,7 @@ class ImportOut(BaseModel):
 
     @classmethod
     def of(cls, job: dict[str, Any]) -> dict[str, Any]:
-        return cls.model_validate({**job, "id": job["_id"]}).model_dump(mode="json")
+        return cls.model_validate({"warnings_total": len(job.get("warnings", [])), **job, "id": job["_id"]}).model_dump(mode="json")
 
 
 def _unusable_path(raw: str, why: str) -> Problem:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from services.ingest.adapters.jobs import JobRepository
 from services.ingest.archive_staging import ArchiveStaging
-from services.ingest.domain.datasets import Dataset, DatasetError, ImportItem, in_pixels, read_dataset
+from services.ingest.domain.datasets import Dataset, DatasetError, ImportItem, fitted, in_pixels, read_dataset
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import Origin
 from services.ingest.rejecting import reject
@@ -30,6 +30,9 @@ from shared.events import AnnotationsImported, Envelope
 log = logging.getLogger(__name__)
 
 EVENT_NAMESPACE = uuid.UUID("6f0f3c52-7a0e-4c43-9d0b-1c0de5a1e0f1")
+
+# The most warnings a job keeps (the first ones); it counts them all (``warnings_total``).
+WARNINGS_KEPT = 100
 
 # The dataset's folder, and the folders of which the file must be in one (import roots, or the staged archive).
 Bounds = tuple[Path, tuple[Path, ...]]
@@ -56,6 +59,39 @@ def read_inside(path: Path, bounds: Bounds) -> bytes:
 
 def _why(exc: Exception) -> str:
     return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+
+
+def _where_looked(item: ImportItem, refused: ImageRefused) -> ImageRefused:
+    """A missing file's refusal naming every place the reader looked for it (a dataset laid out otherwise
+    than the reader expects shows which folder it is in, not only that it is not there)."""
+    if refused.reason != "unreadable" or len(item.looked_at) < 2 or item.path.exists():
+        return refused
+    places = ", ".join(str(path) for path in item.looked_at)
+    return ImageRefused("unreadable", f"{item.path.name} is not in the dataset: looked for it at {places}.", sha256=refused.sha256)
+
+
+@dataclass
+class JobWarnings:
+    """A job's warnings: the first :data:`WARNINGS_KEPT`, and how many there are in all."""
+
+    kept: list[str] = field(default_factory=list)
+    total: int = 0
+
+    @classmethod
+    def of(cls, job: dict[str, Any], dataset: Dataset) -> JobWarnings:
+        """A resumed job goes on from what it recorded (the dataset's warnings and its items' so far)."""
+        if job.get("warnings_total") is not None:
+            return cls(list(job.get("warnings", [])), job["warnings_total"])
+        warnings = cls()
+        warnings.add(dataset.warnings)
+        return warnings
+
+    def add(self, more: list[str]) -> None:
+        self.kept += more[: max(0, WARNINGS_KEPT - len(self.kept))]
+        self.total += len(more)
+
+    def fields(self) -> dict[str, Any]:
+        return {"warnings": self.kept, "warnings_total": self.total}
 
 
 @dataclass
@@ -98,11 +134,12 @@ class ImportWorker(LoopDriven):
             await self._end(job, "failed", error=self._unreadable(job, exc))
             return
         done = await self.jobs.done_indexes(job_id)
-        await self.jobs.renew(job_id, self.owner, settings.import_lease_seconds, total=len(dataset.items), warnings=dataset.warnings[:100])
+        warnings = JobWarnings.of(job, dataset)
+        await self.jobs.renew(job_id, self.owner, settings.import_lease_seconds, total=len(dataset.items), **warnings.fields())
         todo = [i for i in range(len(dataset.items)) if i not in done]
         log.info("import running", extra={"import_id": job_id, "total": len(dataset.items), "remaining": len(todo)})
         for start in range(0, len(todo), settings.import_chunk):
-            await self._chunk(job, dataset, bounds, todo[start : start + settings.import_chunk])
+            await self._chunk(job, dataset, bounds, todo[start : start + settings.import_chunk], warnings)
             processed, counts = await self.jobs.counts(job_id)
             if not await self.jobs.renew(job_id, self.owner, settings.import_lease_seconds, processed=processed, counts=counts):
                 log.warning("import lease lost; another worker continues", extra={"import_id": job_id})
@@ -131,10 +168,11 @@ class ImportWorker(LoopDriven):
         if job.get("archive"):
             await self.staging.remove(job)
 
-    async def _chunk(self, job: dict[str, Any], dataset: Dataset, bounds: Bounds, indexes: list[int]) -> None:
+    async def _chunk(self, job: dict[str, Any], dataset: Dataset, bounds: Bounds, indexes: list[int], warnings: JobWarnings) -> None:
         """Probe a chunk's images concurrently, store them as one group, then send each one's annotations
         and record it. An item is recorded only once its image and its annotations event are durable,
-        so a job interrupted anywhere in the chunk redoes exactly the unrecorded items."""
+        so a job interrupted anywhere in the chunk redoes exactly the unrecorded items. The items'
+        warnings are written to the job before the items are recorded: none is lost to an interruption."""
         slots = asyncio.Semaphore(self.deps.settings.concurrency)
 
         async def prepare_one(index: int) -> Prepared | dict[str, Any]:
@@ -147,8 +185,19 @@ class ImportWorker(LoopDriven):
         records = {index: item for index, item in zip(indexes, prepared, strict=True) if not isinstance(item, Prepared)}
         for (index, _), result in zip(ready, stored, strict=True):
             records[index] = await self._finish(job, dataset, index, result)
+        await self._add_warnings(job, [w for index in indexes for w in records[index].get("warnings", [])], warnings)
         for index in indexes:
             await self.jobs.record_item(job["_id"], index, records[index])
+
+    async def _add_warnings(self, job: dict[str, Any], more: list[str], warnings: JobWarnings) -> None:
+        if more:
+            warnings.add(more)
+            await self.jobs.renew(job["_id"], self.owner, self.deps.settings.import_lease_seconds, **warnings.fields())
+
+    @staticmethod
+    def _relative(dataset: Dataset, item: ImportItem) -> str:
+        """The item's file relative to the dataset's folder (its path when outside it): what a rejection names."""
+        return item.path.relative_to(dataset.home).as_posix() if item.path.is_relative_to(dataset.home) else str(item.path)
 
     def _origin(self, job: dict[str, Any], dataset: Dataset, item: ImportItem) -> Origin:
         rel = item.path.relative_to(dataset.root).as_posix() if item.path.is_relative_to(dataset.root) else item.source_id
@@ -172,7 +221,9 @@ class ImportWorker(LoopDriven):
         try:
             data = await asyncio.to_thread(read_inside, item.path, bounds)
         except ImageRefused as refused:
-            await reject(self.deps, refused, source=origin.uri, filename=item.path.name, origin=origin, uploader=job.get("created_by"))
+            refused = _where_looked(item, refused)
+            source = self._relative(dataset, item)
+            await reject(self.deps, refused, source=source, filename=item.path.name, origin=origin, uploader=job.get("created_by"))
             return {**self._record(item), "outcome": "rejected", "reason": refused.reason, "detail": refused.message}
         submission = Submission(
             data=data,
@@ -194,16 +245,24 @@ class ImportWorker(LoopDriven):
         doc = result.doc
         if result.created:
             kind = "near_duplicates" if doc.near_duplicate_of else "ingested"
-        else:  # stored before; by this very job if it is being resumed
-            kind = "ingested" if doc.origin.import_id == job["_id"] else "duplicates"
-        await self._send_annotations(job, dataset, index, item, doc.id, doc.width, doc.height)
-        return {**self._record(item), "outcome": kind, "image_id": doc.id, "annotations": len(item.annotations), "events": 1}
+        else:
+            kind = "ingested" if self._stored_by_this_item(job, dataset, item, doc.origin) else "duplicates"
+        warnings = await self._send_annotations(job, dataset, index, item, doc.id, doc.width, doc.height)
+        record = {**self._record(item), "outcome": kind, "image_id": doc.id, "annotations": len(item.annotations), "events": 1}
+        return {**record, "warnings": warnings} if warnings else record
+
+    def _stored_by_this_item(self, job: dict[str, Any], dataset: Dataset, item: ImportItem, stored: Origin) -> bool:
+        """Whether an image found stored already was stored by this very item (a resumed job), not by another
+        item of this job holding the same bytes (a file twice in the dataset: the second is a duplicate)."""
+        return stored.import_id == job["_id"] and stored.uri == self._origin(job, dataset, item).uri
 
     async def _send_annotations(
         self, job: dict[str, Any], dataset: Dataset, index: int, item: ImportItem, image_id: str, width: int, height: int
-    ) -> None:
-        """Stage the item's annotations once (a resumed job finds them staged already)."""
-        annotations = [in_pixels(a, width, height) if item.normalised else a for a in item.annotations]
+    ) -> list[str]:
+        """Stage the item's annotations once (a resumed job finds them staged already), in pixels and moved
+        onto the image's edge where they reach just past it; the warnings of those that reach further."""
+        fitted_ones = [fitted(in_pixels(a, width, height) if item.normalised else a, width, height) for a in item.annotations]
+        annotations = [annotation for annotation, _ in fitted_ones]
         event = AnnotationsImported(
             import_id=job["_id"],
             dataset=dataset.name,
@@ -218,3 +277,4 @@ class ImportWorker(LoopDriven):
         )
         if await self.deps.repository.stage_once(envelope):
             self.deps.relay.nudge()
+        return [warning for _, warning in fitted_ones if warning]

@@ -1,10 +1,16 @@
-"""Keeping every refusal: a ``rejections`` record and an ``image.rejected`` event, in one transaction."""
+"""Keeping every refusal: a ``rejections`` record and an ``image.rejected`` event, in one transaction.
+
+A refusal in a dataset import has an id derived from (import, the item's origin URI): a job resumed
+after a crash refuses its unrecorded items again, and finds their records there already instead of
+adding a second one (and a second event)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from typing import TYPE_CHECKING
+
+from pymongo.errors import DuplicateKeyError
 
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import Origin
@@ -15,6 +21,15 @@ if TYPE_CHECKING:
     from services.ingest.service import IngestDeps, Submission
 
 log = logging.getLogger(__name__)
+
+IMPORT_REJECTION_NAMESPACE = uuid.UUID("0b6f2d5e-4c1a-4f3e-9a57-2d8e1c7b9f40")
+
+
+def rejection_id(origin: Origin) -> str:
+    """Derived from (import, item) for an import's refusal, so its retry is the same record; random otherwise."""
+    if origin.import_id is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(IMPORT_REJECTION_NAMESPACE, f"{origin.import_id}:{origin.uri}"))
 
 
 async def record_rejection(deps: IngestDeps, submission: Submission, refused: ImageRefused, *, size: int | None = None) -> str:
@@ -43,7 +58,7 @@ async def reject(
     size: int | None = None,
 ) -> str:
     event = ImageRejected(
-        rejection_id=str(uuid.uuid4()),
+        rejection_id=rejection_id(origin),
         reason=refused.reason,
         message=refused.message,
         source=source,
@@ -58,7 +73,11 @@ async def reject(
         "origin": origin.model_dump(),
         "uploader": uploader,
     }
-    await deps.repository.add_rejection(record, Envelope.wrap(event, producer=deps.producer))
+    try:
+        await deps.repository.add_rejection(record, Envelope.wrap(event, producer=deps.producer))
+    except DuplicateKeyError:  # a resumed import refusing an item it had refused before being interrupted
+        log.info("image rejection already recorded", extra={"reason": refused.reason, "file_name": filename})
+        return event.rejection_id
     deps.relay.nudge()
     OUTCOMES.labels(outcome="rejected", reason=refused.reason).inc()
     log.info("image rejected", extra={"reason": refused.reason, "file_name": filename})

@@ -1,6 +1,7 @@
 """Dataset imports through the job API: COCO (its annotations reach the annotation service), YOLO, VOC, folders."""
 
 import hashlib
+import json
 import os
 from datetime import timedelta
 
@@ -108,6 +109,29 @@ async def test_yolo_import_sends_pixel_boxes(importer, tmp_path, own_db):
     assert events and matching
     got = [sorted(a["bbox"] for a in e["annotations"]) for e in matching]
     assert any(all(g == pytest.approx(x, abs=0.05) for g, x in zip(boxes, expected)) for boxes in got)
+
+
+async def test_yolo_boxes_on_the_edge_arrive_and_one_far_outside_is_a_warning(importer, tmp_path, own_db, annotation_service):
+    """coffee.png is 600 × 400. The first box ends on the right edge (rounded apart, it ended at 600.01), the
+    second 0.09 px past it (an exporter that does not clip); the third 60 px past it."""
+    lines = ["0 0.591163 0.5 0.817675 0.5", "0 0.7500750 0.5 0.50015 0.5", "0 0.75 0.5 0.7 0.5"]
+    write_yolo(tmp_path / "yolo", {"a": "\n".join(lines)}, {"a.png": unique_png(skimage_photo("coffee.png"))})
+    job = await run_import(importer, kind="yolo", path=str(tmp_path / "yolo"), dataset="edge-it")
+    assert job["status"] == "done", job
+    assert job["warnings"] == [
+        "labels/a.txt:3: reaches 60.00 px outside the 600×400 image (more than the 1 px moved onto the edge); "
+        "sent as it is, which the annotation service refuses"
+    ]
+    [event] = await _annotation_events(own_db, job["id"])
+    assert [a["bbox"][0] + a["bbox"][2] for a in event["annotations"]][:2] == [600.0, 600.0]
+
+    async def arrived():
+        made = await own_db["annotations"].count_documents({"dataset": "edge-it"})
+        refused = await own_db["annotation_import_errors"].find({"dataset": "edge-it"}).to_list()
+        return (made, refused) if made + len(refused) == 3 else None
+
+    made, refused = await eventually(arrived, timeout=60, interval=0.3)
+    assert made == 2 and len(refused) == 1 and "outside" in json.dumps(refused[0], default=str)
 
 
 async def test_voc_and_folder_imports(importer, tmp_path, own_db):

@@ -191,7 +191,7 @@ def test_voc_a_bad_field_or_a_non_finite_box_is_a_warning_on_that_object(tmp_pat
     ds = read_dataset("voc", tmp_path, "x")
     [item] = ds.items
     assert [(a.label, a.bbox, a.attributes) for a in item.annotations] == [("dog", [1.0, 1.0, 7.0, 7.0], {"difficult": 1})]
-    assert ds.warnings[0] == "Annotations/a.xml object 0: <difficult> is 'abc', not a whole number"
+    assert ds.warnings[0] == "Annotations/a.xml object 0: <difficult> is 'abc', not a whole number or true/false"
     assert all("not all finite" in w for w in ds.warnings[1:5]), ds.warnings
     assert ds.warnings[5] == "Annotations/a.xml object 5: bndbox without <ymin>"
     assert ds.warnings[6].startswith("Annotations/b.xml: not XML")

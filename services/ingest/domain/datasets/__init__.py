@@ -3,14 +3,15 @@
 Each reader returns a :class:`Dataset` whose items are in a stable order (so a
 job can checkpoint by index and resume). Geometry follows the conventions of
 ``shared/events/annotations_imported.py``; YOLO's normalised coordinates are
-kept normalised until the image's size is known (:func:`in_pixels`).
+kept normalised until the image's size is known (:func:`in_pixels`), and geometry a hair past the
+image's edge is moved onto it then (:func:`fitted`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from services.ingest.domain.datasets.model import Dataset, DatasetError, ImportItem, in_pixels
+from services.ingest.domain.datasets.model import EDGE_TOLERANCE, Dataset, DatasetError, ImportItem, fitted, in_pixels
 
 KINDS = ("folder", "coco", "yolo", "voc")
 
@@ -24,4 +25,4 @@ def read_dataset(kind: str, path: Path, name: str) -> Dataset:
     return readers[kind](path, name)
 
 
-__all__ = ["KINDS", "Dataset", "DatasetError", "ImportItem", "in_pixels", "read_dataset"]
+__all__ = ["EDGE_TOLERANCE", "KINDS", "Dataset", "DatasetError", "ImportItem", "fitted", "in_pixels", "read_dataset"]

@@ -40,11 +40,28 @@ def _home(index: Path) -> Path:
     return index.parent.parent if index.parent.name == "annotations" else index.parent
 
 
-def _image_path(home: Path, index: Path, file_name: str) -> Path:
-    for folder in (home / "images", index.parent / "images", index.parent):
-        if (folder / file_name).is_file():
-            return folder / file_name
-    return home / "images" / file_name  # missing, or leading out of the dataset: reported when read
+def _split(index: Path) -> str | None:
+    """The split a JSON is named for: ``instances_val2017.json`` → ``val2017`` (COCO 2017's own layout keeps
+    those images in ``val2017/`` beside ``annotations/``)."""
+    _, underscore, split = index.stem.rpartition("_")
+    return split if underscore and split else None
+
+
+def _image_folders(home: Path, index: Path) -> list[Path]:
+    """Where a COCO dataset's images may be, in the order they are looked for."""
+    folders = [home / "images", index.parent / "images", index.parent]
+    if split := _split(index):
+        folders += [home / split, home / "images" / split]
+    return list(dict.fromkeys(folders))
+
+
+def _image_path(folders: list[Path], file_name: str) -> tuple[Path, tuple[Path, ...]]:
+    """The image's file, and every place it was looked for (named when it is in none of them)."""
+    looked_at = tuple(dict.fromkeys(folder / file_name for folder in folders))  # an absolute file_name is one path
+    for path in looked_at:
+        if path.is_file():
+            return path, looked_at
+    return looked_at[0], looked_at  # missing, or leading out of the dataset: reported when read
 
 
 def _is_id(value: Any) -> bool:
@@ -88,6 +105,12 @@ def _keypoints(raw: dict[str, Any]) -> list[list[float]] | None:
         raise ValueError(f"'keypoints' holds {len(numbers)} numbers, not [x, y, visibility] triples")
     points = [numbers[i : i + 3] for i in range(0, len(numbers), 3)]
     return points if any(v > 0 for _, _, v in points) else None
+
+
+def _short_rings(raw: dict[str, Any]) -> int:
+    """How many polygon rings of the annotation have fewer than 3 points (6 numbers): not a shape."""
+    seg = raw.get("segmentation")
+    return sum(isinstance(ring, list) and len(ring) < 6 for ring in seg) if isinstance(seg, list) else 0
 
 
 def _annotation(raw: dict[str, Any], label: str) -> ImportedAnnotation:
@@ -182,10 +205,23 @@ def _image_annotations(image: dict[str, Any], raws: list[dict[str, Any]], by_id:
             warnings.append(f"annotation {raw['id']}: unknown category {category}")
             continue
         try:
-            anns.append(_annotation(raw, label))
+            annotation = _annotation(raw, label)
         except ANNOTATION_ERRORS as exc:
             warnings.append(f"annotation {raw['id']} of {image['file_name']}: {_why(exc)}; skipped")
+            continue
+        if short := _short_rings(raw):
+            kept = "its box is kept" if annotation.type != "polygon" else "the other rings are kept"
+            warnings.append(f"annotation {raw['id']} of {image['file_name']}: {short} segmentation ring(s) of fewer than 3 points dropped; {kept}")
+        anns.append(annotation)
     return tuple(anns)
+
+
+def _orphans(per_image: dict[Any, list[dict[str, Any]]], images: list[dict[str, Any]], warnings: list[str]) -> None:
+    """Warn of annotations whose ``image_id`` no image entry has: they cannot be imported."""
+    known = {image["id"] for image in images}
+    for image_id in sorted((i for i in per_image if i not in known), key=_order):
+        count = len(per_image[image_id])
+        warnings.append(f"{count} annotation(s) name image_id {image_id!r}, which no usable entry of 'images' has; skipped")
 
 
 def _text(value: Any) -> str | None:
@@ -205,13 +241,17 @@ def read(path: Path, name: str) -> Dataset:
             images.append(image)
         else:
             warnings.append(f"image #{number}: no usable 'id' and 'file_name'; skipped")
+    _orphans(per_image, images, warnings)
     home = _home(index)
+    folders = _image_folders(home, index)
     items: list[ImportItem] = []
     for image in sorted(images, key=lambda i: i["file_name"]):
         licence = image.get("license")
+        path, looked_at = _image_path(folders, image["file_name"])
         items.append(
             ImportItem(
-                path=_image_path(home, index, image["file_name"]),
+                path=path,
+                looked_at=looked_at,
                 source_id=str(image["id"]),
                 annotations=_image_annotations(image, per_image.get(image["id"], []), by_id, warnings),
                 licence=licences.get(licence) if _is_id(licence) else None,

@@ -23,6 +23,7 @@ class ImportItem:
     normalised: bool = False  # geometry in 0..1 of the image size (YOLO)
     licence: str | None = None
     uri: str | None = None
+    looked_at: tuple[Path, ...] = ()  # where the reader looked for the file, when it may be in several folders
 
 
 @dataclass
@@ -46,17 +47,79 @@ class Dataset:
         return [cat for name, cat in self.categories.items() if name in used or name in parents]
 
 
+# How far past the image's edge (pixels) a box corner, polygon point or keypoint may reach and still be
+# moved onto the edge. Rounding (ours to 2 decimals, an exporter's), VOC corners written 0-based
+# (``xmin=0`` becomes -1) and YOLO exporters that do not clip all stay within a pixel; anything
+# further is kept as it is and the annotation service refuses it, visibly.
+EDGE_TOLERANCE = 1.0
+
+
 def in_pixels(annotation: ImportedAnnotation, width: int, height: int) -> ImportedAnnotation:
-    """A normalised annotation (0..1 of the image) in pixels of a ``width`` × ``height`` image."""
+    """A normalised annotation (0..1 of the image) in pixels of a ``width`` × ``height`` image, rounded
+    to 2 decimals. A box is rounded by its corners, so a box ending on the edge still ends on it."""
 
     def xs_ys(values: list[float]) -> list[float]:
         return [round(v * (width if i % 2 == 0 else height), 2) for i, v in enumerate(values)]
 
     update: dict = {}
     if annotation.bbox is not None:
-        update["bbox"] = xs_ys(annotation.bbox)
+        x, y, w, h = annotation.bbox
+        x1, y1, x2, y2 = xs_ys([x, y, x + w, y + h])
+        update["bbox"] = [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)]
     if annotation.polygon is not None:
         update["polygon"] = [xs_ys(ring) for ring in annotation.polygon]
+    if annotation.keypoints is not None:
+        update["keypoints"] = [[*xs_ys([x, y]), v] for x, y, v in annotation.keypoints]
+    return annotation.model_copy(update=update)
+
+
+def _points(annotation: ImportedAnnotation) -> list[tuple[float, float]]:
+    """Every point of the annotation's geometry that must lie in the image (unlabelled keypoints need not)."""
+    points: list[tuple[float, float]] = []
+    if annotation.bbox is not None and len(annotation.bbox) == 4:
+        x, y, w, h = annotation.bbox
+        points += [(x, y), (x + w, y + h)]
+    for ring in annotation.polygon or []:
+        points += list(zip(ring[0::2], ring[1::2]))
+    points += [(p[0], p[1]) for p in annotation.keypoints or [] if len(p) == 3 and p[2] > 0]
+    return points
+
+
+def overshoot(annotation: ImportedAnnotation, width: int, height: int) -> float:
+    """How far (pixels) the annotation reaches past the image's edge at most; 0 when it lies inside."""
+    return max((max(-x, x - width, -y, y - height, 0.0) for x, y in _points(annotation)), default=0.0)
+
+
+def fitted(annotation: ImportedAnnotation, width: int, height: int) -> tuple[ImportedAnnotation, str | None]:
+    """The annotation with its geometry moved onto the edge when it reaches at most :data:`EDGE_TOLERANCE`
+    past it; one reaching further is kept as it is, with a warning saying by how much."""
+    beyond = overshoot(annotation, width, height)
+    if beyond == 0:
+        return annotation, None
+    if beyond > EDGE_TOLERANCE:
+        return annotation, (
+            f"{annotation.source_id}: reaches {beyond:.2f} px outside the {width}×{height} image "
+            f"(more than the {EDGE_TOLERANCE:g} px moved onto the edge); sent as it is, which the annotation service refuses"
+        )
+    return _clipped(annotation, width, height), None
+
+
+def _clipped(annotation: ImportedAnnotation, width: int, height: int) -> ImportedAnnotation:
+    def clip(value: float, limit: int) -> float:
+        return min(max(value, 0.0), float(limit))
+
+    def ring(values: list[float]) -> list[float]:
+        return [clip(v, width if i % 2 == 0 else height) for i, v in enumerate(values)]
+
+    update: dict = {}
+    if annotation.bbox is not None:
+        x, y, w, h = annotation.bbox
+        x1, y1, x2, y2 = ring([x, y, x + w, y + h])
+        update["bbox"] = [x1, y1, x2 - x1, y2 - y1]
+    if annotation.polygon is not None:
+        update["polygon"] = [ring(values) for values in annotation.polygon]
+    if annotation.keypoints is not None:
+        update["keypoints"] = [[*ring([x, y]), v] if v > 0 else [x, y, v] for x, y, v in annotation.keypoints]
     return annotation.model_copy(update=update)
 
 

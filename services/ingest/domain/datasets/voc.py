@@ -1,11 +1,17 @@
 """Pascal VOC: one XML per image (``Annotations/*.xml``), images in ``JPEGImages/``.
 
 VOC boxes are 1-based inclusive ``xmin ymin xmax ymax``; they become COCO-order
-``[xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1]`` (the Detectron convention).
+``[xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1]`` (the Detectron convention). A box
+written 0-based (``xmin=0``, common outside the devkit) starts a pixel before the image; the importer
+moves it onto the edge (``model.EDGE_TOLERANCE``).
+
+A ``<part>`` of an object (a person's head, hand, foot in VOC's person layout) becomes a box of its
+own, labelled with the part's name, whose ``part_of`` attribute is the object's ``source_id``.
 """
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -14,17 +20,24 @@ from shared.events import ImportedAnnotation, ImportedCategory
 from shared.naming import normalize_name
 
 
-def _image_for(root: Path, xml_path: Path, filename: str) -> Path:
-    for folder in (root / "JPEGImages", root / "images", xml_path.parent):
-        if (folder / filename).is_file():
-            return folder / filename
-    return root / "JPEGImages" / filename
+# How VOC tools write a flag (difficult, truncated, occluded): 0/1, as a float, or as a word.
+FLAG_WORDS = {"true": 1, "yes": 1, "false": 0, "no": 0}
 
 
-def _box(obj: ET.Element) -> list[float]:
+def _image_for(root: Path, xml_path: Path, filename: str) -> tuple[Path, tuple[Path, ...]]:
+    """The image's file, and every place it was looked for (named when it is in none of them)."""
+    folders = (root / "JPEGImages", root / "images", xml_path.parent)
+    looked_at = tuple(dict.fromkeys(folder / filename for folder in folders))  # an absolute filename is one path
+    for path in looked_at:
+        if path.is_file():
+            return path, looked_at
+    return looked_at[0], looked_at
+
+
+def _box(obj: ET.Element, what: str = "an object") -> list[float]:
     box = obj.find("bndbox")
     if box is None:
-        raise ValueError("an object without bndbox")
+        raise ValueError(f"{what} without bndbox")
     texts = {k: (box.findtext(k) or "").strip() for k in ("xmin", "ymin", "xmax", "ymax")}
     if missing := [k for k, text in texts.items() if not text]:
         raise ValueError(f"bndbox without <{missing[0]}>")
@@ -35,11 +48,17 @@ def _box(obj: ET.Element) -> list[float]:
 
 
 def _flag(obj: ET.Element, name: str) -> int:
+    """A flag as 0 or 1, however it is written (``1``, ``1.0``, ``true``, ``yes``); other whole numbers as they are."""
     text = (obj.findtext(name) or "0").strip()
+    if text.lower() in FLAG_WORDS:
+        return FLAG_WORDS[text.lower()]
     try:
-        return int(text)
+        number = float(text)
     except ValueError:
-        raise ValueError(f"<{name}> is {text[:40]!r}, not a whole number") from None
+        number = math.nan
+    if not number.is_integer():
+        raise ValueError(f"<{name}> is {text[:40]!r}, not a whole number or true/false")
+    return int(number)
 
 
 def _annotation(obj: ET.Element, rel: str, number: int) -> ImportedAnnotation:
@@ -52,6 +71,23 @@ def _annotation(obj: ET.Element, rel: str, number: int) -> ImportedAnnotation:
     if obj.findtext("pose"):
         attributes["pose"] = obj.findtext("pose")
     return ImportedAnnotation(source_id=f"{rel}#{number}", type="bbox", label=label, bbox=bbox, attributes=attributes)
+
+
+def _parts(obj: ET.Element, owner: ImportedAnnotation, warnings: list[str]) -> list[ImportedAnnotation]:
+    """The object's ``<part>`` boxes, each labelled with its name and pointing at its object; a bad one is a warning."""
+    parts = []
+    for number, part in enumerate(obj.findall("part")):
+        source_id = f"{owner.source_id}.part{number}"
+        label = normalize_name(part.findtext("name") or "")
+        try:
+            if not label:
+                raise ValueError("a part without a name")
+            bbox = _box(part, "a part")
+        except ValueError as exc:
+            warnings.append(f"{source_id}: {exc}; the part is skipped")
+            continue
+        parts.append(ImportedAnnotation(source_id=source_id, type="bbox", label=label, bbox=bbox, attributes={"part_of": owner.source_id}))
+    return parts
 
 
 def _parse(xml_path: Path, root: Path, rel: str, warnings: list[str]) -> ET.Element | None:
@@ -91,7 +127,9 @@ def read(root: Path, name: str) -> Dataset:
             except ValueError as exc:
                 warnings.append(f"{rel} object {number}: {exc}")
                 continue
-            categories.setdefault(annotation.label, ImportedCategory(name=annotation.label))
-            anns.append(annotation)
-        items.append(ImportItem(path=_image_for(root, xml_path, filename), source_id=rel, annotations=tuple(anns)))
+            for each in (annotation, *_parts(obj, annotation, warnings)):
+                categories.setdefault(each.label, ImportedCategory(name=each.label))
+                anns.append(each)
+        path, looked_at = _image_for(root, xml_path, filename)
+        items.append(ImportItem(path=path, looked_at=looked_at, source_id=rel, annotations=tuple(anns)))
     return Dataset(name=name, root=root, items=items, categories=categories, warnings=warnings)
