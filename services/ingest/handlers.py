@@ -176,7 +176,9 @@ class SubmissionHandler:
             image_height=outcome.doc.height,
             categories=[ImportedCategory(name=label) for label in labels],
             annotations=[
-                ImportedAnnotation(source_id=f"{data.source_event_id}#{label}", type="classification", label=label) for label in labels
+                # Keyed by label (the annotation service keys on dataset, image and source id): the same image
+                # sent under two event ids with one label gets one classification, not one per event.
+                ImportedAnnotation(source_id=f"label:{label}", type="classification", label=label) for label in labels
             ],
         )
         staged = Envelope.wrap(event, producer=self.deps.producer).model_copy(

@@ -79,6 +79,16 @@ async def test_s3_submission_is_ingested_once_with_its_labels(ingest_client, bus
     assert await mongo_db[OUTBOX].count_documents({"envelope.data.import_id": f"submission:{event_id}"}) == 1
     assert (await _record(mongo_db, marker))["reason"] == "not_found"
 
+    # The same image under another event id with the same label: its classification has the same key (the
+    # annotation service keys on dataset, image and source id), so the image gets one, not one per event.
+    other = f"scraper-{uuid.uuid4().hex}"
+    await bus.publish(submitted(source_event_id=other, s3={"bucket": blob_store.bucket, "key": "upstream/micro.png"}, labels=["moon"]))
+    await eventually(lambda: _record(mongo_db, other))
+    again = await mongo_db[OUTBOX].find_one({"type": "annotations.imported", "envelope.data.import_id": f"submission:{other}"})
+    first = {a["label"]: a["source_id"] for a in labels["envelope"]["data"]["annotations"]}
+    [(label, source_id)] = [(a["label"], a["source_id"]) for a in again["envelope"]["data"]["annotations"]]
+    assert again["envelope"]["data"]["image_id"] == labels["envelope"]["data"]["image_id"] and source_id == first[label]
+
 
 async def test_blocked_url_and_invalid_messages_are_rejected_with_reasons(ingest_client, bus, mongo_db, names):
     event_id = f"scraper-{uuid.uuid4().hex}"
