@@ -10,6 +10,9 @@ from shared.settings import CorpusSettings
 class AnnotationSettings(CorpusSettings):
     service_name: str = "annotation"
     port: int = 8002
+    # Deliveries in hand at once: an import event can carry hundreds of polygons (one COCO image's), and 64
+    # of them at once held the service's memory near 1 GB and its transactions past their bound.
+    amqp_prefetch: int = Field(default=8, ge=1)
     # Largest request body: bulk requests carry thousands of annotations with polygons and masks.
     max_body_bytes: int = Field(default=64 * 1024**2, ge=1024)
     # Most annotations in one bulk request.

@@ -16,6 +16,7 @@ reason and acked.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -204,7 +205,10 @@ async def record_invalid(deps: IngestDeps, body: bytes, error: str) -> None:
         "invalid_message", f"The message{f' ({names})' if names else ''} is not a valid image.submitted event: {error[:1000]}"
     )
     uploader = f"producer:{said['producer']}" if said.get("producer") else None
-    await reject(deps, refused, source=said.get("where"), filename=None, origin=Origin(kind="upstream"), uploader=uploader, size=len(body))
+    await reject(
+        deps, refused, source=said.get("where"), filename=None, origin=Origin(kind="upstream"), uploader=uploader, size=len(body),
+        key=f"invalid-message:{hashlib.sha256(body).hexdigest()}",  # replayed and parked again: still one record
+    )  # fmt: skip
 
 
 def _readable_parts(body: bytes) -> dict[str, str]:

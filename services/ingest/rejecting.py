@@ -25,8 +25,11 @@ log = logging.getLogger(__name__)
 IMPORT_REJECTION_NAMESPACE = uuid.UUID("0b6f2d5e-4c1a-4f3e-9a57-2d8e1c7b9f40")
 
 
-def rejection_id(origin: Origin) -> str:
-    """Derived from (import, item) for an import's refusal, so its retry is the same record; random otherwise."""
+def rejection_id(origin: Origin, key: str | None = None) -> str:
+    """Derived from ``key``, or from (import, item) for an import's refusal, so a retry is the same record;
+    random otherwise."""
+    if key is not None:
+        return str(uuid.uuid5(IMPORT_REJECTION_NAMESPACE, key))
     if origin.import_id is None:
         return str(uuid.uuid4())
     return str(uuid.uuid5(IMPORT_REJECTION_NAMESPACE, f"{origin.import_id}:{origin.uri}"))
@@ -56,9 +59,12 @@ async def reject(
     origin: Origin,
     uploader: str | None = None,
     size: int | None = None,
+    key: str | None = None,
 ) -> str:
+    """Keep the refusal and announce it; ``key`` names what is refused when the same thing can come again (a
+    parked message replayed), so it is kept once."""
     event = ImageRejected(
-        rejection_id=rejection_id(origin),
+        rejection_id=rejection_id(origin, key),
         reason=refused.reason,
         message=refused.message,
         source=source,
@@ -75,7 +81,7 @@ async def reject(
     }
     try:
         await deps.repository.add_rejection(record, Envelope.wrap(event, producer=deps.producer))
-    except DuplicateKeyError:  # a resumed import refusing an item it had refused before being interrupted
+    except DuplicateKeyError:  # a resumed import refusing an item again, a replayed message refused again
         log.info("image rejection already recorded", extra={"reason": refused.reason, "file_name": filename})
         return event.rejection_id
     deps.relay.nudge()

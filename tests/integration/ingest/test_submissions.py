@@ -110,6 +110,11 @@ async def test_blocked_url_and_invalid_messages_are_rejected_with_reasons(ingest
         assert str(bad.id) in rejection["message"] and rejection["uploader"] == "producer:scraper-test"
         message = await parked_message(channel, f"{names['amqp_exchange']}.ingest")
         assert message.headers["x-outcome"] == "invalid"
+        # The same message again (a replay of the parked one): parked again, still one rejection record.
+        await exchange.publish(aio_pika.Message(bad.to_json()), routing_key="image.submitted")
+        again = await parked_message(channel, f"{names['amqp_exchange']}.ingest")
+        assert again.body == message.body
+        assert await mongo_db[REJECTIONS].count_documents({"reason": "invalid_message", "message": {"$regex": unfindable}}) == 1
 
 
 async def test_transient_failures_are_retried_then_parked_and_listed_as_rejections(make_ingest, listen, names, mongo_db):
