@@ -140,24 +140,50 @@ def _limit(request: web.Request) -> int:
     return limit
 
 
+JOB_STATUSES = ("queued", "running", "done", "failed")
+SOURCE_KINDS = ("upload", "url", "upstream", "dataset", "folder")
+
+
+def _parameters(request: web.Request, known: tuple[str, ...], choices: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """The query's parameters, each given once, each one ``known``, each in its ``choices`` if it has them:
+    a misspelt filter (``?staus=done``) used to be ignored and answer everything, as if it had matched."""
+    query = request.query
+    if unknown := sorted(set(query) - set(known)):
+        raise _bad(f"Unknown parameter(s) {', '.join(unknown)}; the parameters are {', '.join(known)}.", "unknown-parameter")
+    if repeated := sorted(name for name in set(query) if len(query.getall(name)) > 1):
+        raise _bad(f"Parameter(s) {', '.join(repeated)} given more than once; give each once.", "repeated-parameter")
+    for name, allowed in choices.items():
+        if query.get(name) and query[name] not in allowed:
+            raise _bad(f"{name} is one of {', '.join(allowed)}, not {query[name][:80]!r}.", "invalid-parameter")
+    return {name: value for name, value in query.items() if value}
+
+
+def _bad(detail: str, slug: str) -> Problem:
+    return Problem(400, "Bad Request", detail, type_=problem_type(slug))
+
+
+async def _page(fetch: Any) -> tuple[list[dict[str, Any]], str | None]:
+    try:
+        return await fetch
+    except BadCursor:
+        raise _bad("The cursor is not one this API handed out; start again without it.", "bad-cursor") from None
+
+
 async def list_imports(request: web.Request) -> web.Response:
-    jobs = await request.app[JOBS].page(_limit(request), None)
-    return web.json_response({"items": [ImportOut.of(job) for job in jobs]})
+    given = _parameters(request, ("status", "kind", "limit", "cursor"), {"status": JOB_STATUSES, "kind": KINDS})
+    jobs = request.app[JOBS].page(_limit(request), given.get("cursor"), status=given.get("status"), kind=given.get("kind"))
+    page, next_cursor = await _page(jobs)
+    return json_response({"items": [ImportOut.of(job) for job in page], "next": next_cursor})
 
 
 async def get_rejections(request: web.Request) -> web.Response:
-    query = request.query
-    try:
-        page, next_cursor = await list_rejections(
-            request.app[MONGO],
-            limit=_limit(request),
-            cursor=query.get("cursor") or None,
-            reason=query.get("reason") or None,
-            source_kind=query.get("source_kind") or None,
-            import_id=query.get("import_id") or None,
+    given = _parameters(request, ("reason", "source_kind", "import_id", "limit", "cursor"), {"source_kind": SOURCE_KINDS})
+    page, next_cursor = await _page(
+        list_rejections(
+            request.app[MONGO], limit=_limit(request), cursor=given.get("cursor"), reason=given.get("reason"),
+            source_kind=given.get("source_kind"), import_id=given.get("import_id"),
         )
-    except BadCursor:
-        raise Problem(400, "Bad Request", "The cursor is not one this API handed out; start again without it.", type_=problem_type("invalid-cursor")) from None
+    )  # fmt: skip
     items = [
         {
             "id": r["_id"],

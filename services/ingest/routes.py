@@ -146,7 +146,7 @@ def endpoints() -> list[Endpoint]:
                 query_param("limit", "Page size (1-500)", {"type": "integer", "default": 50}),
                 query_param("cursor", "The `next` of the previous page", {"type": "string"}),
             ],
-            responses={200: "`{\"items\": [...], \"next\": cursor | null}`", 400: "Bad parameter or cursor"},
+            responses={200: "`{\"items\": [...], \"next\": cursor | null}`", 400: "Unknown, repeated or bad parameter, or bad cursor"},
         ),
         Endpoint(
             "POST",
@@ -184,8 +184,13 @@ def endpoints() -> list[Endpoint]:
             "Recent imports, newest first",
             permission=Permission.READ,
             tag="imports",
-            parameters=[query_param("limit", "Page size (1-500)", {"type": "integer", "default": 50})],
-            responses={200: "`{\"items\": [ImportOut, ...]}`"},
+            parameters=[
+                query_param("status", "Only jobs in this state", {"type": "string", "enum": ["queued", "running", "done", "failed"]}),
+                query_param("kind", "Only imports of this kind", {"type": "string", "enum": ["folder", "coco", "yolo", "voc"]}),
+                query_param("limit", "Page size (1-500)", {"type": "integer", "default": 50}),
+                query_param("cursor", "The `next` of the previous page", {"type": "string"}),
+            ],
+            responses={200: "`{\"items\": [ImportOut, ...], \"next\": cursor | null}`", 400: "Unknown, repeated or bad parameter, or bad cursor"},
         ),
         Endpoint(
             "GET",

@@ -15,6 +15,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.ingest.adapters.pages import newest_first
 from shared.events import utcnow
 
 IMPORTS = "imports"
@@ -54,9 +55,10 @@ class JobRepository:
     async def get(self, job_id: str) -> dict[str, Any] | None:
         return await self.jobs.find_one({"_id": job_id})
 
-    async def page(self, limit: int, before: datetime | None) -> list[dict[str, Any]]:
-        query = {"created_at": {"$lt": before}} if before else {}
-        return await self.jobs.find(query).sort("created_at", -1).limit(limit).to_list()
+    async def page(self, limit: int, cursor: str | None = None, *, status: str | None = None, kind: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Jobs newest first, a page at a time (the next page's cursor, or None at the end)."""
+        query = {k: v for k, v in (("status", status), ("kind", kind)) if v}
+        return await newest_first(self.jobs, query, "created_at", limit, cursor)
 
     async def unfinished_ids(self) -> set[str]:
         """Jobs still queued or running (by any process)."""

@@ -151,6 +151,20 @@ async def test_voc_and_folder_imports(importer, tmp_path, own_db):
     assert [r["filename"] for r in rejected["items"]] == ["broken.jpg"]
     assert rejected["items"][0]["reason"] == "not_an_image"
 
+    # The list of imports pages with a cursor and filters; a filter it does not know is refused, not ignored.
+    first = await (await importer.get("/v1/imports", params={"limit": "1"})).json()
+    second = await (await importer.get("/v1/imports", params={"limit": "1", "cursor": first["next"]})).json()
+    assert [j["id"] for j in first["items"] + second["items"]] == [folder["id"], voc["id"]]
+    only_voc = await (await importer.get("/v1/imports", params={"kind": "voc", "status": "done"})).json()
+    assert [j["id"] for j in only_voc["items"]] == [voc["id"]] and only_voc["next"] is None
+    for params, slug in (
+        ({"staus": "done"}, "unknown-parameter"), ({"status": "finished"}, "invalid-parameter"), ({"cursor": "x"}, "bad-cursor"),
+    ):
+        refused = await importer.get("/v1/imports", params=params)
+        assert refused.status == 400 and (await refused.json())["type"].endswith(f"/{slug}"), params
+    typo = await importer.get("/v1/rejections", params={"import": folder["id"]})
+    assert typo.status == 400 and "import_id" in (await typo.json())["detail"]  # the parameters are named
+
 
 async def test_import_requests_are_checked(importer, ingest_client, tmp_path):
     outside = await importer.post("/v1/imports", json={"kind": "folder", "path": "/etc"})
