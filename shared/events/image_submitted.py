@@ -18,9 +18,11 @@ from shared.events.envelope import EventData
 
 # Free metadata is kept in the image's MongoDB document (16 MiB at most, with everything else).
 MAX_METADATA_BYTES = 64 * 1024
-# Labels become annotations of the image and label names (at most 200 characters in the annotation service):
-# unbounded, 30,000 of them made an event too large to store, retried five times and parked after the image was.
-MAX_LABELS, MAX_LABEL_CHARS = 200, 200
+# Labels become annotations of the image: unbounded, 30,000 of 300 characters made an event too large to
+# store, retried five times and parked after the image was. The bounds keep an event far below MongoDB's
+# 16 MiB and far above any real list; a label the annotation service refuses (over 200 characters once
+# normalised) is an import error there (GET /v1/import-errors), and the image is kept.
+MAX_LABELS, MAX_LABEL_CHARS = 1000, 1000
 
 
 class S3Object(BaseModel):
@@ -52,8 +54,14 @@ class ImageSubmitted(EventData):
     source: SubmittedSource = SubmittedSource()
     tags: list[str] = []
     # Image-level classes.
-    labels: list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]] = Field(default=[], max_length=MAX_LABELS)
+    labels: list[Annotated[str, StringConstraints(max_length=MAX_LABEL_CHARS)]] = Field(default=[], max_length=MAX_LABELS)
     metadata: dict[str, Any] = {}
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _no_blank_labels(cls, value: Any) -> Any:
+        """A blank label names nothing: dropped, as it always was, not a reason to refuse the image."""
+        return [label for label in value if not (isinstance(label, str) and not label.strip())] if isinstance(value, list) else value
 
     @field_validator("sha256", mode="before")
     @classmethod

@@ -65,7 +65,11 @@ def test_a_submission_bounds_its_labels_and_takes_a_checksum_in_either_case():
 
     upper = ImageSubmitted(source_event_id="e", url="http://example.org/a.jpg", sha256="AB" * 32)
     assert upper.sha256 == "ab" * 32  # upper-case hex used to park the whole message as invalid
-    with pytest.raises(ValidationError, match="at most 200 items"):
-        ImageSubmitted(source_event_id="e", url="http://example.org/a.jpg", labels=["cat"] * 201)
-    with pytest.raises(ValidationError, match="at most 200 characters"):
-        ImageSubmitted(source_event_id="e", url="http://example.org/a.jpg", labels=["c" * 201])
+    with pytest.raises(ValidationError, match="at most 1000 items"):
+        ImageSubmitted(source_event_id="e", url="http://example.org/a.jpg", labels=["cat"] * 1001)
+    with pytest.raises(ValidationError, match="at most 1000 characters"):
+        ImageSubmitted(source_event_id="e", url="http://example.org/a.jpg", labels=["c" * 1001])
+    # What producers sent before the bounds still goes through: a blank label is dropped, a long one is
+    # left for the annotation service to refuse on its own (an import error), the image kept.
+    kept = ImageSubmitted(source_event_id="e", url="http://example.org/a.jpg", labels=["cat", " ", "", "d" * 201])
+    assert kept.labels == ["cat", "d" * 201]

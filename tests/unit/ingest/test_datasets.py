@@ -268,3 +268,17 @@ def test_coco_a_keypoint_schema_that_does_not_hold_is_a_warning_and_the_category
     ds = read_dataset("coco", tmp_path, "x")
     assert ds.categories["person"].keypoints is None and ds.categories["person"].external_id == "1"
     assert any("keypoint schema not kept" in w and "[1, 9]" in w for w in ds.warnings)
+
+
+def test_coco_a_box_that_is_not_four_numbers_is_a_warning_and_never_stops_the_import(tmp_path):
+    """A 3-number box beside a ring a pixel past the edge once raised in the clipping and wedged the job."""
+    from services.ingest.domain.datasets import fitted
+
+    short = {"id": 9, "image_id": 1, "category_id": 1, "bbox": [10, 10, 5], "segmentation": [[0, 0, 64.5, 0, 64.5, 40, 0, 40]]}
+    write_coco(tmp_path, _coco(annotations=[short]), {"a.jpg": PHOTO})
+    ds = read_dataset("coco", tmp_path, "x")
+    assert ds.items[0].annotations == () and any("'bbox' holds 3 numbers" in w for w in ds.warnings)
+    from shared.events import ImportedAnnotation
+
+    odd = ImportedAnnotation(source_id="s", type="polygon", label="cat", bbox=[1, 2, 3], polygon=[[0, 0, 64.5, 0, 64.5, 40]])
+    assert fitted(odd, 64, 48)[0].polygon == [[0, 0, 64, 0, 64, 40]]  # the ring is clipped; the odd box is left to be refused

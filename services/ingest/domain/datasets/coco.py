@@ -113,6 +113,14 @@ def _short_rings(raw: dict[str, Any]) -> int:
     return sum(isinstance(ring, list) and len(ring) < 6 for ring in seg) if isinstance(seg, list) else 0
 
 
+def _box(values: Any) -> list[float]:
+    """COCO's ``[x, y, width, height]``; ValueError (a warning, the annotation skipped) for any other length."""
+    box = finite_numbers(values, "'bbox'")
+    if len(box) != 4:
+        raise ValueError(f"'bbox' holds {len(box)} numbers, not [x, y, width, height]")
+    return box
+
+
 def _annotation(raw: dict[str, Any], label: str) -> ImportedAnnotation:
     """One COCO object: a mask (RLE), a polygon, else a box (or keypoints alone, when it has no box), with
     its keypoints, if any are labelled, on the same annotation."""
@@ -120,7 +128,7 @@ def _annotation(raw: dict[str, Any], label: str) -> ImportedAnnotation:
     common: dict[str, Any] = {
         "source_id": str(raw["id"]),
         "label": label,
-        "bbox": finite_numbers(raw["bbox"], "'bbox'") if raw.get("bbox") else None,
+        "bbox": _box(raw["bbox"]) if raw.get("bbox") else None,
         "keypoints": _keypoints(raw),
         "attributes": {"iscrowd": int(raw.get("iscrowd") or 0), "area": finite_numbers([raw.get("area") or 0.0], "'area'")[0]},
     }

@@ -112,7 +112,7 @@ def _clipped(annotation: ImportedAnnotation, width: int, height: int) -> Importe
         return [clip(v, width if i % 2 == 0 else height) for i, v in enumerate(values)]
 
     update: dict = {}
-    if annotation.bbox is not None:
+    if annotation.bbox is not None and len(annotation.bbox) == 4:  # any other the annotation service refuses, visibly
         x, y, w, h = annotation.bbox
         x1, y1, x2, y2 = ring([x, y, x + w, y + h])
         update["bbox"] = [x1, y1, x2 - x1, y2 - y1]
