@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
 from collections.abc import AsyncIterator
-from concurrent.futures import ProcessPoolExecutor
 
 from aiohttp import web
 
@@ -16,6 +14,7 @@ from services.annotation.adapters.drain_process import DrainProcess
 from services.annotation.adapters.search_service import SearchService
 from services.annotation.adapters.store import ensure_indexes
 from services.annotation.adapters.users import UserRepository
+from services.annotation.adapters.workers import RenewingProcessPool
 from services.annotation.config import AnnotationSettings
 from services.annotation.deps import ANNOTATION_SETTINGS, DEPS, SEARCH, USERS_REPO
 from services.annotation.handlers import handlers
@@ -43,7 +42,7 @@ async def annotation_ctx(app: web.Application) -> AsyncIterator[None]:
     drain = DrainProcess(settings)
     await drain.start()
     # forkserver: never fork the event-loop process with its threads and sockets.
-    cpu = ProcessPoolExecutor(settings.cpu_workers, mp_context=multiprocessing.get_context("forkserver"))
+    cpu = RenewingProcessPool(settings.cpu_workers)
     deps = AnnotationDeps(
         annotations=AnnotationRepository(db),
         labels=LabelRepository(db, settings.service_name),
