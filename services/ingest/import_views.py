@@ -141,7 +141,6 @@ def _limit(request: web.Request) -> int:
 
 
 JOB_STATUSES = ("queued", "running", "done", "failed")
-SOURCE_KINDS = ("upload", "url", "upstream", "dataset", "folder")
 
 
 def _parameters(request: web.Request, known: tuple[str, ...], choices: dict[str, tuple[str, ...]]) -> dict[str, str]:
@@ -177,7 +176,8 @@ async def list_imports(request: web.Request) -> web.Response:
 
 
 async def get_rejections(request: web.Request) -> web.Response:
-    given = _parameters(request, ("reason", "source_kind", "import_id", "limit", "cursor"), {"source_kind": SOURCE_KINDS})
+    # source_kind is free text: a producer names its own kind (image.submitted's source.kind).
+    given = _parameters(request, ("reason", "source_kind", "import_id", "limit", "cursor"), {})
     page, next_cursor = await _page(
         list_rejections(
             request.app[MONGO], limit=_limit(request), cursor=given.get("cursor"), reason=given.get("reason"),

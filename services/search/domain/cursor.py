@@ -35,7 +35,9 @@ class Cursor(BaseModel):
     sort: str  # the sort the pages are cut in; the next request must ask for the same
     after: list[Any]  # sort values of the last hit
     pit: str | None = None  # point-in-time id: every page reads the same snapshot
-    filters: dict[str, str] = {}  # parameter → fingerprint of its value: the next request must ask for the same
+    # Parameter → fingerprint of its value: the next request must ask for the same. None in a cursor handed
+    # out before cursors kept them (they live 5 minutes): not checked, so paging across the upgrade goes on.
+    filters: dict[str, str] | None = None
 
 
 def filter_fingerprints(params: SearchParams) -> dict[str, str]:
@@ -75,6 +77,8 @@ def decode_cursor(value: str, *, sort: str, sort_fields: int, filters: dict[str,
         raise bad_cursor(f"This cursor pages through results sorted by {cursor.sort!r}; pass the same sort (and filters) as the first page.")
     if len(cursor.after) != sort_fields or not _fits(sort, cursor.after) or not _plausible_pit(cursor.pit):
         raise bad_cursor()
+    if cursor.filters is None:
+        return cursor
     if differ := sorted(name for name in cursor.filters.keys() | filters.keys() if cursor.filters.get(name) != filters.get(name)):
         raise bad_cursor(
             f"This cursor pages through the results of other filters: {', '.join(differ)} differ from the first page's. "

@@ -78,6 +78,12 @@ def test_a_cursor_sent_with_other_filters_is_a_bad_cursor_naming_them(first, the
     assert problem.type.endswith("/bad-cursor") and f"other filters: {named} differ" in problem.detail
 
 
+def test_a_cursor_handed_out_before_cursors_kept_filters_still_pages_across_the_upgrade():
+    params = parse_params({"labels": "person"}, default_limit=20, max_limit=100)
+    old = raw_cursor({"sort": params.sort, "after": [1, ID]})  # no "filters": made by the previous version
+    assert decode_with(old, {"labels": "person"}).after == [1, ID]
+
+
 def test_a_cursor_takes_the_same_filters_written_another_way():
     cursor = cursor_for({"labels": "Cat,dog", "created_from": "2026-01-01T01:00:00+01:00", "tags": "a"})
     assert decode_with(cursor, {"tags": "a", "labels": "dog,cat,cat", "created_from": "2026-01-01T00:00:00Z"}).after == [1, ID]
