@@ -60,6 +60,9 @@ class SubmissionHandler:
     s3: S3Reader
     db: AsyncDatabase
     held: set[str] = field(default_factory=set)  # the claims this process holds, renewed while it lives
+    # Whose claims they are: a process whose renewals stalled past the lease (MongoDB unreachable from it
+    # alone) must neither renew nor free a claim a peer has taken over since.
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def handlers(self) -> dict[str, Handler]:
         return {ImageSubmitted.event_type: self.handle}
@@ -74,7 +77,9 @@ class SubmissionHandler:
     async def _renew(self) -> bool:
         if self.held:
             until = utcnow() + timedelta(seconds=self.deps.settings.submission_lease_seconds)
-            await self.db[SUBMISSIONS].update_many({"_id": {"$in": sorted(self.held)}, "status": TAKING}, {"$set": {"lease_until": until}})
+            await self.db[SUBMISSIONS].update_many(
+                {"_id": {"$in": sorted(self.held)}, "status": TAKING, "owner": self.owner}, {"$set": {"lease_until": until}}
+            )
         return False
 
     async def parked(self, envelope: Envelope, data: EventData, error: str) -> None:
@@ -107,7 +112,7 @@ class SubmissionHandler:
             await self._take(envelope, data)
         except BaseException:
             # Free the claim for the next attempt (a crash leaves it to expire instead).
-            await self.db[SUBMISSIONS].delete_one({"_id": data.source_event_id, "status": TAKING})
+            await self.db[SUBMISSIONS].delete_one({"_id": data.source_event_id, "status": TAKING, "owner": self.owner})
             raise
         finally:
             self.held.discard(data.source_event_id)
@@ -117,7 +122,7 @@ class SubmissionHandler:
 
         Raises :class:`SubmissionBusy` while another delivery holds an unexpired claim on it."""
         now = utcnow()
-        lease = {"status": TAKING, "lease_until": now + timedelta(seconds=self.deps.settings.submission_lease_seconds)}
+        lease = {"status": TAKING, "owner": self.owner, "lease_until": now + timedelta(seconds=self.deps.settings.submission_lease_seconds)}
         try:
             await self.db[SUBMISSIONS].insert_one({"_id": event_id, **lease})
             return None
@@ -191,7 +196,7 @@ class SubmissionHandler:
     async def _record(self, data: ImageSubmitted, fields: dict) -> None:
         """The claim becomes the submission's record: taken, with what came of it."""
         await self.db[SUBMISSIONS].update_one(
-            {"_id": data.source_event_id}, {"$set": {**fields, "at": utcnow()}, "$unset": {"lease_until": ""}}, upsert=True
+            {"_id": data.source_event_id}, {"$set": {**fields, "at": utcnow()}, "$unset": {"lease_until": "", "owner": ""}}, upsert=True
         )
 
 

@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import aio_pika
 import pytest
@@ -304,6 +305,27 @@ async def test_a_claim_is_renewed_while_its_delivery_lives_so_a_short_lease_serv
         assert held["status"] == "taking" and held["lease_until"] > first, held
         record = await eventually(lambda: _record(mongo_db, event_id))
         assert (record["status"], record["image_id"]) == ("created", hashlib.sha256(data).hexdigest())
+        assert "owner" not in record and "lease_until" not in record  # settled: nobody's claim any more
     finally:
         await upstream.close()
         await remove_exchanges(IngestSettings(**names).amqp_url, [exchange])
+
+
+async def test_a_process_renews_and_frees_only_its_own_claims(ingest_client, mongo_db):
+    """A process whose renewals stalled past the lease must not renew, or free, a claim a peer took over."""
+    from services.ingest.deps import DEPS
+    from services.ingest.handlers import SubmissionHandler
+
+    deps = ingest_client.server.app[DEPS]
+    mine, peers = SubmissionHandler(deps, None, None, mongo_db), SubmissionHandler(deps, None, None, mongo_db)
+    event_id = f"owned-{uuid.uuid4().hex}"
+    assert await mine._claim(event_id) is None
+    await mongo_db[SUBMISSIONS].update_one({"_id": event_id}, {"$set": {"lease_until": datetime.now(UTC) - timedelta(seconds=1)}})
+    assert await peers._claim(event_id) is None  # the lease ran out: the peer takes it over
+    taken = await mongo_db[SUBMISSIONS].find_one({"_id": event_id})
+    mine.held.add(event_id)
+    await mine._renew()
+    assert await mongo_db[SUBMISSIONS].find_one({"_id": event_id}) == taken  # not renewed by the stalled process
+    peers.held.add(event_id)
+    await peers._renew()
+    assert (await mongo_db[SUBMISSIONS].find_one({"_id": event_id}))["lease_until"] > taken["lease_until"]
