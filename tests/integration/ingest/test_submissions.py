@@ -212,8 +212,6 @@ async def test_two_deliveries_of_one_event_at_the_same_moment_store_one_image(in
 
 
 async def test_a_claim_left_by_a_consumer_that_died_is_taken_over_when_its_lease_runs_out(ingest_client, bus, blob_store, mongo_db):
-    from datetime import UTC, datetime, timedelta
-
     data = unique_png(skimage_photo("rocket.jpg"))
     await blob_store.put("upstream/orphaned-claim.png", data, "image/png")
     event_id = f"died-{uuid.uuid4().hex}"
