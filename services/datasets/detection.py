@@ -213,8 +213,8 @@ class CorpusDetection:
             crowds.append(int((annotation.get("attributes") or {}).get("iscrowd", annotation.get("type") == "mask")))
             if self.masks:
                 masks.append(_mask(annotation, height, width))
-            if self.keypoint_names:  # an object without points has them all unlabelled (visibility 0)
-                points.append(annotation.get("keypoints") or [[0.0, 0.0, 0.0]] * len(self.keypoint_names))
+            if self.keypoint_names:
+                points.append(_points(annotation.get("keypoints"), len(self.keypoint_names)))
         target: dict[str, Any] = {
             "image_id": image_id,
             "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
@@ -227,6 +227,12 @@ class CorpusDetection:
         if self.keypoint_names:
             target["keypoints"] = np.asarray(points, dtype=np.float32).reshape(-1, len(self.keypoint_names), 3)
         return target
+
+
+def _points(given: list[list[float]] | None, count: int) -> list[list[float]]:
+    """An object's ``count`` keypoints; all unlabelled (visibility 0, which torchvision's loss ignores) when it
+    has none, or another number of them (made before its label's schema changed)."""
+    return given if given and len(given) == count else [[0.0, 0.0, 0.0]] * count
 
 
 # Modes of more than 8 bits a channel that Pillow's convert("RGB") clips instead of scaling (65535 → 255, 300 → 255).

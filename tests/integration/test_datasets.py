@@ -182,5 +182,11 @@ async def test_keypoints_come_as_torchvision_takes_them_for_classes_that_share_a
     assert target["keypoints"][order].tolist() == [points, [[0, 0, 0]] * 3]  # unlabelled throughout: torchvision ignores them
     _, coffee = await asyncio.to_thread(dataset.__getitem__, dataset.ids.index(selection["coffee"]))
     assert coffee["keypoints"].shape == (0, 3, 3)
+    # A schema changed after annotating: the points made before it are unlabelled, not a ragged array.
+    label = await (await annotation_client.get("/v1/labels/resolve", params={"name": f"{tag} walker"})).json()
+    assert (await annotation_client.patch(f"/v1/labels/{label['id']}", json={"keypoints": [*names, "tail"]})).status == 200
+    changed = await asyncio.to_thread(_dataset, selection, classes=[f"{tag} walker"], keypoints=True)
+    _, target = await asyncio.to_thread(changed.__getitem__, changed.ids.index(selection["chelsea"]))
+    assert target["keypoints"].shape == (2, 4, 3) and not target["keypoints"][..., 2].any()
     with pytest.raises(ValueError, match=f"'{tag} cat' have no keypoint schema"):
         await asyncio.to_thread(_dataset, selection, classes=[f"{tag} walker", f"{tag} cat"], keypoints=True)

@@ -87,10 +87,12 @@ class LabelStore:
         existing = await self.resolve(name)
         if existing is not None:
             sets = {f"external_ids.{k}": v for k, v in external_ids.items() if k not in existing.get("external_ids", {})}
-            if schema is not None and not existing.get("keypoints"):
-                sets.update(keypoints=schema[0], skeleton=schema[1])
             if sets:
                 await self.labels.update_one({"_id": existing["_id"]}, {"$set": sets})
+            if schema is not None and not existing.get("keypoints"):
+                # Only where it still has none: of two imports with different schemas, the first one's stays.
+                await self.labels.update_one({"_id": existing["_id"], "keypoints": None}, {"$set": {"keypoints": schema[0], "skeleton": schema[1]}})
+            if sets or schema is not None:
                 existing = await self.get(existing["_id"])
             return existing, False
         parent_id = (await self.ensure(parent, actor))[0]["_id"] if parent and label_name(parent) != name else None

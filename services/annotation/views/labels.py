@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.annotation.deps import DEPS
-from services.annotation.domain.errors import NotFound
+from services.annotation.domain.errors import LabelConflict, NotFound
 from services.annotation.domain.fields import MAX_DESCRIPTION_CHARS
 from services.annotation.views.common import body_as, decode_cursor, domain_errors, limit_of
 from shared.auth import PRINCIPAL
@@ -120,6 +120,11 @@ async def create_label(request: web.Request) -> web.Response:
         payload.name, request[PRINCIPAL].user_id, description=payload.description, parent=payload.parent,
         external_ids=payload.external_ids, schema=schema,
     )  # fmt: skip
+    if schema is not None and (doc.get("keypoints"), doc.get("skeleton") or []) != schema:
+        raise LabelConflict(
+            f"The label {doc['name']!r} already has another keypoint schema ({len(doc['keypoints'])} keypoints); "
+            f"change it with PATCH /v1/labels/{doc['_id']} (annotations made under it keep their points)."
+        )
     return json_response(LabelOut.of(doc), status=201 if created else 200, headers={"Location": f"/v1/labels/{doc['_id']}"})
 
 

@@ -35,6 +35,10 @@ async def test_a_label_schema_is_set_checked_and_enforced_on_its_annotations(ann
     assert (label["name"], label["keypoints"], label["skeleton"]) == (f"walker {tag}", NAMES, [[1, 2], [1, 3]])
     bad = await annotation_client.post("/v1/labels", json={"name": f"other {tag}", "keypoints": NAMES, "skeleton": [[1, 4]]})
     assert bad.status == 422 and "from 1 to 3" in await bad.text()
+    same = await annotation_client.post("/v1/labels", json={"name": f"walker {tag}", "keypoints": NAMES, "skeleton": [[1, 2], [1, 3]]})
+    assert same.status == 200  # the label it names, with that schema already
+    other = await annotation_client.post("/v1/labels", json={"name": f"walker {tag}", "keypoints": ["head", "tail"]})
+    assert other.status == 409 and "another keypoint schema" in (await other.json())["detail"]  # not silently kept as it was
 
     points = [[20, 30, 2], [10, 60, 1], [0, 0, 0]]
     box = await annotation_client.post(
