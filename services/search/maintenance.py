@@ -121,10 +121,7 @@ async def repair_drift(
     """Write what is missing or stale, remove what is extra, and leave what is ahead (``AHEAD``) for reindex.
 
     ``repaired`` counts only what this pass wrote or removed; every write the index refused is named."""
-    await projector.index.delete_many(drift.extra)
-    if projector.similarity is not None:
-        for image_id in drift.extra:
-            projector.similarity.remove(image_id)
+    await projector.remove(drift.extra)
     unrepaired = Unrepaired()
     for image_id in drift.ahead:
         unrepaired.add(image_id, AHEAD.format(held=indexed[image_id], expected=expected[image_id]))

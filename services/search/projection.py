@@ -40,7 +40,7 @@ class Projector:
         A ``BulkWriteError`` carries the same for the images that were not refused."""
         ids = set(image_ids)
         states = await self.reader.load(ids)
-        removed = await self._remove(sorted(ids - {image["_id"] for image, _ in states}))
+        removed = await self.remove(sorted(ids - {image["_id"] for image, _ in states}))
         try:
             outcome = await self.write(states)
         except BulkWriteError as error:
@@ -48,7 +48,8 @@ class Projector:
             raise
         return {**outcome, **removed}
 
-    async def _remove(self, gone: list[str]) -> dict[str, str]:
+    async def remove(self, gone: list[str]) -> dict[str, str]:
+        """Take these images out of the index and the similarity index."""
         await self.index.delete_many(gone)
         if self.similarity is not None:
             for image_id in gone:
