@@ -31,8 +31,9 @@ CHUNK = 500  # annotations per transaction in bulk paths
 # are handled at once: smaller transactions stay short (and are cheap to re-run), and the event loop encodes
 # one small batch at a time, answering requests in between.
 IMPORT_CHUNK = 100
-# Geometries checked on the event loop: an interactive edit's few boxes or points. More, or any polygon or
-# mask (rasterised by pycocotools), go to the worker pool: 730 polygons are some 60 ms of Python.
+# Geometries checked on the event loop: an interactive edit's few boxes, points or small polygons. More, a
+# mask, or polygons of many vertices (rasterised by pycocotools) go to the worker pool: 730 polygons are some
+# 60 ms of Python (checked_in_pool).
 INLINE_GEOMETRIES = 32
 INLINE_POLYGON_NUMBERS = 2_000  # coordinates across a request's polygons checked on the loop
 
