@@ -55,6 +55,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from shared.naming import normalize_name
+from shared.crowd import is_crowd
 
 Transforms = Callable[[Image.Image, dict[str, Any]], tuple[Any, Any]]
 PAGE = 100
@@ -210,7 +211,7 @@ class CorpusDetection:
             boxes.append([x, y, x + w, y + h])
             labels.append(index)
             areas.append(annotation.get("area") or w * h)
-            crowds.append(int((annotation.get("attributes") or {}).get("iscrowd", annotation.get("type") == "mask")))
+            crowds.append(is_crowd(annotation))
             if self.masks:
                 masks.append(_mask(annotation, height, width))
             if self.keypoint_names:

@@ -26,6 +26,7 @@ from xml.etree import ElementTree as ET
 from services.annotation.domain import segmentation
 from services.annotation.domain.errors import InvalidAnnotation
 from shared import naming
+from shared.crowd import is_crowd
 
 GEOMETRIC = ("bbox", "polygon", "mask", "keypoints")
 # Characters XML 1.0 forbids (C0 controls but tab, newline and return; lone surrogates; U+FFFE/U+FFFF).
@@ -145,13 +146,6 @@ def coco(
         "annotations": out,
         "categories": sorted(categories, key=lambda c: c["id"]),
     }
-
-
-def is_crowd(a: dict) -> int:
-    """COCO's ``iscrowd``: a COCO import's own flag when it has one, else 1 for an RLE mask (COCO's crowd
-    regions are RLE) and 0 for anything else. The PyTorch dataset reads it the same way."""
-    flag = (a.get("attributes") or {}).get("iscrowd")
-    return int(flag) if flag in (0, 1) else int(a.get("type") == "mask")
 
 
 def keypoint_box(points: list[list[float]]) -> list[float]:
