@@ -19,6 +19,7 @@ from shared.auth import PRINCIPAL
 from shared.naming import normalize_names
 from shared.problems import Problem, problem_type
 from shared.web import idempotency
+from shared.web.query import bad_parameter, refuse_unknown, single_values
 from shared.web.resources import MONGO
 from shared.web.responses import json_response
 
@@ -146,26 +147,19 @@ JOB_STATUSES = ("queued", "running", "done", "failed")
 def _parameters(request: web.Request, known: tuple[str, ...], choices: dict[str, tuple[str, ...]]) -> dict[str, str]:
     """The query's parameters, each given once, each one ``known``, each in its ``choices`` if it has them:
     a misspelt filter (``?staus=done``) used to be ignored and answer everything, as if it had matched."""
-    query = request.query
-    if unknown := sorted(set(query) - set(known)):
-        raise _bad(f"Unknown parameter(s) {', '.join(unknown)}; the parameters are {', '.join(known)}.", "unknown-parameter")
-    if repeated := sorted(name for name in set(query) if len(query.getall(name)) > 1):
-        raise _bad(f"Parameter(s) {', '.join(repeated)} given more than once; give each once.", "repeated-parameter")
+    refuse_unknown(request.query, known)
+    query = single_values(request.query)
     for name, allowed in choices.items():
         if query.get(name) and query[name] not in allowed:
-            raise _bad(f"{name} is one of {', '.join(allowed)}, not {query[name][:80]!r}.", "invalid-parameter")
+            raise bad_parameter(f"{name} is one of {', '.join(allowed)}, not {query[name][:80]!r}.", "invalid-parameter")
     return {name: value for name, value in query.items() if value}
-
-
-def _bad(detail: str, slug: str) -> Problem:
-    return Problem(400, "Bad Request", detail, type_=problem_type(slug))
 
 
 async def _page(fetch: Any) -> tuple[list[dict[str, Any]], str | None]:
     try:
         return await fetch
     except BadCursor:
-        raise _bad("The cursor is not one this API handed out; start again without it.", "bad-cursor") from None
+        raise bad_parameter("The cursor is not one this API handed out; start again without it.", "bad-cursor") from None
 
 
 async def list_imports(request: web.Request) -> web.Response:

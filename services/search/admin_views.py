@@ -9,6 +9,7 @@ from services.search.deps import JOBS, PROJECTOR
 from services.search.domain.errors import bad_parameter
 from services.search.jobs import KEEP_DAYS, JobRunning
 from shared.problems import Problem, problem_type
+from shared.web.query import refuse_unknown
 from shared.web.resources import BUS
 
 
@@ -31,9 +32,7 @@ async def start_reindex(request: web.Request) -> web.Response:
 
 
 async def start_reconcile(request: web.Request) -> web.Response:
-    unknown = set(request.query) - {"repair"}
-    if unknown:
-        raise bad_parameter(f"Unknown parameter(s) {', '.join(sorted(unknown))}; the only parameter is repair.", "unknown-parameter")
+    refuse_unknown(request.query, {"repair"})
     repair = request.query.get("repair", "true").lower()
     if repair not in ("true", "false"):
         raise bad_parameter(f"repair must be true or false, not {repair!r}.")

@@ -15,6 +15,7 @@ from services.search.views import index_errors
 from shared.cursors import BadCursor, decode_cursor, encode_cursor
 from shared.problems import Problem, problem_type
 from shared.web.bodies import MALFORMED_MULTIPART, malformed_multipart
+from shared.web.query import refuse_unknown
 
 CLUSTER_PAGE = 50
 CLUSTER_MEMBERS = 100
@@ -105,9 +106,7 @@ def _after_key(cursor: str | None) -> dict | None:
 
 async def near_duplicate_clusters(request: web.Request) -> web.Response:
     query = single_values(request.query)
-    unknown = set(query) - {"cursor"}
-    if unknown:
-        raise bad_parameter(f"Unknown parameter(s) {', '.join(sorted(unknown))}; the only parameter is cursor.", "unknown-parameter")
+    refuse_unknown(query, {"cursor"})
     composite: dict = {"size": CLUSTER_PAGE, "sources": [{"original": {"terms": {"field": "near_duplicate_of"}}}]}
     if after := _after_key(query.get("cursor")):
         composite["after"] = after

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from shared.problems import Problem, problem_type
+from shared.web.query import bad_parameter
 
-
-def bad_parameter(detail: str, slug: str = "bad-parameter") -> Problem:
-    return Problem(400, "Bad Request", detail, type_=problem_type(slug))
+__all__ = ["bad_cursor", "bad_parameter", "cursor_expired", "index_missing"]
 
 
 def bad_cursor(detail: str | None = None) -> Problem:

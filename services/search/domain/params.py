@@ -11,6 +11,8 @@ from pydantic import BaseModel
 
 from services.search.domain.errors import bad_parameter
 from shared.naming import split_csv, split_csv_names
+from shared.web.query import refuse_unknown
+from shared.web.query import single_values as query_values
 
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -149,24 +151,13 @@ def filters_of(params: SearchParams) -> dict[str, Any]:
 
 
 def single_values(query: Mapping[str, str]) -> dict[str, str]:
-    """The query string as one value per name; a name given twice is refused rather than one value being
-    silently dropped. Lists are one parameter with comma-separated values (``labels=zebra,giraffe``)."""
-    getall = getattr(query, "getall", None)
-    repeated = sorted({name for name in query if getall is not None and len(getall(name)) > 1})
-    if repeated:
-        lists = [name for name in repeated if name in LISTS]
-        hint = f" Give a list as one comma-separated value, e.g. {lists[0]}=a,b." if lists else ""
-        raise bad_parameter(f"Parameter(s) {', '.join(repeated)} given more than once; give each once.{hint}", "repeated-parameter")
-    return dict(query)
+    """The query string as one value per name (a name given twice is refused); lists are one parameter with
+    comma-separated values (``labels=zebra,giraffe``)."""
+    return query_values(query, LISTS)
 
 
 def parse_params(query: dict[str, str], *, default_limit: int, max_limit: int) -> SearchParams:
-    unknown = sorted(set(query) - KNOWN)
-    if unknown:
-        raise bad_parameter(
-            f"Unknown parameter(s) {', '.join(unknown)}; the parameters are {', '.join(sorted(KNOWN))}.",
-            "unknown-parameter",
-        )
+    refuse_unknown(query, KNOWN)
     limit_raw = query.get("limit")
     try:
         if limit_raw is not None and not (limit_raw.isascii() and limit_raw.isdigit()):

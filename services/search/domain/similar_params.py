@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from services.search.domain.errors import bad_parameter
 from services.search.domain.hash_index import KINDS
+from shared.web.query import refuse_unknown
 
 KNOWN = {"hash", "radius", "k"}
 
@@ -27,11 +28,7 @@ def _int(name: str, raw: str, low: int, high: int) -> int:
 
 
 def parse_similar(query: dict[str, str], *, default_radius: int, max_radius: int, max_k: int) -> SimilarParams:
-    unknown = sorted(set(query) - KNOWN)
-    if unknown:
-        raise bad_parameter(
-            f"Unknown parameter(s) {', '.join(unknown)}; the parameters are {', '.join(sorted(KNOWN))}.", "unknown-parameter"
-        )
+    refuse_unknown(query, KNOWN)
     kind = query.get("hash") or "phash"
     if kind not in KINDS:
         raise bad_parameter(f"hash must be one of {', '.join(KINDS)}, not {kind!r}.")
