@@ -9,7 +9,8 @@ first has finished, then acks as a repeat; a claim whose consumer died is
 taken over once its lease runs out. A transient failure
 (network, 5xx, storage unavailable) raises, so the bus retries it with
 back-off and parks it after the last attempt, and a ``retries_exhausted``
-rejection says so (a replay of the parked event is taken as new); a permanent
+rejection says so (a replay of the parked event is taken as new; a failure
+retrying cannot change is parked at once, as ``not_retryable``); a permanent
 one (blocked or missing URL, 404, undecodable bytes) is rejected with a
 reason and acked.
 """
@@ -82,17 +83,26 @@ class SubmissionHandler:
             )
         return False
 
-    async def parked(self, envelope: Envelope, data: EventData, error: str) -> None:
-        """The last attempt failed too and the bus is parking the event: keep a rejection that says so."""
+    async def parked(self, envelope: Envelope, data: EventData, error: str, attempts: int) -> None:
+        """The bus is parking the event (its last attempt failed, or a failure retrying cannot change): keep a
+        rejection that says so."""
         assert isinstance(data, ImageSubmitted)
         where = _where(data)
-        attempts = self.deps.settings.consume_attempts
-        refused = ImageRefused(
-            "retries_exhausted",
-            f"Taking {where} failed {attempts} times, the last with {error[:500]}. The event is parked on the "
-            "dead-letter queue; `corpus bus replay ingest` takes it again once the source answers.",
-            sha256=data.sha256,
-        )
+        if attempts >= self.deps.settings.consume_attempts:
+            refused = ImageRefused(
+                "retries_exhausted",
+                f"Taking {where} failed {attempts} times, the last with {error[:500]}. The event is parked on the "
+                "dead-letter queue; `corpus bus replay ingest` takes it again once the source answers.",
+                sha256=data.sha256,
+            )
+        else:  # it used to say "failed 5 times" of an event tried once
+            refused = ImageRefused(
+                "not_retryable",
+                f"Taking {where} failed with {error[:500]}, which retrying cannot change, so the event was parked "
+                "on the dead-letter queue at the first attempt; `corpus bus replay ingest` takes it again once "
+                "the cause is fixed.",
+                sha256=data.sha256,
+            )
         await reject(
             self.deps,
             refused,

@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable, Mapping
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
 
-from shared.bus.consumer import Handler, MessageConsumer
+from shared.bus.consumer import Handler, MessageConsumer, ParkedCallback
 from shared.bus.publisher import publish
 from shared.bus.topology import SUBSCRIPTIONS, Topology, dead_letter_queue_name, declare_service_queue, declare_topology
-from shared.events import Envelope, EventData
+from shared.events import Envelope
 from shared.outages import DependencyUnavailable
 from shared.settings import CorpusSettings
 
@@ -99,7 +99,7 @@ class Bus:
         handlers: Mapping[str, Handler],
         service: str | None = None,
         on_invalid: Callable[[bytes, str], Awaitable[None]] | None = None,
-        on_parked: Callable[[Envelope, EventData, str], Awaitable[None]] | None = None,
+        on_parked: ParkedCallback | None = None,
     ) -> None:
         """Start consuming this service's queue on its own channel, with prefetch as back-pressure."""
         assert self._connection is not None, "connect() first"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aio_pika
@@ -40,6 +41,11 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Envelope, EventData], Awaitable[None]]
 
 
+# Told of a valid message whose handler failed for good, before it is parked: the envelope, its data, the
+# error, and how many attempts were made (1 for a failure retrying cannot change).
+ParkedCallback = Callable[[Envelope, EventData, str, int], Awaitable[None]]
+
+
 class PermanentError(Exception):
     """A failure that retrying cannot fix: park the message now."""
 
@@ -55,7 +61,7 @@ class MessageConsumer:
         backoff_seconds: float,
         outage_patience: float = 600.0,
         on_invalid: Callable[[bytes, str], Awaitable[None]] | None = None,
-        on_parked: Callable[[Envelope, EventData, str], Awaitable[None]] | None = None,
+        on_parked: ParkedCallback | None = None,
     ) -> None:
         self.queue_name = queue_name
         # Optional: told about a message that does not validate, before it is parked (e.g. to record a rejection).
@@ -100,8 +106,9 @@ class MessageConsumer:
             return
         token = correlation_id.set(envelope.correlation_id)
         extra = {"event_id": str(envelope.id), "event_type": envelope.type}
+        tries = _Tries()
         try:
-            await self._run_with_retries(handler, envelope, data)
+            await self._run_with_retries(handler, envelope, data, tries)
         except Exception as exc:  # noqa: BLE001 - every failure is parked or requeued, none crashes the consumer
             if is_outage(exc):
                 log.warning("a store is still unavailable; message returned to the queue", extra={**extra, "error": repr(exc)[:500]})
@@ -111,7 +118,7 @@ class MessageConsumer:
             log.exception("handler failed, parking", extra=extra)
             error = f"{type(exc).__name__}: {exc}"
             if self.on_parked is not None:
-                await _tell(self.on_parked, envelope, data, error)
+                await _tell(self.on_parked, envelope, data, error, tries.failed)
             await self._park(message, "failed", error)
         else:
             await message.ack()
@@ -120,15 +127,11 @@ class MessageConsumer:
         finally:
             correlation_id.reset(token)
 
-    async def _run_with_retries(self, handler: Handler, envelope: Envelope, data: EventData) -> None:
-        failures = 0
-
+    async def _run_with_retries(self, handler: Handler, envelope: Envelope, data: EventData, tries: _Tries) -> None:
         def give_up(state: RetryCallState) -> bool:
-            nonlocal failures
             if is_outage(_error_of(state)):
                 return self.stopping or state.seconds_since_start >= self.outage_patience
-            failures += 1
-            return failures >= self.attempts
+            return tries.failed >= self.attempts
 
         def waiting(state: RetryCallState) -> None:
             if is_outage(error := _error_of(state)):
@@ -145,7 +148,12 @@ class MessageConsumer:
         )
         async for attempt in retrying:
             with attempt:
-                await handler(envelope, data)
+                try:
+                    await handler(envelope, data)
+                except Exception as exc:
+                    if not is_outage(exc):
+                        tries.failed += 1  # an outage counts no attempt
+                    raise
 
     async def _park(self, message: AbstractIncomingMessage, outcome: str, error: str) -> None:
         headers = dict(message.headers or {})
@@ -176,6 +184,11 @@ class MessageConsumer:
         await message.ack()
         EVENTS_CONSUMED.labels(type=message.type or "unknown", outcome=f"parked_{outcome}").inc()
         log.warning("message parked", extra={"error": error, "routing_key": message.routing_key})
+
+
+@dataclass
+class _Tries:
+    failed: int = 0
 
 
 def _error_of(state: RetryCallState) -> BaseException | None:

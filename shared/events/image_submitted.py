@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import bson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.events.envelope import EventData
@@ -75,6 +76,13 @@ class ImageSubmitted(EventData):
         size = len(json.dumps(metadata, default=str).encode())
         if size > MAX_METADATA_BYTES:
             raise ValueError(f"'metadata' is {size:,} bytes as JSON; at most {MAX_METADATA_BYTES:,} are kept with an image")
+        # Valid JSON that BSON cannot hold (a key with a NUL character, an integer beyond 64 bits) failed only at
+        # the image's transaction, after its blobs were stored: parked as if the store had failed, or retried
+        # five times for an OverflowError. Refused here, it is an invalid message with the reason.
+        try:
+            bson.encode({"metadata": metadata})
+        except (bson.errors.InvalidDocument, OverflowError) as exc:
+            raise ValueError(f"'metadata' cannot be stored: {exc}") from None
         return metadata
 
     @model_validator(mode="after")

@@ -100,14 +100,18 @@ async def test_transient_failures_are_retried_then_succeed(bus):
 
 async def test_failure_after_all_attempts_is_parked_then_replayed(bus):
     attempts = []
+    told = []
     healthy = False
+
+    async def on_parked(envelope, data, error, attempts_made):
+        told.append(attempts_made)
 
     async def handler(envelope, data):
         attempts.append(envelope.id)
         if not healthy:
             raise ConnectionError("still down")
 
-    await bus.consume({"image.ingested": handler})
+    await bus.consume({"image.ingested": handler}, on_parked=on_parked)
     sent = ingested(4)
     await bus.publish(sent)
     await eventually(lambda: asyncio.sleep(0, len(attempts) == 3))
@@ -120,6 +124,7 @@ async def test_failure_after_all_attempts_is_parked_then_replayed(bus):
         peek = await dlq.get(no_ack=False)
         assert "ConnectionError: still down" in peek.headers["x-error"]
         await peek.nack(requeue=True)
+    assert told == [3]  # the parking callback hears how many attempts were made
     healthy = True
     assert await bus.replay_parked() == 1
     await eventually(lambda: asyncio.sleep(0, len(attempts) == 4))
@@ -184,15 +189,16 @@ async def test_parking_callbacks_hear_of_a_failed_event_and_their_own_failure_do
     async def handler(envelope, data):
         raise PermanentError("the source is gone")
 
-    async def on_parked(envelope, data, error):
-        told.append((envelope.id, data.image_id, error))
+    async def on_parked(envelope, data, error, attempts):
+        told.append((envelope.id, data.image_id, error, attempts))
         raise RuntimeError("the rejections store is down too")
 
     await bus.consume({"image.ingested": handler}, on_parked=on_parked)
     sent = ingested(6)
     await bus.publish(sent)
     parked = await eventually(lambda: parked_messages(bus))
-    assert told == [(sent.id, sent.data["image_id"], "PermanentError: the source is gone")]
+    # One attempt: a callback that said "failed 3 times" of it misled whoever read its rejection.
+    assert told == [(sent.id, sent.data["image_id"], "PermanentError: the source is gone", 1)]
     assert parked[0].headers["x-error"] == "PermanentError: the source is gone"
 
 

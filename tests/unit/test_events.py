@@ -73,3 +73,18 @@ def test_a_submission_bounds_its_labels_and_takes_a_checksum_in_either_case():
     # left for the annotation service to refuse on its own (an import error), the image kept.
     kept = ImageSubmitted(source_event_id="e", url="http://example.org/a.jpg", labels=["cat", " ", "", "d" * 201])
     assert kept.labels == ["cat", "d" * 201]
+
+
+def test_a_submission_refuses_metadata_that_json_holds_and_mongodb_cannot_store():
+    """A NUL in a key or an integer beyond 64 bits is valid JSON. Such metadata used to fail only at the
+    image's transaction, after its blobs were stored, and then was parked as a store failure (or retried
+    five times for the integer). Now the message is invalid, with the reason, before anything is stored."""
+    from shared.events import ImageSubmitted
+
+    with pytest.raises(ValidationError, match="'metadata' cannot be stored: .*NULL byte"):
+        ImageSubmitted(source_event_id="e", url="http://example.org/a.jpg", metadata={"camera\x00": "x"})
+    with pytest.raises(ValidationError, match="'metadata' cannot be stored: .*8-byte ints"):
+        ImageSubmitted(source_event_id="e", url="http://example.org/a.jpg", metadata={"ids": [{"n": 2**64}]})
+    # What MongoDB does store is kept as sent: dotted and $-prefixed keys, the largest 64-bit integer.
+    kept = {"exif.make": "Canon", "$source": "crawler", "n": 2**63 - 1, "nested": {"a": [1, None, "b"]}}
+    assert ImageSubmitted(source_event_id="e", url="http://example.org/a.jpg", metadata=kept).metadata == kept

@@ -227,8 +227,11 @@ async def test_a_claim_left_by_a_consumer_that_died_is_taken_over_when_its_lease
         ({"s3": {"bucket": "../..", "key": "../../etc/passwd"}}, "s3.bucket"),
         ({"s3": {"bucket": "corpus", "key": ""}}, "s3.key"),
         ({"url": "https://example.org/a.jpg", "metadata": {"blob": "z" * 70_000}}, "at most 65,536"),
+        # Valid JSON MongoDB cannot hold: it failed at the image's transaction, after its blobs were stored.
+        ({"url": "https://example.org/a.jpg", "metadata": {"lens\u0000": "x"}}, "cannot be stored"),
+        ({"url": "https://example.org/a.jpg", "metadata": {"id": 2**64}}, "8-byte ints"),
     ],
-    ids=["bucket", "empty-key", "metadata"],
+    ids=["bucket", "empty-key", "metadata", "metadata-nul-key", "metadata-huge-int"],
 )
 async def test_a_reference_or_metadata_nothing_can_take_is_an_invalid_message_at_once(ingest_client, names, mongo_db, data, says):
     marker = f"invalid-{uuid.uuid4().hex}"
@@ -327,3 +330,23 @@ async def test_a_process_renews_and_frees_only_its_own_claims(ingest_client, mon
     peers.held.add(event_id)
     await peers._renew()
     assert (await mongo_db[SUBMISSIONS].find_one({"_id": event_id}))["lease_until"] > taken["lease_until"]
+
+
+async def test_an_event_parked_at_its_first_attempt_is_not_said_to_have_failed_every_attempt(ingest_client, mongo_db):
+    """A failure retrying cannot change (a document MongoDB refuses) parks the event at once; its rejection
+    said "failed 5 times" all the same, and was listed as retries_exhausted."""
+    from services.ingest.deps import DEPS
+    from services.ingest.handlers import SubmissionHandler
+
+    handler = SubmissionHandler(ingest_client.server.app[DEPS], None, None, mongo_db)
+    url = f"https://example.org/{uuid.uuid4().hex}.jpg"
+    envelope = Envelope(type="image.submitted", schema=1, producer="scraper-test", correlation_id="c-3", data={"source_event_id": "e", "url": url})
+    data = ImageSubmitted.model_validate(envelope.data)
+    await handler.parked(envelope, data, "InvalidDocument: cannot encode object", 1)
+    once = await mongo_db[REJECTIONS].find_one({"source": url})
+    assert once["reason"] == "not_retryable" and "at the first attempt" in once["message"]
+    assert "InvalidDocument" in once["message"] and "times" not in once["message"]
+    attempts = ingest_client.server.app[DEPS].settings.consume_attempts
+    other = url.replace(".jpg", "-2.jpg")
+    await handler.parked(envelope, data.model_copy(update={"url": other}), "HTTPError: 503", attempts)
+    assert (await mongo_db[REJECTIONS].find_one({"source": other}))["reason"] == "retries_exhausted"
