@@ -299,7 +299,7 @@ async def test_yolo_seg_export_has_one_outline_per_object_that_fills_back_to_it(
 async def test_an_unknown_format_is_refused_naming_the_formats(annotation_client):
     response = await annotation_client.post("/v1/exports", json={"format": "yolov8", "image_ids": ["x"]})
     assert response.status == 422
-    assert "'coco', 'yolo', 'yolo-seg', 'voc' or 'imagefolder'" in (await response.json())["errors"][0]["msg"]
+    assert "'coco', 'yolo', 'yolo-seg', 'yolo-pose', 'voc' or 'imagefolder'" in (await response.json())["errors"][0]["msg"]
 
 
 async def _until_search_shows(search_client, expected: set[str], **params: str) -> None:
