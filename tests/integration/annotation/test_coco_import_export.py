@@ -102,12 +102,16 @@ async def test_redelivery_creates_nothing_twice(imported, names, mongo_db):
 
 
 async def _queue_empty(names) -> bool:
-    """RabbitMQ's management API counts ready and unacknowledged messages together."""
+    """RabbitMQ's management API counts ready and unacknowledged messages together. Its port is the stack's
+    (``STACK_RABBIT_MGMT_PORT``, as ``deploy/local/stack.py`` reads it), so a stack on other ports is asked, not the default one."""
+    import os
+
     import aiohttp
 
     queue = CorpusSettings(**names).queue_name("annotation")
+    port = os.environ.get("STACK_RABBIT_MGMT_PORT", "15672")
     async with aiohttp.ClientSession(headers={"Authorization": aiohttp.encode_basic_auth("guest", "guest")}) as session:
-        async with session.get(f"http://127.0.0.1:15672/api/queues/%2F/{queue}") as response:
+        async with session.get(f"http://127.0.0.1:{port}/api/queues/%2F/{queue}") as response:
             body = await response.json()
     return body.get("messages") == 0 and body.get("messages_unacknowledged") == 0
 
