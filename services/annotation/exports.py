@@ -15,8 +15,10 @@ from services.annotation.service import AnnotationDeps
 from shared.clients.blobs import BlobStore
 from shared.readmodels import IMAGES
 
-FOLDERS = {"coco": "images", "yolo": "images", "yolo-seg": "images", "voc": "JPEGImages"}
-WRITERS = {"yolo": export_formats.yolo, "yolo-seg": export_formats.yolo_seg, "voc": export_formats.voc}
+FOLDERS = {"coco": "images", "yolo": "images", "yolo-seg": "images", "yolo-pose": "images", "voc": "JPEGImages"}
+WRITERS = {
+    "yolo": export_formats.yolo, "yolo-seg": export_formats.yolo_seg, "yolo-pose": export_formats.yolo_pose, "voc": export_formats.voc,
+}  # fmt: skip
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "TIFF": "tif", "WEBP": "webp", "BMP": "bmp"}
 
 

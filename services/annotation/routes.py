@@ -87,10 +87,10 @@ def user_endpoints() -> list[Endpoint]:
 
 def export_endpoints() -> list[Endpoint]:
     return [
-        Endpoint("POST", "/v1/exports", ex.create_export, "Download images and annotations as COCO, YOLO, YOLO segmentation or VOC (zip)",
+        Endpoint("POST", "/v1/exports", ex.create_export, "Download images and annotations as COCO, YOLO, YOLO segmentation or pose, VOC or image folders (zip)",
                  Permission.READ, "exports", request_body=_body(f'{{"format": "{"|".join(get_args(ExportFormat))}", "image_ids": [...]}} or {{"dataset": "..."}}'),
                  responses={200: "application/zip", 404: "Unknown image ids", 413: "Too many images",
-                            422: "No selection, an unknown format, or more classes or objects than VOC's PNGs number"}),
+                            422: "No selection, an unknown format, more classes or objects than VOC's PNGs number, or no one keypoint schema for yolo-pose"}),
     ]  # fmt: skip
 
 

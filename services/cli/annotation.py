@@ -137,8 +137,8 @@ def export(
     fmt: ExportFormat = typer.Option(
         "coco",
         "--format",
-        help="coco, yolo (boxes), yolo-seg (polygons and masks as outlines), voc (boxes, segmentation PNGs) "
-        "or imagefolder (each image under a folder per class it has)",
+        help="coco, yolo (boxes), yolo-seg (polygons and masks as outlines), yolo-pose (boxes with their keypoints), "
+        "voc (boxes, segmentation PNGs) or imagefolder (each image under a folder per class it has)",
     ),
     image_id: list[str] = typer.Option(None, "--image-id", help="An image to export (repeatable)"),
     dataset: str = typer.Option(None, "--dataset", help="Or: every image with annotations from this dataset"),
@@ -152,7 +152,7 @@ def export(
     url: str = URL,
     key: str = KEY,
 ) -> None:
-    """Download images with their annotations as COCO, YOLO, YOLO segmentation, Pascal VOC or an image folder (a zip)."""
+    """Download images with their annotations as COCO, YOLO, YOLO segmentation or pose, Pascal VOC or an image folder (a zip)."""
     _check_out(out)
     body = {"format": fmt, "image_ids": image_id or None, "dataset": dataset}
     if classes is not None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 from typer.testing import CliRunner
 
+from services.annotation.domain.model import ExportFormat
 from services.cli import app
 
 
@@ -17,7 +20,8 @@ def help_of(*command: str) -> str:
 def test_export_is_a_command_that_takes_no_subcommand_and_names_every_format():
     said = help_of("export")
     assert "Usage: corpus export [OPTIONS] " in said and "COMMAND" not in said, said
-    assert "export Download images with their annotations as COCO, YOLO, YOLO segmentation, Pascal VOC or an image folder" in help_of()
+    assert "export Download images with their annotations as COCO, YOLO, YOLO segmentation or pose, Pascal VOC or an image folder" in help_of()
+    assert f"--format <{'|'.join(get_args(ExportFormat))}>" in said and "yolo-pose (boxes with their keypoints)" in said, said
 
 
 def test_replay_puts_messages_back_on_the_services_own_queue():

@@ -1,4 +1,4 @@
-"""COCO, YOLO (boxes and segmentation), Pascal VOC (boxes and segmentation PNGs) and image folders
+"""COCO, YOLO (boxes, segmentation and pose), Pascal VOC (boxes and segmentation PNGs) and image folders
 (classes) from annotations: pure functions, no I/O.
 
 Inputs are plain dicts: ``images`` ({id, file_name, width, height}),
@@ -6,9 +6,9 @@ Inputs are plain dicts: ``images`` ({id, file_name, width, height}),
 parent, external_ids}). Category ids come from the labels' external ids
 under ``id_scheme`` (e.g. the dataset name an import used) when they are
 integers, so a COCO import exports with its own category ids; other labels
-get the next free numbers. YOLO and VOC number classes by sorted label name
-and carry no keypoints (a keypoints annotation with a box exports the box) and
-no image-level classifications.
+get the next free numbers. YOLO and VOC number classes by sorted label name;
+of them only YOLO pose carries keypoints (elsewhere a keypoints annotation with
+a box exports the box); none carries image-level classifications.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ import io
 import json
 import re
 from collections.abc import Callable
+from functools import partial
 from itertools import cycle
 from pathlib import PurePosixPath
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from services.annotation.domain import segmentation
+from services.annotation.domain import pose, segmentation
 from services.annotation.domain.errors import InvalidAnnotation
 from shared import naming
 from shared.crowd import is_crowd
@@ -198,9 +199,20 @@ def _stem(image: dict) -> str:
     return PurePosixPath(image["file_name"]).stem
 
 
+def _box_values(bbox: list[float], width: int, height: int) -> str:
+    x, y, w, h = bbox
+    return f"{(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} {w / width:.6f} {h / height:.6f}"
+
+
 def _box_coordinates(a: dict, width: int, height: int) -> list[str]:
-    x, y, w, h = a["bbox"]
-    return [f"{(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} {w / width:.6f} {h / height:.6f}"]
+    return [_box_values(a["bbox"], width, height)]
+
+
+def pose_coordinates(a: dict, width: int, height: int, count: int) -> list[str]:
+    """``cx cy w h px1 py1 v1 ... pxK pyK vK``: the object's box (a keypoints annotation without one gets the
+    bounds of its labelled points, as in COCO) and its ``count`` points (:func:`pose.keypoint_values`)."""
+    bbox = a.get("bbox") or keypoint_box(a["keypoints"])
+    return [f"{_box_values(bbox, width, height)} {pose.keypoint_values(a.get('keypoints'), count, width, height)}"]
 
 
 def _outline_coordinates(a: dict, width: int, height: int) -> list[str]:
@@ -221,30 +233,47 @@ def _outline_coordinates(a: dict, width: int, height: int) -> list[str]:
 
 
 def _yolo(
-    images: list[dict], annotations: list[dict], labels: dict[str, dict], coordinates: Callable[[dict, int, int], list[str]],
-    classes: list[str] | None,
+    images: list[dict], objects: list[dict], labels: dict[str, dict], coordinates: Callable[[dict, int, int], list[str]],
+    classes: list[str] | None, keypoints: list[str] | None = None,
 ) -> dict[str, str]:
-    """``classes.txt``, ``data.yaml`` and one ``labels/<stem>.txt`` per image: ``class <coordinates>`` lines."""
-    boxed = [a for a in annotations if a.get("bbox")]
-    names = _class_names(boxed, labels, classes)
+    """``classes.txt``, ``data.yaml`` and one ``labels/<stem>.txt`` per image: ``class <coordinates>`` lines,
+    one per object (per line ``coordinates`` gives). With ``keypoints`` (a pose dataset's names), data.yaml
+    says ``kpt_shape``, ``flip_idx`` and ``kpt_names``."""
+    names = _class_names(objects, labels, classes)
     index = {name: n for n, name in enumerate(names)}
     files = {"classes.txt": "".join(f"{name}\n" for name in names)}
-    files["data.yaml"] = "path: .\ntrain: images\nval: images\nnames:\n" + "".join(
+    files["data.yaml"] = "path: .\ntrain: images\nval: images\n" + _pose_yaml(keypoints, len(names)) + "names:\n" + "".join(
         f"  {n}: {json.dumps(name, ensure_ascii=False)}\n" for n, name in enumerate(names)  # as classes.txt spells it
     )
-    objects = _by_image(images, boxed)
+    by_image = _by_image(images, objects)
     for image in images:
         files[f"labels/{_stem(image)}.txt"] = "".join(
             f"{index[labels[a['label_id']]['name']]} {line}\n"
-            for a in objects[image["id"]]
+            for a in by_image[image["id"]]
             for line in coordinates(a, image["width"], image["height"])
         )
     return files
 
 
+def _pose_yaml(keypoints: list[str] | None, classes: int) -> str:
+    """data.yaml's keypoint lines: ``kpt_shape``, ``flip_idx`` (:func:`pose.flip_idx`) and, per class, the
+    keypoints' names (``kpt_names``; every class has the dataset's); nothing for a dataset without keypoints."""
+    if keypoints is None:
+        return ""
+    spelled = json.dumps(keypoints, ensure_ascii=False)
+    return (
+        f"kpt_shape: [{len(keypoints)}, 3]\nflip_idx: {json.dumps(pose.flip_idx(keypoints))}\n"
+        + "kpt_names:\n" + "".join(f"  {n}: {spelled}\n" for n in range(classes))
+    )
+
+
+def _boxed(annotations: list[dict]) -> list[dict]:
+    return [a for a in annotations if a.get("bbox")]
+
+
 def yolo(images: list[dict], annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> dict[str, str]:
     """YOLO detection: ``class cx cy w h`` per box, normalised."""
-    return _yolo(images, annotations, labels, _box_coordinates, classes)
+    return _yolo(images, _boxed(annotations), labels, _box_coordinates, classes)
 
 
 def yolo_seg(images: list[dict], annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> dict[str, str]:
@@ -258,7 +287,23 @@ def yolo_seg(images: list[dict], annotations: list[dict], labels: dict[str, dict
     outline are left out. ``classes.txt`` and ``data.yaml`` are those of :func:`yolo` for the same
     selection, so class indices agree between the two.
     """
-    return _yolo(images, annotations, labels, _outline_coordinates, classes)
+    return _yolo(images, _boxed(annotations), labels, _outline_coordinates, classes)
+
+
+def yolo_pose(images: list[dict], annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> dict[str, str]:
+    """YOLO pose (Ultralytics): ``class cx cy w h px1 py1 v1 ... pxK pyK vK`` per object, normalised, 6 decimals,
+    visibility as COCO's (0 not labelled, 1 hidden, 2 visible), an unlabelled point ``0 0 0``.
+
+    Every object with a box or points is a line: a box, polygon or mask by its box, with its points or, when
+    it has none, ``0 0 0`` for each; a keypoints annotation without a box by the bounds of its labelled points,
+    as the COCO export boxes it. K is the one keypoint schema of the objects' labels
+    (:func:`pose.dataset_schema`, which refuses two schemas, or none); data.yaml says ``kpt_shape: [K, 3]``
+    and ``flip_idx``. Class numbers, ``classes.txt`` and file names are those of :func:`yolo`. Ingest's
+    YOLO reader, given this data.yaml, reads the lines back as boxes carrying their points.
+    """
+    objects = [a for a in annotations if a.get("bbox") or a["type"] == "keypoints"]
+    names = pose.dataset_schema(objects, labels)
+    return _yolo(images, objects, labels, partial(pose_coordinates, count=len(names)), classes, names)
 
 
 def voc(images: list[dict], annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> dict[str, str | bytes]:

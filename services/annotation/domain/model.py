@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.events import utcnow
 
 # What ``POST /v1/exports`` and ``corpus export --format`` offer (``domain/export_formats.py`` writes them).
-ExportFormat = Literal["coco", "yolo", "yolo-seg", "voc", "imagefolder"]
+ExportFormat = Literal["coco", "yolo", "yolo-seg", "yolo-pose", "voc", "imagefolder"]
 
 # The fields that make up an annotation's state: what history keeps and diffs.
 STATE_FIELDS = (

@@ -1,5 +1,6 @@
 """``POST /v1/exports``: a zip with the images and their annotations as COCO, YOLO (boxes), YOLO
-segmentation (``yolo-seg``: outlines) or Pascal VOC (boxes, and segmentation PNGs for polygons and masks).
+segmentation (``yolo-seg``: outlines), YOLO pose (``yolo-pose``: boxes with their keypoints) or Pascal VOC
+(boxes, and segmentation PNGs for polygons and masks).
 An unknown format is refused with 422, the message naming the formats there are."""
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ SCALARS = (str, int, float, bool)
 class ExportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    format: Format = Field(default="coco", description="coco, yolo (boxes), yolo-seg (polygons and masks as outlines), voc, or imagefolder (image classes as folders)")
+    format: Format = Field(
+        default="coco",
+        description="coco, yolo (boxes), yolo-seg (polygons and masks as outlines), yolo-pose (boxes with their keypoints), "
+        "voc, or imagefolder (image classes as folders)",
+    )
     image_ids: list[str] | None = Field(default=None, description="The images to export")
     dataset: str | None = Field(default=None, description="Or: every image with annotations imported from this dataset, with that dataset's annotations and those made by hand")
     search: dict[str, Any] | None = Field(

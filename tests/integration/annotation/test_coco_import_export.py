@@ -102,12 +102,16 @@ async def test_redelivery_creates_nothing_twice(imported, names, mongo_db):
 
 
 async def _queue_empty(names) -> bool:
-    """RabbitMQ's management API counts ready and unacknowledged messages together."""
+    """RabbitMQ's management API counts ready and unacknowledged messages together. Its port is the stack's
+    (``STACK_RABBIT_MGMT_PORT``, as ``deploy/local/stack.py`` reads it), so a stack on other ports is asked, not the default one."""
+    import os
+
     import aiohttp
 
     queue = CorpusSettings(**names).queue_name("annotation")
+    port = os.environ.get("STACK_RABBIT_MGMT_PORT", "15672")
     async with aiohttp.ClientSession(headers={"Authorization": aiohttp.encode_basic_auth("guest", "guest")}) as session:
-        async with session.get(f"http://127.0.0.1:15672/api/queues/%2F/{queue}") as response:
+        async with session.get(f"http://127.0.0.1:{port}/api/queues/%2F/{queue}") as response:
             body = await response.json()
     return body.get("messages") == 0 and body.get("messages_unacknowledged") == 0
 
@@ -299,7 +303,7 @@ async def test_yolo_seg_export_has_one_outline_per_object_that_fills_back_to_it(
 async def test_an_unknown_format_is_refused_naming_the_formats(annotation_client):
     response = await annotation_client.post("/v1/exports", json={"format": "yolov8", "image_ids": ["x"]})
     assert response.status == 422
-    assert "'coco', 'yolo', 'yolo-seg', 'voc' or 'imagefolder'" in (await response.json())["errors"][0]["msg"]
+    assert "'coco', 'yolo', 'yolo-seg', 'yolo-pose', 'voc' or 'imagefolder'" in (await response.json())["errors"][0]["msg"]
 
 
 async def _until_search_shows(search_client, expected: set[str], **params: str) -> None:
