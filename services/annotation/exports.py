@@ -9,7 +9,7 @@ from pathlib import Path
 
 from services.annotation.adapters.archive import build_zip
 from services.annotation.domain import export_formats
-from services.annotation.domain.errors import InvalidAnnotation, NotFound
+from services.annotation.domain.errors import InvalidExport, NotFound
 from services.annotation.domain.model import ExportFormat as Format
 from services.annotation.service import AnnotationDeps
 from shared.clients.blobs import BlobStore
@@ -41,7 +41,7 @@ async def resolved_classes(deps: AnnotationDeps, classes: list[str]) -> list[str
     is refused: either would export a class no object carries, without a word."""
     found = await deps.labels.resolve_many(classes)
     if unknown := [name for name in classes if name not in found]:
-        raise InvalidAnnotation(
+        raise InvalidExport(
             "unknown_classes", f"No label is named {', '.join(map(repr, unknown[:10]))}, nor has it as an alias.", unknown=unknown[:50]
         )
     names = []
@@ -49,7 +49,7 @@ async def resolved_classes(deps: AnnotationDeps, classes: list[str]) -> list[str
         label = found[name]
         names.append((await deps.labels.live(label["_id"]))["name"] if label.get("merged_into") else label["name"])
     if repeated := sorted({n for n in names if names.count(n) > 1}):
-        raise InvalidAnnotation("repeated_classes", f"Several classes given are the same label: {', '.join(map(repr, repeated[:10]))}.")
+        raise InvalidExport("repeated_classes", f"Several classes given are the same label: {', '.join(map(repr, repeated[:10]))}.")
     return names
 
 
@@ -59,9 +59,9 @@ async def select_images(deps: AnnotationDeps, image_ids: list[str] | None, datas
     if dataset:
         ids = await deps.annotations.annotations.distinct("image_id", {"dataset": dataset, "deleted": False})
         if len(ids) > limit:
-            raise InvalidAnnotation("too_many_images", f"The dataset has {len(ids)} images; export at most {limit} at once.")
+            raise InvalidExport("too_many_images", f"The dataset has {len(ids)} images; export at most {limit} at once.")
         return sorted(ids)
-    raise InvalidAnnotation("no_selection", "Give 'image_ids', 'dataset' or 'search' to say which images to export.")
+    raise InvalidExport("no_selection", "Give 'image_ids', 'dataset' or 'search' to say which images to export.")
 
 
 async def export_archive(

@@ -30,6 +30,14 @@ class InvalidAnnotation(AnnotationError):
         self.reason = reason
 
 
+class InvalidExport(InvalidAnnotation):
+    """An export request that cannot be met as asked (422, with a ``reason``): no selection, unknown classes,
+    a format that cannot hold the selection. It was titled "Invalid annotation", which named no annotation."""
+
+    slug = "invalid-export"
+    title = "Invalid export"
+
+
 class NotFound(AnnotationError):
     status = 404
     slug = "not-found"

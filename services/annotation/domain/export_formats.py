@@ -25,7 +25,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from services.annotation.domain import pose, segmentation
-from services.annotation.domain.errors import InvalidAnnotation
+from services.annotation.domain.errors import InvalidExport
 from shared import naming
 from shared.crowd import is_crowd
 
@@ -100,7 +100,7 @@ def _integer_id(label: dict, id_scheme: str | None) -> int | None:
     if not external:
         return None
     if not (external.isascii() and external.isdigit()):
-        raise InvalidAnnotation(
+        raise InvalidExport(
             "non_integer_ids",
             f"The external ids under {id_scheme!r} are not integers (label {label['name']!r} has {external!r}); "
             "COCO category ids must be integers: choose an 'id_scheme' whose ids are, or none to number the categories.",
@@ -394,7 +394,7 @@ def _voc_flags(a: dict) -> dict[str, str]:
 def _voc_pngs(image: dict, objects: list[dict], classes: list[int]) -> tuple[bytes, bytes]:
     """The SegmentationClass and SegmentationObject PNGs of one image's objects (with their class indices)."""
     if len(objects) > segmentation.MAX_INDEX or max(classes) > segmentation.MAX_INDEX:
-        raise InvalidAnnotation(
+        raise InvalidExport(
             "voc_too_many",
             f"Pascal VOC segmentation PNGs hold at most {segmentation.MAX_INDEX} classes and {segmentation.MAX_INDEX} "
             f"objects per image; {image['file_name']} has {len(objects)} objects, with class indices up to {max(classes)}. "
@@ -430,7 +430,7 @@ def image_folder(images: list[dict], annotations: list[dict], labels: dict[str, 
     """
     classified = [a for a in annotations if a["type"] == "classification"]
     if not classified:
-        raise InvalidAnnotation(
+        raise InvalidExport(
             "no_classifications",
             f"None of the {len(images)} selected image(s) has an image-level classification to make folders from; "
             "use coco, yolo, yolo-seg or voc for boxes and outlines.",

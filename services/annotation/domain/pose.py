@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from services.annotation.domain.errors import InvalidAnnotation
+from services.annotation.domain.errors import InvalidExport
 
 # A keypoint name's words: camelCase, runs of letters (any script) or digits; separators do not count.
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+|[^\W\d_]+")
@@ -56,7 +56,7 @@ def dataset_schema(objects: list[dict], labels: dict[str, dict]) -> list[str]:
     schemas = {tuple(labels[i]["keypoints"]) for i in used if labels[i].get("keypoints")}
     if len(schemas) > 1:
         named = sorted((labels[i]["name"], len(labels[i]["keypoints"])) for i in used if labels[i].get("keypoints"))
-        raise InvalidAnnotation(
+        raise InvalidExport(
             "keypoint_schemas_differ",
             f"A YOLO pose dataset has one kpt_shape, and these labels have different keypoint schemas: "
             f"{_listed(f'{name!r} ({count} points)' for name, count in named)}. Export them apart (with 'classes'), "
@@ -67,7 +67,7 @@ def dataset_schema(objects: list[dict], labels: dict[str, dict]) -> list[str]:
         exported = f"None of the labels exported ({_listed(sorted(repr(labels[i]['name']) for i in used))}) has" if used else (
             "The selection has no box or keypoints to export, so no label gives"
         )
-        raise InvalidAnnotation(
+        raise InvalidExport(
             "no_keypoint_schema",
             f"{exported} a keypoint schema, and a pose dataset's kpt_shape needs one: give the label its keypoint names "
             "(PATCH /v1/labels/{id} with 'keypoints'), or export boxes with 'yolo'.",
@@ -80,7 +80,7 @@ def dataset_schema(objects: list[dict], labels: dict[str, dict]) -> list[str]:
 def _check_points(objects: list[dict], labels: dict[str, dict], count: int) -> None:
     unnamed = sorted({labels[a["label_id"]]["name"] for a in objects if a.get("keypoints") and not labels[a["label_id"]].get("keypoints")})
     if unnamed:
-        raise InvalidAnnotation(
+        raise InvalidExport(
             "keypoints_without_schema",
             f"Annotations of {_listed(map(repr, unnamed))} carry keypoints, but the label has no keypoint schema to say which "
             f"of the dataset's {count} points they are: give it the schema, or leave it out with 'classes'.",
@@ -88,7 +88,7 @@ def _check_points(objects: list[dict], labels: dict[str, dict], count: int) -> N
         )
     wrong = [(str(a.get("_id")), len(a["keypoints"])) for a in objects if a.get("keypoints") and len(a["keypoints"]) != count]
     if wrong:
-        raise InvalidAnnotation(
+        raise InvalidExport(
             "keypoints_count",
             f"{len(wrong)} annotation(s) have a number of points other than their label's {count} keypoints (made before "
             f"the schema changed): {_listed(f'{a} ({n} points)' for a, n in wrong)}; give them one point per name.",

@@ -193,5 +193,7 @@ async def test_classes_given_by_alias_or_merged_name_export_their_label_and_unkn
     assert unknown.status == 422, await unknown.text()
     body = await unknown.json()
     assert body["reason"] == "unknown_classes" and body["unknown"] == [f"tvv {tag}"]
+    # An export refused is titled as one (it said "Invalid annotation", of a request that named none).
+    assert body["title"] == "Invalid export" and body["type"].endswith("/invalid-export")
     twice = await annotation_client.post("/v1/exports", json={"format": "yolo", "image_ids": [image_id], "classes": [f"tv {tag}", f"tvmonitor {tag}"]})
     assert twice.status == 422 and (await twice.json())["reason"] == "repeated_classes"
