@@ -16,7 +16,7 @@ from __future__ import annotations
 import aiormq.exceptions
 import elasticsearch
 import elastic_transport
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from shared.unavailable import DependencyUnavailable
 
@@ -24,6 +24,10 @@ __all__ = ["DependencyUnavailable", "is_outage", "unavailable_store"]
 
 # Answers of a store that is there but cannot take the request now.
 BUSY_STATUSES = frozenset({429, 502, 503, 504})
+# MongoDB's codes for a server shutting down or between primaries. A write it answers so while it shuts down
+# comes as a WriteConcernError (code 91, label RetryableWriteError), which is no ConnectionFailure: it was a 500
+# while the write had in fact been applied, where the client should hear "unavailable, retry".
+MONGO_STEPPING_DOWN = frozenset({91, 189, 10107, 11600, 11602, 13435, 13436})
 
 
 # What each store's client raises when the store is unreachable.
@@ -44,12 +48,18 @@ def unavailable_store(exc: BaseException | None) -> str | None:
         for store, types in UNAVAILABLE:
             if isinstance(exc, types):
                 return store
-        if isinstance(exc, PyMongoError) and exc.has_error_label("TransientTransactionError"):
+        if isinstance(exc, PyMongoError) and _mongo_unavailable(exc):
             return "MongoDB"
         if isinstance(exc, elasticsearch.ApiError) and exc.meta.status in BUSY_STATUSES:
             return "Elasticsearch"
         exc = exc.__cause__  # only an explicit ``raise ... from``: a later error is not caused by an earlier one
     return None
+
+
+def _mongo_unavailable(exc: PyMongoError) -> bool:
+    if exc.has_error_label("TransientTransactionError") or exc.has_error_label("RetryableWriteError"):
+        return True
+    return isinstance(exc, OperationFailure) and exc.code in MONGO_STEPPING_DOWN
 
 
 def is_outage(exc: BaseException | None) -> bool:
