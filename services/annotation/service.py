@@ -7,6 +7,7 @@ repositories. Every write is conditional on the version the caller saw.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
@@ -92,9 +93,16 @@ def _event(cls: type, doc: dict, label: str, **extra: Any) -> AnnotationCreated:
     )  # fmt: skip
 
 
-async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, Any]], chunk: int = CHUNK) -> list[dict[str, Any]]:
+async def create_many(
+    deps: AnnotationDeps, actor: str, items: list[dict[str, Any]], chunk: int = CHUNK, seed: str | None = None
+) -> list[dict[str, Any]]:
     """Create annotations, ``chunk`` per transaction; one result per item: ``{"index", "status": 201, "id",
-    "version", "doc", "label"}`` or ``{"index", "status": 422, "reason", "detail"}``."""
+    "version", "doc", "label"}`` or ``{"index", "status": 422, "reason", "detail"}``.
+
+    With ``seed`` (a request's Idempotency-Key: :func:`shared.web.idempotency.request_seed`) item ``i``'s id
+    is derived from it, and an item whose annotation a previous run of the request stored is answered with
+    that annotation, not stored twice. Random ids let a run repeated after a MongoDB outage (the work
+    committed, its answer not recorded) store every annotation of the request a second time."""
     results: list[dict[str, Any]] = [{"index": i} for i in range(len(items))]
     images, known = await asyncio.gather(
         deps.annotations.images([item["image_id"] for item in items]),
@@ -123,14 +131,36 @@ async def create_many(deps: AnnotationDeps, actor: str, items: list[dict[str, An
     now = now_ms()
     for start in range(0, len(outcomes), chunk):
         # Built a chunk at a time: between one chunk's transaction and the next, the event loop answers requests.
-        docs, events = _new_documents(deps, actor, now, items, labels, outcomes[start : start + chunk], results)
+        docs, events = _new_documents(deps, actor, now, items, labels, outcomes[start : start + chunk], results, seed)
+        if seed is not None:
+            docs, events = await _not_stored_before(deps, docs, events, results)
         await _store(deps, docs, events)
     return results
 
 
+def _annotation_id(seed: str | None, index: int) -> str:
+    return hashlib.sha256(f"{seed}:{index}".encode()).hexdigest()[:32] if seed is not None else uuid.uuid4().hex
+
+
+async def _not_stored_before(
+    deps: AnnotationDeps, docs: list[dict[str, Any]], events: list[Envelope], results: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[Envelope]]:
+    """The documents an earlier run of the same request did not store; the items it did are answered with
+    the annotation it stored (as it is now)."""
+    stored = {doc["_id"]: doc for doc in await deps.annotations.get_many([doc["_id"] for doc in docs])}
+    if not stored:
+        return docs, events
+    names = await deps.labels.names_of({doc["label_id"] for doc in stored.values()})
+    for result in results:
+        if (doc := stored.get(result.get("id", ""))) is not None:
+            result.update(version=doc["version"], doc=doc, label=names.get(doc["label_id"], ""))
+    kept = [n for n, doc in enumerate(docs) if doc["_id"] not in stored]
+    return [docs[n] for n in kept], [events[n] for n in kept]
+
+
 def _new_documents(
     deps: AnnotationDeps, actor: str, now: datetime, items: list[dict[str, Any]], labels: dict[str, Any],
-    outcomes: list[tuple[int, tuple[str, Any, str]]], results: list[dict[str, Any]],
+    outcomes: list[tuple[int, tuple[str, Any, str]]], results: list[dict[str, Any]], seed: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[Envelope]]:
     """The documents and events of the items whose geometry passed; each item's result is filled in."""
     docs, events = [], []
@@ -145,7 +175,7 @@ def _new_documents(
             results[i].update(status=422, reason=exc.reason, detail=exc.detail)
             continue
         doc = {
-            "_id": uuid.uuid4().hex, "image_id": item["image_id"], "type": item["type"], "label_id": label["_id"],
+            "_id": _annotation_id(seed, i), "image_id": item["image_id"], "type": item["type"], "label_id": label["_id"],
             **dict.fromkeys(GEOMETRY_KEYS), **fields, "score": item.get("score"),
             "attributes": item.get("attributes") or {}, "dataset": item.get("dataset"),
             "source_id": item.get("source_id"), "deleted": False, "version": 1,

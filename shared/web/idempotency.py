@@ -161,6 +161,21 @@ def fingerprint_of(request: web.Request) -> Fingerprint | None:
     return request.get(FINGERPRINT)
 
 
+SCOPED_KEY = web.RequestKey("idempotency_scoped_key", str)
+
+
+def request_seed(request: web.Request) -> str | None:
+    """A value that is the same for every run of this request under its key, and differs for any other
+    request (another caller, endpoint, key or body), or None without a key. A handler derives the ids of what
+    it creates from it, so a run repeated after its lease was taken over (the first run's process died, or
+    lost MongoDB between storing its work and recording its answer) finds what the first run stored instead
+    of storing it again. Call it once the body has been read: the fingerprint is part of it."""
+    scoped, fp = request.get(SCOPED_KEY), fingerprint_of(request)
+    if scoped is None or fp is None:
+        return None
+    return hashlib.sha256(f"{scoped}|{fp.hexdigest()}".encode("utf-8", "surrogateescape")).hexdigest()
+
+
 async def idempotency_ctx(app: web.Application) -> AsyncIterator[None]:
     """The store of Idempotency-Key answers, for a service whose POSTs take the header."""
     settings = app[SETTINGS]
@@ -208,6 +223,7 @@ async def respond(request: web.Request, scope: str, produce: Produce, reread: Re
         raise Problem(400, "Bad Request", f"The {HEADER} header is not valid UTF-8 text.")
     store = request.app[IDEMPOTENCY_STORE]
     scoped = f"{request[PRINCIPAL].user_id}|{scope}|{key}"
+    request[SCOPED_KEY] = scoped
     request[FINGERPRINT] = fp = Fingerprint()
     fp.add(request.method, request.rel_url.path_qs, request.headers.get("If-Match"))
     if reread is None:

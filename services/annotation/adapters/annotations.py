@@ -72,6 +72,9 @@ class AnnotationRepository:
     async def get(self, annotation_id: str) -> dict[str, Any] | None:
         return await self.annotations.find_one({"_id": annotation_id}, HIDE_PENDING)
 
+    async def get_many(self, annotation_ids: list[str]) -> list[dict[str, Any]]:
+        return await self.annotations.find({"_id": {"$in": annotation_ids}}, HIDE_PENDING).to_list()
+
     async def get_labelled(self, annotation_id: str) -> tuple[dict[str, Any], str] | None:
         """The annotation and its label's current name, in one round trip."""
         pipeline = [

@@ -56,7 +56,7 @@ async def _one(request: web.Request, doc: dict, status: int = 200, label: str | 
 async def create_annotation(request: web.Request) -> web.Response:
     payload = await body_as(request, AnnotationIn)
     deps = request.app[DEPS]
-    [result] = await service.create_many(deps, request[PRINCIPAL].user_id, [payload.model_dump()])
+    [result] = await service.create_many(deps, request[PRINCIPAL].user_id, [payload.model_dump()], seed=idempotency.request_seed(request))
     if result["status"] != 201:
         raise InvalidAnnotation(result["reason"], result["detail"])
     return await _one(request, result["doc"], 201, result["label"])
@@ -73,7 +73,9 @@ def _within_bulk_limit(request: web.Request, count: int) -> None:
 async def bulk_create(request: web.Request) -> web.Response:
     payload = await body_as(request, BulkIn)
     _within_bulk_limit(request, len(payload.items))
-    results = await service.create_many(request.app[DEPS], request[PRINCIPAL].user_id, [i.model_dump() for i in payload.items])
+    results = await service.create_many(
+        request.app[DEPS], request[PRINCIPAL].user_id, [i.model_dump() for i in payload.items], seed=idempotency.request_seed(request)
+    )
     created = sum(1 for r in results if r["status"] == 201)
     shown = [{k: v for k, v in r.items() if k not in ("doc", "label")} for r in results]
     return json_response({"created": created, "failed": len(results) - created, "results": shown})
