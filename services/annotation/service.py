@@ -189,8 +189,9 @@ def _new_documents(
 
 async def _store(deps: AnnotationDeps, docs: list[dict[str, Any]], events: list[Envelope]) -> None:
     if await deps.annotations.add(docs, events):
-        deps.pending.nudge(doc["_id"] for doc in docs)
+        deps.pending.nudge(doc["_id"] for doc in docs)  # the drain also moves them off a label merged meanwhile
     elif docs:
+        await deps.labels.settle(docs, docs[0]["created_by"])  # a label merged while the batch was prepared
         deps.pending.nudge_relay()
 
 

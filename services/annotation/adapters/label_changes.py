@@ -13,6 +13,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from services.annotation.adapters.labels import LabelStore, label_name
+from services.annotation.adapters.merged_labels import move_off_merged, survivors
 from services.annotation.adapters.store import ANNOTATIONS
 from services.annotation.adapters.summaries import refresh_summaries
 from services.annotation.domain.errors import InvalidAnnotation, LabelConflict
@@ -108,7 +109,27 @@ class LabelRepository(LabelStore):
             )
             return target
 
-        return await in_transaction(self.db, work, seconds=LONG_TRANSACTION_SECONDS)
+        target = await in_transaction(self.db, work, seconds=LONG_TRANSACTION_SECONDS)
+        # Writes committed while the merge ran that it did not see (a create of the merged label's name)
+        stragglers = await self.db[ANNOTATIONS].find({"label_id": source_id}, {"label_id": 1, "image_id": 1}).to_list()
+        await self.settle(stragglers, actor)
+        return target
+
+    async def settle(self, docs: list[dict[str, Any]], actor: str) -> None:
+        """Move those of these committed annotations (``_id``, ``label_id``, ``image_id``) that are on a merged
+        label to its survivor, with their images' summaries, and announce the merge again so that search
+        re-projects them (:mod:`services.annotation.adapters.merged_labels`). One query when none is."""
+        if not docs or not await survivors(self.db, {doc["label_id"] for doc in docs}):
+            return
+
+        async def work(session: AsyncClientSession) -> None:
+            moved = await move_off_merged(self.db, docs, session)
+            await refresh_summaries(self.db, {doc["image_id"] for doc in docs if doc["label_id"] in moved}, session)
+            for merged_id, survivor in moved.items():
+                source = await self.get(merged_id, session)
+                await self._announce(source, "merged", actor, session, merged_into=survivor, previous_name=source["name"])
+
+        await in_transaction(self.db, work, seconds=LONG_TRANSACTION_SECONDS)
 
     async def update(self, label_id: str, changes: dict[str, Any], actor: str) -> dict[str, Any]:
         """Describe, re-parent, or set external ids (``changes`` holds only the fields to set)."""

@@ -4,7 +4,9 @@ An annotation write leaves its change in the document (``pending``; see
 :mod:`services.annotation.adapters.annotations`). One drain pass takes a
 batch of annotations with pending changes and, in ONE transaction:
 
-1. re-reads their pending changes inside the transaction's snapshot;
+1. re-reads their pending changes inside the transaction's snapshot, and moves
+   any of them found on a merged label to its survivor
+   (:mod:`services.annotation.adapters.merged_labels`);
 2. inserts the history documents (``_id`` = annotation id : version);
 3. recomputes the summaries of their images from the current annotations;
 4. stages the events in the outbox;
@@ -30,6 +32,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.annotation.adapters.merged_labels import move_off_merged
 from services.annotation.adapters.store import ANNOTATIONS, HISTORY, PENDING, PENDING_COUNT
 from services.annotation.adapters.summaries import refresh_summaries
 from shared.background import LoopDriven, PollingLoop
@@ -96,12 +99,14 @@ class PendingDrain(LoopDriven):
         async def work(session: AsyncClientSession) -> int:
             # By _id only: the planner must never walk the pending index inside the transaction.
             cursor = self.db[ANNOTATIONS].find(
-                {"_id": {"$in": annotation_ids}}, {"image_id": 1, PENDING: 1, PENDING_COUNT: 1}, session=session
+                {"_id": {"$in": annotation_ids}}, {"image_id": 1, "label_id": 1, PENDING: 1, PENDING_COUNT: 1}, session=session
             ).hint([("_id", 1)])
             docs = [doc async for doc in cursor if doc.get(PENDING_COUNT)]
             changes: list[dict[str, Any]] = [change for doc in docs for change in doc[PENDING]]
             if not changes:
                 return 0
+            # An edit or create prepared before a merge committed may have put its annotation on the merged label.
+            await move_off_merged(self.db, docs, session)
             await insert_all(self.db[HISTORY], [change["history"] for change in changes], session)
             await refresh_summaries(self.db, {doc["image_id"] for doc in docs}, session)
             await stage_entries(self.db, [change["event"] for change in changes], session)
