@@ -128,6 +128,10 @@ class ImageIndex:
         )
         return response.body["aggregations"]
 
+    async def close_pit(self, pit: str) -> None:
+        """Close a snapshot no page will read again; one already gone (expired, closed) is no error."""
+        await self.es.options(ignore_status=404).close_point_in_time(id=pit)
+
     async def open_pit(self, keep_alive: str) -> str:
         response = await self.es.open_point_in_time(index=self.alias, keep_alive=keep_alive)
         return response["id"]
@@ -167,7 +171,7 @@ class ImageIndex:
                     return
                 after = hits[-1]["sort"]
         finally:
-            await self.es.options(ignore_status=404).close_point_in_time(id=pit)
+            await self.close_pit(pit)
 
     async def count(self) -> int:
         return (await self.es.count(index=self.alias))["count"]

@@ -141,3 +141,18 @@ async def test_bytes_that_are_no_image_are_422_saying_so_without_a_python_repr(s
     body = await response.json()
     assert body["type"].endswith("/not-an-image") and "no image format" in body["detail"]
     assert "0x" not in body["detail"] and "BytesIO" not in body["detail"]
+
+
+async def _open_contexts(es) -> int:
+    stats = await es.nodes.stats(metric="indices", index_metric="search")
+    return sum(node["indices"]["search"]["open_contexts"] for node in stats["nodes"].values())
+
+
+async def test_the_last_page_closes_the_snapshot_the_pages_read(search_client, es, indexed):
+    """A snapshot left open lived its whole keep-alive: 290 at once in a tester's half-hour run, one per
+    paging session and one per export by search."""
+    before = await _open_contexts(es)
+    first = await search_json(search_client, sources=SOURCE, limit="2")
+    last = await search_json(search_client, sources=SOURCE, limit="2", cursor=first["next"])  # opens the snapshot
+    assert last["next"] is None and len(last["items"]) == 1  # three photos: this is the last page
+    assert await _open_contexts(es) <= before  # closed again (others' may expire meanwhile, none opens)
