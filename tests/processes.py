@@ -72,3 +72,39 @@ class ServiceProcess:
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` now (children, theirs, ...), read from /proc."""
+    found: set[int] = set()
+    parents = [pid]
+    while parents:
+        for child in children(parents.pop()) - found:
+            found.add(child)
+            parents.append(child)
+    return found
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):  # a child belongs to the thread that started it
+        try:
+            found |= {int(child) for child in (task / "children").read_text().split()}
+        except OSError:
+            pass  # the thread or the process ended meanwhile
+    return found
+
+
+def is_running(pid: int) -> bool:
+    """Alive, a zombie (dead, not reaped: init here may never reap re-parented ones) not counted."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "(gone)"

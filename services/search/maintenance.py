@@ -14,11 +14,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.search.adapters.index import BulkWriteError, IndexBusy
+from services.search.adapters.index import BulkWriteError, ImageIndex, IndexBusy
 from services.search.domain.drift import Drift, compare
 from services.search.projection import Projector
 
@@ -27,6 +28,8 @@ Progress = Callable[[str, int, int | None], None]
 # A job's work: given where to report progress, it returns its result.
 Work = Callable[[Progress], Awaitable[dict[str, Any]]]
 BATCH = 1000
+
+log = logging.getLogger(__name__)
 
 
 def _quiet(phase: str, done: int, total: int | None) -> None:
@@ -159,8 +162,12 @@ async def _explain_stale(projector: Projector, ids: list[str], expected: dict[st
 
 
 async def reindex(projector: Projector, *, progress: Progress = _quiet) -> dict[str, Any]:
+    """Runs under the maintenance job lock (``jobs.JobRegistry``): no other rebuild builds meanwhile, so the
+    indices earlier ones left behind (``ImageIndex.left_behind``) are dropped first."""
     started = time.perf_counter()
     index = projector.index
+    leftovers = await index.left_behind()
+    await index.drop(leftovers)
     total = await projector.reader.count()
     target = await index.create_build_index()
     written = 0
@@ -172,7 +179,7 @@ async def reindex(projector: Projector, *, progress: Progress = _quiet) -> dict[
             progress("indexing", written, max(total, written))
         await index.finish_build(target)
     except BaseException:
-        await index.drop([target])
+        await _drop_failed_build(index, target)
         raise
     previous = await index.switch_alias(target)
     await index.drop(previous)
@@ -182,7 +189,17 @@ async def reindex(projector: Projector, *, progress: Progress = _quiet) -> dict[
         "index": target,
         "indexed": written - refusals.count,
         "replaced": previous,
+        "left_behind_dropped": leftovers,
         "caught_up": catch_up["repaired"],
         **refusals.report(),
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+async def _drop_failed_build(index: ImageIndex, target: str) -> None:
+    """Drop a failed rebuild's index if Elasticsearch answers; if it does not (the outage that failed the
+    rebuild, often), the next reindex drops it, and the job reports the failure that stopped it."""
+    try:
+        await index.drop([target])
+    except Exception:  # noqa: BLE001 - the build's own failure is the one to report
+        log.warning("could not drop the failed build index %s; the next reindex drops it", target, exc_info=True)

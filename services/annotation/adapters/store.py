@@ -22,7 +22,7 @@ IMPORT_ERRORS = "annotation_import_errors"
 # outbox (adapters/pending.py), and their count, indexed where above zero so the drain finds them.
 PENDING = "pending"
 PENDING_COUNT = "pending_n"
-OLD_IMPORT_KEY = "dataset_1_source_id_1"  # unique (dataset, source_id): dropped at start-up
+OLD_IMPORT_KEY = "dataset_1_source_id_1"  # unique (dataset, source_id): dropped at start-up if still there
 INDEX_NOT_FOUND = 27
 
 
@@ -58,10 +58,21 @@ async def ensure_import_key(annotations: AsyncCollection) -> None:
         unique=True,
         partialFilterExpression={"source_id": {"$type": "string"}},
     )
+    await drop_old_import_key(annotations)
+
+
+async def drop_old_import_key(annotations: AsyncCollection) -> None:
+    """Drop the old key if it is still there, and only then: dropIndexes takes the collection's exclusive lock
+    even for an index that is gone, so it waits behind every open transaction on the collection, and those a
+    killed process left hold their locks until MongoDB aborts them (transactionLifetimeLimitSeconds, 60 s):
+    a restart after a kill -9 sat in start-up that long. Listing the indexes takes no such lock. (Creating an
+    index that exists with the same spec returns at once too, so the other start-up indexes need no check.)"""
+    if OLD_IMPORT_KEY not in await annotations.index_information():
+        return
     try:
         await annotations.drop_index(OLD_IMPORT_KEY)
     except OperationFailure as exc:
-        if exc.code != INDEX_NOT_FOUND:
+        if exc.code != INDEX_NOT_FOUND:  # another instance starting beside this one dropped it first
             raise
 
 

@@ -26,8 +26,6 @@ import logging
 import multiprocessing
 import os
 import resource
-import threading
-import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -35,6 +33,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
 
+from shared.owner_watch import watch_owner
 from shared.unavailable import DependencyUnavailable  # not shared.outages: workers import this module
 
 log = logging.getLogger(__name__)
@@ -58,28 +57,10 @@ class WorkersStopped(DependencyUnavailable):
     store = "the ingest worker pool (the service is stopping)"
 
 
-def _owner_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"  # killed, not yet reaped
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-
-
-def _watch_owner(pid: int) -> None:
-    """Exit when the service process is gone (SIGKILL leaves pool workers blocked forever otherwise)."""
-    while not _owner_gone(pid):
-        time.sleep(1.0)
-    os._exit(0)
-
-
 def _init_worker(max_bytes: int | None, owner_pid: int) -> None:
     if max_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
-    threading.Thread(target=_watch_owner, args=(owner_pid,), daemon=True, name="owner-watch").start()
+    watch_owner(owner_pid)  # a killed service's workers leave by themselves (shared.owner_watch)
 
 
 def _run_chunk(calls: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:

@@ -10,6 +10,7 @@ guessed mapping; the alias is re-created empty and ``reconcile`` refills it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -196,6 +197,24 @@ class ImageIndex:
         actions.append({"add": {"index": name, "alias": self.alias}})
         await self.es.indices.update_aliases(actions=actions)
         return previous
+
+    async def left_behind(self) -> list[str]:
+        """The indices of this alias that earlier rebuilds left behind: named ``<alias>-v<N>`` or
+        ``<alias>-v<N>-<build time>`` (every name this alias has pointed at or a rebuild has built) and not
+        pointed at by the alias. A rebuild that failed while Elasticsearch was away could not drop its build
+        index, nor could one stopped between the alias switch and dropping the index it left.
+
+        Empty while the alias points nowhere: ``ensure`` then adopts ``<alias>-v<N>``, which may hold the
+        only copy of the data. Safe to drop only while no rebuild runs (the maintenance job lock): a running
+        one's build index is unaliased too."""
+        found = await self.es.options(ignore_status=404).indices.get_alias(index=f"{self.alias}-v*")
+        indices = found.body if found.meta.status == 200 else {}
+        if not any(self.alias in (entry.get("aliases") or {}) for entry in indices.values()):
+            return []
+        ours = re.compile(rf"{re.escape(self.alias)}-v\d+(-\d{{20}})?")
+        return sorted(
+            name for name, entry in indices.items() if ours.fullmatch(name) and self.alias not in (entry.get("aliases") or {})
+        )
 
     async def drop(self, names: Sequence[str]) -> None:
         if names:
