@@ -17,9 +17,13 @@ Imported by worker processes: keep it to the standard library.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 POLL_SECONDS = 1.0
 NO_PROC = b""  # where /proc cannot be read: the pid alone identifies the process
@@ -54,3 +58,18 @@ def _exit_when_gone(pid: int, identity: bytes | None) -> None:
     while identity is not None and process_identity(pid) == identity:
         time.sleep(POLL_SECONDS)
     os._exit(0)  # not sys.exit: nothing of the pool's shutdown is to run, its owner is gone
+
+
+def owned_process_pool(workers: int | None, setup: Callable[..., None] | None = None, *setup_args: Any) -> ProcessPoolExecutor:
+    """A process pool for a service's CPU work: ``forkserver`` workers (the event-loop process, with its
+    threads and sockets, is never forked), each running ``setup(*setup_args)`` first if given (a module-level
+    function), then watching this process and leaving once it is gone (killed: no shutdown reaches the pool)."""
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("forkserver"), initializer=_start_worker, initargs=(os.getpid(), setup, setup_args)
+    )
+
+
+def _start_worker(owner_pid: int, setup: Callable[..., None] | None, setup_args: tuple[Any, ...]) -> None:
+    if setup is not None:
+        setup(*setup_args)
+    watch_owner(owner_pid)

@@ -11,14 +11,12 @@ and the next job gets a fresh pool.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable
 
-from shared.owner_watch import watch_owner
+from shared.owner_watch import owned_process_pool
 from shared.unavailable import DependencyUnavailable
 
 log = logging.getLogger(__name__)
@@ -38,14 +36,7 @@ class RenewingProcessPool(Executor):
         self.renewed = 0
 
     def _new(self) -> ProcessPoolExecutor:
-        # forkserver: never fork the event-loop process with its threads and sockets. Each worker watches this
-        # process and leaves once it is gone (killed: no shutdown reaches the pool), see shared.owner_watch.
-        return ProcessPoolExecutor(
-            self._workers,
-            mp_context=multiprocessing.get_context("forkserver"),
-            initializer=watch_owner,
-            initargs=(os.getpid(),),
-        )
+        return owned_process_pool(self._workers)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         pool = self._pool

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import resource
 from collections import deque
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
 
-from shared.owner_watch import watch_owner
+from shared.owner_watch import owned_process_pool
 from shared.unavailable import DependencyUnavailable  # not shared.outages: workers import this module
 
 log = logging.getLogger(__name__)
@@ -57,10 +56,9 @@ class WorkersStopped(DependencyUnavailable):
     store = "the ingest worker pool (the service is stopping)"
 
 
-def _init_worker(max_bytes: int | None, owner_pid: int) -> None:
+def _limit_memory(max_bytes: int | None) -> None:
     if max_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
-    watch_owner(owner_pid)  # a killed service's workers leave by themselves (shared.owner_watch)
 
 
 def _run_chunk(calls: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
@@ -116,13 +114,7 @@ class CpuPool:
         self._closed = False
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        # forkserver: never fork the event-loop process with its threads and sockets.
-        return ProcessPoolExecutor(
-            self.workers,
-            mp_context=multiprocessing.get_context("forkserver"),
-            initializer=_init_worker,
-            initargs=(self.memory_bytes, os.getpid()),
-        )
+        return owned_process_pool(self.workers, _limit_memory, self.memory_bytes)  # a killed service's workers leave too
 
     async def run(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         if self._closed:
