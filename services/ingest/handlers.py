@@ -89,20 +89,17 @@ class SubmissionHandler:
         assert isinstance(data, ImageSubmitted)
         where = _where(data)
         if attempts >= self.deps.settings.consume_attempts:
-            refused = ImageRefused(
-                "retries_exhausted",
+            reason, message = "retries_exhausted", (
                 f"Taking {where} failed {attempts} times, the last with {error[:500]}. The event is parked on the "
-                "dead-letter queue; `corpus bus replay ingest` takes it again once the source answers.",
-                sha256=data.sha256,
+                "dead-letter queue; `corpus bus replay ingest` takes it again once the source answers."
             )
         else:  # it used to say "failed 5 times" of an event tried once
-            refused = ImageRefused(
-                "not_retryable",
+            reason, message = "not_retryable", (
                 f"Taking {where} failed with {error[:500]}, which retrying cannot change, so the event was parked "
                 "on the dead-letter queue at the first attempt; `corpus bus replay ingest` takes it again once "
-                "the cause is fixed.",
-                sha256=data.sha256,
+                "the cause is fixed."
             )
+        refused = ImageRefused(reason, message, sha256=data.sha256)
         await reject(
             self.deps,
             refused,
