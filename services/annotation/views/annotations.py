@@ -12,10 +12,9 @@ from services.annotation.deps import ANNOTATION_SETTINGS, DEPS
 from services.annotation.domain.errors import AnnotationError, InvalidAnnotation, NotFound
 from services.annotation.domain.model import MAX_VERSION, AnnotationIn, AnnotationPatch, HistoryEntryOut
 from services.annotation.views.common import (
-    annotation_out, body_as, decode_cursor, domain_errors, etag, if_match, limit_of,
+    annotation_out, body_as, decode_cursor, domain_errors, etag, if_match, limit_of, next_cursor,
 )  # fmt: skip
 from shared.auth import PRINCIPAL
-from shared.cursors import encode_cursor
 from shared.problems import Problem
 from shared.readmodels import AnnotationOut
 from shared.web import idempotency
@@ -146,8 +145,7 @@ async def annotation_history(request: web.Request) -> web.Response:
     limit = limit_of(request)
     entries = await repo.history(annotation_id, decode_cursor(request, 0), limit)
     items = [HistoryEntryOut.model_validate(e).model_dump(mode="json") for e in entries]
-    more = len(entries) == limit
-    return json_response({"items": items, "next": encode_cursor(entries[-1]["version"]) if more else None})
+    return json_response({"items": items, "next": next_cursor(entries, limit, "version")})
 
 
 def _as_of(request: web.Request) -> datetime | None:
@@ -179,5 +177,4 @@ async def image_annotations(request: web.Request) -> web.Response:
         return json_response({"as_of": when.isoformat(), "items": await annotation_out(request, docs), "next": None})
     limit = limit_of(request)
     docs = await repo.for_image(image_id, decode_cursor(request, ""), limit)
-    more = len(docs) == limit
-    return json_response({"items": await annotation_out(request, docs), "next": encode_cursor(docs[-1]["_id"]) if more else None})
+    return json_response({"items": await annotation_out(request, docs), "next": next_cursor(docs, limit)})

@@ -12,6 +12,7 @@ from services.annotation.domain.errors import AnnotationError, VersionConflict
 from services.annotation.domain.model import MAX_VERSION
 from shared.cursors import BadCursor
 from shared.cursors import decode_cursor as decode_value
+from shared.cursors import encode_cursor as encode_value
 from shared.problems import Problem, problem_type
 from shared.readmodels import AnnotationOut
 from shared.web import bodies
@@ -54,6 +55,12 @@ def limit_of(request: web.Request) -> int:
 
 def _bad_cursor() -> Problem:
     return Problem(400, "Bad Request", "'cursor' is not one this service gave out; pass 'next' back unchanged.")
+
+
+def next_cursor(docs: list[dict[str, Any]], limit: int, key: str = "_id") -> str | None:
+    """The cursor of the page after ``docs`` (the ``key`` of its last item, which :func:`decode_cursor` reads
+    back), or None when the page is shorter than ``limit``: there is no more."""
+    return encode_value(docs[-1][key]) if len(docs) == limit else None
 
 
 def decode_cursor(request: web.Request, default: T) -> T:

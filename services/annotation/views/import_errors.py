@@ -9,8 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from services.annotation.deps import DEPS
-from services.annotation.views.common import decode_cursor, domain_errors, limit_of
-from shared.cursors import encode_cursor
+from services.annotation.views.common import decode_cursor, domain_errors, limit_of, next_cursor
 from shared.web.responses import json_response
 
 FILTERS = ("import_id", "dataset")
@@ -33,5 +32,4 @@ async def list_import_errors(request: web.Request) -> web.Response:
     filters = {name: request.query[name] for name in FILTERS if name in request.query}
     records = await request.app[DEPS].annotations.import_errors(filters, decode_cursor(request, ""), limit)
     items = [ImportErrorOut.model_validate(r).model_dump(mode="json") for r in records]
-    more = len(records) == limit
-    return json_response({"items": items, "next": encode_cursor(records[-1]["_id"]) if more else None})
+    return json_response({"items": items, "next": next_cursor(records, limit)})

@@ -10,9 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from services.annotation.deps import DEPS
 from services.annotation.domain.errors import LabelConflict, NotFound
 from services.annotation.domain.fields import MAX_DESCRIPTION_CHARS
-from services.annotation.views.common import body_as, decode_cursor, domain_errors, limit_of
+from services.annotation.views.common import body_as, decode_cursor, domain_errors, limit_of, next_cursor
 from shared.auth import PRINCIPAL
-from shared.cursors import encode_cursor
 from shared.keypoint_schema import checked_schema
 from shared.web.responses import json_response
 
@@ -94,8 +93,7 @@ def _flattened(value: dict, prefix: str = ""):
 async def list_labels(request: web.Request) -> web.Response:
     limit = limit_of(request)
     docs = await request.app[DEPS].labels.page(decode_cursor(request, ""), limit)
-    more = len(docs) == limit
-    return json_response({"items": [LabelOut.of(d) for d in docs], "next": encode_cursor(docs[-1]["name"]) if more else None})
+    return json_response({"items": [LabelOut.of(d) for d in docs], "next": next_cursor(docs, limit, "name")})
 
 
 @domain_errors

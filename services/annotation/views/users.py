@@ -9,8 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.annotation.deps import USERS_REPO
-from services.annotation.views.common import body_as, decode_cursor, domain_errors, limit_of
-from shared.cursors import encode_cursor
+from services.annotation.views.common import body_as, decode_cursor, domain_errors, limit_of, next_cursor
 from shared.auth import PRINCIPAL, Role
 from shared.web.responses import json_response
 
@@ -57,8 +56,7 @@ async def me(request: web.Request) -> web.Response:
 async def list_users(request: web.Request) -> web.Response:
     limit = limit_of(request)
     docs = await request.app[USERS_REPO].page(decode_cursor(request, ""), limit)
-    more = len(docs) == limit
-    return json_response({"items": [user_out(d) for d in docs], "next": encode_cursor(docs[-1]["_id"]) if more else None})
+    return json_response({"items": [user_out(d) for d in docs], "next": next_cursor(docs, limit)})
 
 
 @domain_errors
