@@ -16,7 +16,7 @@ from typing import Any
 from pycocotools import mask as mask_utils
 from pydantic import ValidationError
 
-from services.ingest.domain.datasets.model import Dataset, DatasetError, ImportItem, finite_numbers
+from services.ingest.domain.datasets.model import Dataset, DatasetError, ImportItem, finite_numbers, first_file
 from shared.events import ImportedAnnotation, ImportedCategory
 from shared.naming import normalize_name
 
@@ -53,15 +53,6 @@ def _image_folders(home: Path, index: Path) -> list[Path]:
     if split := _split(index):
         folders += [home / split, home / "images" / split]
     return list(dict.fromkeys(folders))
-
-
-def _image_path(folders: list[Path], file_name: str) -> tuple[Path, tuple[Path, ...]]:
-    """The image's file, and every place it was looked for (named when it is in none of them)."""
-    looked_at = tuple(dict.fromkeys(folder / file_name for folder in folders))  # an absolute file_name is one path
-    for path in looked_at:
-        if path.is_file():
-            return path, looked_at
-    return looked_at[0], looked_at  # missing, or leading out of the dataset: reported when read
 
 
 def _is_id(value: Any) -> bool:
@@ -255,7 +246,7 @@ def read(path: Path, name: str) -> Dataset:
     items: list[ImportItem] = []
     for image in sorted(images, key=lambda i: i["file_name"]):
         licence = image.get("license")
-        path, looked_at = _image_path(folders, image["file_name"])
+        path, looked_at = first_file(folders, image["file_name"])
         items.append(
             ImportItem(
                 path=path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,16 @@ class ImportItem:
     licence: str | None = None
     uri: str | None = None
     looked_at: tuple[Path, ...] = ()  # where the reader looked for the file, when it may be in several folders
+
+
+def first_file(folders: Iterable[Path], file_name: str) -> tuple[Path, tuple[Path, ...]]:
+    """An image named in an index: the first of the folders that holds it, and every place it was looked for
+    (named when it is in none of them). Missing, or leading out of the dataset, it is reported when read."""
+    looked_at = tuple(dict.fromkeys(folder / file_name for folder in folders))  # an absolute file_name is one path
+    for path in looked_at:
+        if path.is_file():
+            return path, looked_at
+    return looked_at[0], looked_at
 
 
 @dataclass

@@ -15,7 +15,7 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from services.ingest.domain.datasets.model import Dataset, DatasetError, ImportItem, finite_numbers, inside
+from services.ingest.domain.datasets.model import Dataset, DatasetError, ImportItem, finite_numbers, first_file, inside
 from shared.events import ImportedAnnotation, ImportedCategory
 from shared.naming import normalize_name
 
@@ -26,12 +26,7 @@ FLAG_WORDS = {"true": 1, "yes": 1, "false": 0, "no": 0}
 
 def _image_for(root: Path, xml_path: Path, filename: str) -> tuple[Path, tuple[Path, ...]]:
     """The image's file, and every place it was looked for (named when it is in none of them)."""
-    folders = (root / "JPEGImages", root / "images", xml_path.parent)
-    looked_at = tuple(dict.fromkeys(folder / filename for folder in folders))  # an absolute filename is one path
-    for path in looked_at:
-        if path.is_file():
-            return path, looked_at
-    return looked_at[0], looked_at
+    return first_file((root / "JPEGImages", root / "images", xml_path.parent), filename)
 
 
 def _box(obj: ET.Element, what: str = "an object") -> list[float]:
