@@ -124,6 +124,8 @@ async def test_failure_after_all_attempts_is_parked_then_replayed(bus):
         peek = await dlq.get(no_ack=False)
         assert "ConnectionError: still down" in peek.headers["x-error"]
         await peek.nack(requeue=True)
+    # The broker puts a nacked message back a moment after the nack: replay counts only what is parked.
+    await eventually(lambda: _parked_count(bus, 1))
     assert told == [3]  # the parking callback hears how many attempts were made
     healthy = True
     assert await bus.replay_parked() == 1
