@@ -44,7 +44,7 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     repository = ImageRepository(db)
     await repository.ensure_indexes()
     await warn_if_banded_otherwise(db, settings.near_duplicate_radius)
-    jobs = JobRepository(db)
+    jobs = JobRepository(db, settings.import_items_retention_days)
     await jobs.ensure_indexes()
     relay = OutboxRelay.configured(db, app[BUS], settings)
     cpu = CpuPool(settings.cpu_workers, memory_bytes=settings.worker_memory_bytes)
@@ -65,6 +65,7 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     worker.start()
     if settings.consume_submissions:
         handler = SubmissionHandler(deps, fetcher, s3, db)
+        await handler.ensure_indexes()
 
         async def on_invalid(body: bytes, error: str) -> None:
             await record_invalid(deps, body, error)

@@ -62,12 +62,17 @@ class IngestSettings(CorpusSettings):
 
     # Consume image.submitted from the bus (turn off for a replica that should only serve HTTP).
     consume_submissions: bool = True
+    # How long a submission's record (what came of a source_event_id) is kept: a re-send of the event within
+    # it is acked as a repeat; one after it is taken again (and found a duplicate by its SHA-256).
+    submission_retention_days: float = Field(default=90, ge=0)
 
     # Dataset imports: folders the server may read from (nothing is importable until set).
     import_roots: list[Path] = []
     import_lease_seconds: float = Field(default=30.0, gt=0)
     import_poll_seconds: float = Field(default=1.0, gt=0)
     import_chunk: int = Field(default=32, ge=1)
+    # How long a finished import's per-file records are kept (its counts stay on the job for good).
+    import_items_retention_days: float = Field(default=7, ge=0)
     # Imports from an uploaded archive (POST /v1/imports:upload): the archive is kept in the object store
     # under imports/ until its job ends, and unpacked into this folder by whichever process runs the job.
     import_staging_dir: Path = Path(tempfile.gettempdir()) / "image-corpus-imports"

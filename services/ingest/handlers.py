@@ -6,7 +6,8 @@ before the image is taken (status ``taking``, with a lease), so two deliveries
 of one event handled at the same moment do not both store an image: the
 second waits (retried as during an outage, no attempts counted) until the
 first has finished, then acks as a repeat; a claim whose consumer died is
-taken over once its lease runs out. A transient failure
+taken over once its lease runs out. A settled record is kept for
+``submission_retention_days``; a re-send after that is taken again. A transient failure
 (network, 5xx, storage unavailable) raises, so the bus retries it with
 back-off and parks it after the last attempt, and a ``retries_exhausted``
 rejection says so (a replay of the parked event is taken as new; a failure
@@ -29,6 +30,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.ingest.adapters.fetcher import SafeFetcher
+from services.ingest.adapters.retention import EXPIRES_AT, ensure_expiry_index, expires, expires_after
 from services.ingest.adapters.s3 import ObjectUnavailable, S3Reader
 from services.ingest.domain.errors import ImageRefused
 from services.ingest.domain.model import Origin
@@ -67,6 +69,13 @@ class SubmissionHandler:
 
     def handlers(self) -> dict[str, Handler]:
         return {ImageSubmitted.event_type: self.handle}
+
+    async def ensure_indexes(self) -> None:
+        """The records' expiry, and an expiry for the settled records written before there was one."""
+        submissions = self.db[SUBMISSIONS]
+        await ensure_expiry_index(submissions)
+        undated = {EXPIRES_AT: {"$exists": False}, "status": {"$ne": TAKING}, "at": {"$exists": True}}
+        await submissions.update_many(undated, expires_after("at", self.deps.settings.submission_retention_days))
 
     def lease_keeper(self) -> PollingLoop:
         """Renews this process's claims every third of the lease, so a claim outlives a consumer that died by
@@ -202,8 +211,10 @@ class SubmissionHandler:
 
     async def _record(self, data: ImageSubmitted, fields: dict) -> None:
         """The claim becomes the submission's record: taken, with what came of it."""
+        now = utcnow()
+        settled = {**fields, "at": now, EXPIRES_AT: expires(now, self.deps.settings.submission_retention_days)}
         await self.db[SUBMISSIONS].update_one(
-            {"_id": data.source_event_id}, {"$set": {**fields, "at": utcnow()}, "$unset": {"lease_until": "", "owner": ""}}, upsert=True
+            {"_id": data.source_event_id}, {"$set": settled, "$unset": {"lease_until": "", "owner": ""}}, upsert=True
         )
 
 

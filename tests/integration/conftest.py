@@ -24,6 +24,19 @@ async def stack_is_up(base_settings: CorpusSettings) -> AsyncIterator[None]:
     await remove_test_data(base_settings)
 
 
+@pytest.fixture(scope="session", autouse=True)
+async def ttl_monitor_every_second(stack_is_up, base_settings: CorpusSettings) -> AsyncIterator[None]:
+    """MongoDB's TTL monitor removes expired records once a minute; the retention tests wait for it to.
+    Set once at the session's start, because a pass already asleep wakes only on its old minute; restored
+    at the end."""
+    client = mongo_client(base_settings)
+    was = (await client.admin.command("getParameter", 1, ttlMonitorSleepSecs=1))["ttlMonitorSleepSecs"]
+    await client.admin.command("setParameter", 1, ttlMonitorSleepSecs=1)
+    yield
+    await client.admin.command("setParameter", 1, ttlMonitorSleepSecs=was)
+    await client.close()
+
+
 @pytest.fixture
 async def mongo_db(base_settings):
     client = mongo_client(base_settings)
