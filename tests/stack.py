@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+from urllib.parse import quote
+
 import aio_pika
+import aiohttp
 import pytest
 
 from shared.bus import SUBSCRIPTIONS, dead_letter_queue_name
@@ -24,6 +29,25 @@ async def remove_exchanges(amqp_url: str, exchanges: list[str]) -> None:
                 await channel.queue_delete(dead_letter_queue_name(queue))
             await channel.exchange_delete(exchange)
             await channel.exchange_delete(f"{exchange}.dlx")
+
+
+async def rabbit_management(method: str, path: str) -> Any:
+    """RabbitMQ's management API. Its port is the stack's (``STACK_RABBIT_MGMT_PORT``, as
+    ``deploy/local/stack.py`` reads it), so a stack on other ports is asked, not the default one."""
+    port = os.environ.get("STACK_RABBIT_MGMT_PORT", "15672")
+    async with aiohttp.ClientSession(headers={"Authorization": aiohttp.encode_basic_auth("guest", "guest")}) as session:
+        async with session.request(method, f"http://127.0.0.1:{port}/api{path}") as response:
+            response.raise_for_status()
+            return await response.json() if response.content_type == "application/json" else None
+
+
+async def close_rabbit_connections(connection_name: str) -> int:
+    """Close, from the broker's side (as a RabbitMQ restart does: 320 CONNECTION_FORCED), the connections a
+    client opened under this name; how many. The management API lists a connection a few seconds after it opens."""
+    named = [c["name"] for c in await rabbit_management("GET", "/connections") if c.get("client_properties", {}).get("connection_name") == connection_name]
+    for name in named:
+        await rabbit_management("DELETE", f"/connections/{quote(name, safe='')}")
+    return len(named)
 
 
 async def require_stack(settings: CorpusSettings) -> None:

@@ -55,6 +55,8 @@ class Bus:
             await asyncio.wait_for(asyncio.gather(*(consumer.idle() for _, _, consumer in self._consumers)), grace)
         except TimeoutError:
             log.warning("messages still in hand after %.0f s; RabbitMQ returns them to the queue", grace)
+            for _, _, consumer in self._consumers:
+                consumer.cancel_in_hand()
         for channel in self._consumer_channels:
             with contextlib.suppress(Exception):
                 await channel.close()

@@ -15,6 +15,11 @@ returned to the queue. A MongoDB election or an Elasticsearch restart delays
 messages; it parks none. So does a service that stops: :meth:`Bus.stop_consuming`
 takes no more messages, lets those in hand finish, and one that meets an
 outage then (its worker pool closing) goes back to the queue at once.
+
+A handler runs to its end though the channel that delivered its message
+closes meanwhile (a RabbitMQ restart, a network cut): the ack it can no longer
+send makes the broker deliver the message again, and the idempotent handler
+takes that as a repeat.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from datetime import UTC, datetime
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from bson.errors import InvalidDocument
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_not_exception_type, wait_exponential
@@ -39,6 +45,9 @@ from shared.outages import is_outage
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Envelope, EventData], Awaitable[None]]
+
+# What acking (or nacking) a message raises once the channel that delivered it is gone.
+CHANNEL_GONE = (ChannelInvalidStateError, AMQPError, ConnectionError)
 
 
 # Told of a valid message whose handler failed for good, before it is parked: the envelope, its data, the
@@ -75,7 +84,7 @@ class MessageConsumer:
         self.outage_patience = outage_patience
         # Set when the service stops: a message that meets an outage goes back to the queue at once.
         self.stopping = False
-        self._in_hand = 0
+        self._in_hand: set[asyncio.Task] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -83,15 +92,27 @@ class MessageConsumer:
         """Until no message is in hand."""
         await self._idle.wait()
 
+    def cancel_in_hand(self) -> None:
+        """Stop the handlers still running (a service stopping after its grace)."""
+        for task in self._in_hand:
+            task.cancel()
+
     async def __call__(self, message: AbstractIncomingMessage) -> None:
-        self._in_hand += 1
+        # aiormq runs this in a task of the channel and cancels it when the channel closes. The handler runs
+        # in a task of its own instead, shielded: cancelled half-way, a submission whose image was already
+        # stored was let go, and on redelivery recorded as a duplicate of itself.
+        task = asyncio.create_task(self._take(message))
+        self._in_hand.add(task)
         self._idle.clear()
-        try:
-            await self._take(message)
-        finally:
-            self._in_hand -= 1
-            if not self._in_hand:
-                self._idle.set()
+        task.add_done_callback(self._done)
+        await asyncio.shield(task)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._in_hand.discard(task)
+        if not self._in_hand:
+            self._idle.set()
+        if not task.cancelled() and (error := task.exception()) is not None:  # no waiter left to hear of it
+            log.error("consuming a message failed", exc_info=error)
 
     async def _take(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -112,8 +133,8 @@ class MessageConsumer:
         except Exception as exc:  # noqa: BLE001 - every failure is parked or requeued, none crashes the consumer
             if is_outage(exc):
                 log.warning("a store is still unavailable; message returned to the queue", extra={**extra, "error": repr(exc)[:500]})
-                await message.nack(requeue=True)
-                EVENTS_CONSUMED.labels(type=envelope.type, outcome="requeued_outage").inc()
+                if await _answer(message.nack(requeue=True)):
+                    EVENTS_CONSUMED.labels(type=envelope.type, outcome="requeued_outage").inc()
                 return
             log.exception("handler failed, parking", extra=extra)
             error = f"{type(exc).__name__}: {exc}"
@@ -121,9 +142,9 @@ class MessageConsumer:
                 await _tell(self.on_parked, envelope, data, error, tries.failed)
             await self._park(message, "failed", error)
         else:
-            await message.ack()
-            EVENTS_CONSUMED.labels(type=envelope.type, outcome="ok").inc()
-            log.debug("handled", extra=extra)
+            if await _answer(message.ack()):
+                EVENTS_CONSUMED.labels(type=envelope.type, outcome="ok").inc()
+                log.debug("handled", extra=extra)
         finally:
             correlation_id.reset(token)
 
@@ -179,9 +200,10 @@ class MessageConsumer:
             await self.dlx.publish(parked, routing_key=self.queue_name)
         except Exception:
             log.exception("could not park message; returning it to the queue")
-            await message.nack(requeue=True)
+            await _answer(message.nack(requeue=True))
             return
-        await message.ack()
+        if not await _answer(message.ack()):
+            return  # parked, and delivered again: the handler takes the repeat
         EVENTS_CONSUMED.labels(type=message.type or "unknown", outcome=f"parked_{outcome}").inc()
         log.warning("message parked", extra={"error": error, "routing_key": message.routing_key})
 
@@ -189,6 +211,16 @@ class MessageConsumer:
 @dataclass
 class _Tries:
     failed: int = 0
+
+
+async def _answer(sending: Awaitable[None]) -> bool:
+    """Ack or nack; False when the channel that delivered the message is gone, so RabbitMQ delivers it again."""
+    try:
+        await sending
+    except CHANNEL_GONE as exc:
+        log.info("the channel closed before the message was answered; RabbitMQ delivers it again", extra={"error": repr(exc)[:200]})
+        return False
+    return True
 
 
 def _error_of(state: RetryCallState) -> BaseException | None:

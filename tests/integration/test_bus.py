@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime
 
 import aio_pika
@@ -13,6 +14,7 @@ from shared.bus import Bus, PermanentError, dead_letter_queue_name
 from shared.events import Envelope, ImageIngested
 from shared.outages import DependencyUnavailable
 from tests.conftest import eventually
+from tests.stack import close_rabbit_connections
 
 
 def ingested(n: int = 1) -> Envelope:
@@ -245,3 +247,48 @@ def test_the_cli_status_lists_every_service_queue_with_its_counts(names, base_se
     assert "waiting" in result.output and "ready" not in result.output  # the API's and the admin page's word
     for service in SUBSCRIPTIONS:
         assert base_settings.queue_name(service) in result.output
+
+
+async def test_a_handler_runs_to_its_end_when_rabbitmq_closes_its_connection_and_the_repeat_is_delivered(base_settings):
+    """aiormq cancelled a handler when RabbitMQ closed the connection under it (a broker restart): a submission
+    whose image was stored was let go half-way and recorded, on redelivery, as a duplicate of itself. The
+    handler now finishes; the ack it can no longer send brings the message again, which an idempotent handler
+    takes as a repeat."""
+    name = f"probe-{uuid.uuid4().hex[:6]}"
+    url = base_settings.amqp_url + ("&" if "?" in base_settings.amqp_url else "?") + "reconnect_interval=0.1"
+    bus = Bus(base_settings.model_copy(update={"service_name": name, "amqp_url": url}))
+    await bus.connect()
+    started, finished, cancelled = [], [], []
+    release = asyncio.Event()
+
+    async def handler(envelope, data):
+        started.append(envelope.id)
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            cancelled.append(envelope.id)
+            raise
+        finished.append(envelope.id)
+
+    try:
+        await bus.consume({"image.ingested": handler})
+        acked = _consumed_ok()
+        sent = ingested(11)
+        await bus.publish(sent)
+        await eventually(lambda: asyncio.sleep(0, len(started) == 1))
+        await eventually(lambda: close_rabbit_connections(name))  # as a restart does, while the handler works
+        await eventually(lambda: asyncio.sleep(0, len(started) == 2), timeout=30)  # reconnected: delivered again
+        release.set()
+        await eventually(lambda: asyncio.sleep(0, finished == [sent.id, sent.id]))
+        assert cancelled == []  # the first delivery's handler ran to its end too
+        await eventually(lambda: asyncio.sleep(0, _consumed_ok() == acked + 1))  # the repeat acked; the first could not be
+    finally:
+        await bus.close()
+        connection = await aio_pika.connect(base_settings.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            await channel.queue_delete(bus.settings.queue_name())
+            await channel.queue_delete(dead_letter_queue_name(bus.settings.queue_name()))
+
+def _consumed_ok() -> float:
+    return REGISTRY.get_sample_value("corpus_events_consumed_total", {"type": "image.ingested", "outcome": "ok"}) or 0.0

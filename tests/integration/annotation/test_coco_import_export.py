@@ -22,6 +22,7 @@ from shared.events import AnnotationsImported, Envelope, ImportedAnnotation
 from shared.naming import normalize_name
 from shared.settings import CorpusSettings
 from tests.conftest import eventually
+from tests.stack import rabbit_management
 from tests.integration.annotation import coco_events
 from tests.integration.annotation.conftest import add_image
 from tests.photos import require_coco
@@ -102,17 +103,8 @@ async def test_redelivery_creates_nothing_twice(imported, names, mongo_db):
 
 
 async def _queue_empty(names) -> bool:
-    """RabbitMQ's management API counts ready and unacknowledged messages together. Its port is the stack's
-    (``STACK_RABBIT_MGMT_PORT``, as ``deploy/local/stack.py`` reads it), so a stack on other ports is asked, not the default one."""
-    import os
-
-    import aiohttp
-
-    queue = CorpusSettings(**names).queue_name("annotation")
-    port = os.environ.get("STACK_RABBIT_MGMT_PORT", "15672")
-    async with aiohttp.ClientSession(headers={"Authorization": aiohttp.encode_basic_auth("guest", "guest")}) as session:
-        async with session.get(f"http://127.0.0.1:{port}/api/queues/%2F/{queue}") as response:
-            body = await response.json()
+    """RabbitMQ's management API counts ready and unacknowledged messages together."""
+    body = await rabbit_management("GET", f"/queues/%2F/{CorpusSettings(**names).queue_name('annotation')}")
     return body.get("messages") == 0 and body.get("messages_unacknowledged") == 0
 
 
