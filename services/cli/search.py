@@ -35,7 +35,9 @@ async def with_projector(
     """Run ``work`` with a projector from MongoDB into the index, drawing its progress as a bar."""
     settings = settings or settings_or_exit(SearchSettings, service_name="cli")
     es, client = elastic_client(settings), mongo_client(settings)
-    index = ImageIndex(es, settings.es_index_prefix, shards=settings.es_shards, replicas=settings.es_replicas)
+    index = ImageIndex(
+        es, settings.es_index_prefix, shards=settings.es_shards, replicas=settings.es_replicas, keep_alive=settings.cursor_keep_alive
+    )
     try:
         await index.ensure()
         projector = Projector(ImageReader(database(client, settings)), index)

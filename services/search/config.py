@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from services.search.domain.durations import duration_seconds
 from shared.settings import CorpusSettings
 
 
@@ -18,8 +19,11 @@ class SearchSettings(CorpusSettings):
     # Totals are exact up to this many hits, then reported as a lower bound ("total_relation": "gte").
     total_hits_cap: int = Field(default=10_000, ge=1)
     facet_size: int = Field(default=20, ge=1, le=1000)
-    # How long a cursor's snapshot (point in time) lives between two pages.
+    # How long a cursor's snapshot (point in time) lives between two pages; an index a reindex replaced is
+    # kept at least this long for the snapshots opened on it.
     cursor_keep_alive: str = "5m"
+    # Snapshots one caller may have opened within a keep-alive; opening one more closes its oldest.
+    cursor_snapshots_per_caller: int = Field(default=16, ge=1)
     # Similarity: Hamming radius (bits of 64) by default and at most; results per answer at most.
     similar_radius_default: int = Field(default=10, ge=0, le=64)
     similar_radius_max: int = Field(default=24, ge=0, le=64)
@@ -36,3 +40,9 @@ class SearchSettings(CorpusSettings):
     admin_annotation_url: str = "http://127.0.0.1:8002"
     # Largest query image POST /v1/search/similar accepts.
     max_query_image_bytes: int = Field(default=20 * 1024**2, ge=1024)
+
+    @field_validator("cursor_keep_alive")
+    @classmethod
+    def _a_duration(cls, value: str) -> str:
+        duration_seconds(value)  # a service that could not keep its cursors fails at start, not on page 2
+        return value

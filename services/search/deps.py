@@ -7,6 +7,7 @@ from aiohttp import web
 from services.search.adapters.hasher import Hasher
 from services.search.adapters.images import ImageReader
 from services.search.adapters.index import ImageIndex
+from services.search.adapters.snapshots import Snapshots
 from services.search.config import SearchSettings
 from services.search.jobs import JobRegistry
 from services.search.projection import Projector
@@ -19,3 +20,4 @@ PROJECTOR = web.AppKey("projector", Projector)
 SIMILARITY = web.AppKey("similarity", Similarity)
 HASHER = web.AppKey("hasher", Hasher)
 JOBS = web.AppKey("jobs", JobRegistry)
+SNAPSHOTS = web.AppKey("snapshots", Snapshots)

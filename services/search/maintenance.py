@@ -3,8 +3,9 @@
 - reindex: a fresh index of the current mapping, filled from MongoDB with the
   same projection the events use, then the alias moves to it in one atomic
   ``update_aliases`` call (searches answer from the old index until then), the
-  old index is dropped, and a reconcile pass catches the events that landed in
-  the old index during the build.
+  old index is retired (kept for the cursors' snapshots opened on it, then
+  dropped by ``RetiredSweeper`` or the next reindex), and a reconcile pass
+  catches the events that landed in the old index during the build.
 - reconcile: the index's ids and versions first, then MongoDB's (in that
   order, so an image ingested in between shows as missing, never as extra),
   compared; missing and stale images re-projected, extra ones deleted, and
@@ -21,13 +22,16 @@ from typing import Any
 
 from services.search.adapters.index import BulkWriteError, ImageIndex, IndexBusy
 from services.search.domain.drift import Drift, compare
+from services.search.domain.durations import duration_seconds
 from services.search.projection import Projector
+from shared.background import LoopDriven, PollingLoop
 
 # (phase, done, total or None)
 Progress = Callable[[str, int, int | None], None]
 # A job's work: given where to report progress, it returns its result.
 Work = Callable[[Progress], Awaitable[dict[str, Any]]]
 BATCH = 1000
+SWEEP_SECONDS_MAX = 60.0  # how often, at most, retired indices are looked at
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +172,7 @@ async def reindex(projector: Projector, *, progress: Progress = _quiet) -> dict[
     index = projector.index
     leftovers = await index.left_behind()
     await index.drop(leftovers)
+    leftovers += await index.drop_retired()
     total = await projector.reader.count()
     target = await index.create_build_index()
     written = 0
@@ -182,18 +187,35 @@ async def reindex(projector: Projector, *, progress: Progress = _quiet) -> dict[
         await _drop_failed_build(index, target)
         raise
     previous = await index.switch_alias(target)
-    await index.drop(previous)
+    # Not dropped yet: a paging session's snapshot (point in time) reads it until its last page.
+    kept_until = await index.retire(previous)
     catch_up = await reconcile(projector, progress=progress)
     progress("finished", written, written)
     return {
         "index": target,
         "indexed": written - refusals.count,
         "replaced": previous,
+        "replaced_kept_until": kept_until.isoformat() if kept_until else None,
         "left_behind_dropped": leftovers,
         "caught_up": catch_up["repaired"],
         **refusals.report(),
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+class RetiredSweeper(LoopDriven):
+    """Drops the indices reindex retired once their keep-alive has passed and no snapshot reads them, in
+    every process of the service (at start too, so a retirement outlives a restart); ``drop_retired``
+    needs no job lock."""
+
+    def __init__(self, index: ImageIndex) -> None:
+        self._loop = PollingLoop("retired-indices", self._pass, poll_seconds=min(duration_seconds(index.keep_alive), SWEEP_SECONDS_MAX))
+        self.index = index
+
+    async def _pass(self) -> bool:
+        if dropped := await self.index.drop_retired():
+            log.info("dropped the retired indices %s: keep-alive passed, no snapshot open on them", dropped)
+        return False
 
 
 async def _drop_failed_build(index: ImageIndex, target: str) -> None:

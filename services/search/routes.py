@@ -53,7 +53,7 @@ def endpoints() -> list[Endpoint]:
         Endpoint("GET", "/v1/search", views.search, "Search images: free text, filters, facets, sorting, cursor pagination",
                  permission=read, tag="search", parameters=_search_parameters(),
                  responses={200: SearchPage, 400: "Bad parameter: unknown name, bad value, inverted range, page size over the cap, a parameter given twice, bad cursor",
-                            410: "The cursor's snapshot expired: search again from the first page"}),
+                            410: "The cursor's snapshot is gone (expired, its index dropped, or closed for newer ones): search again from the first page"}),
         Endpoint("GET", "/v1/images/{image_id}", views.get_image,
                  "One image document with labels, annotations and time-limited URLs to its original and thumbnail",
                  permission=read, tag="images", parameters=[path_param("image_id", "The image id (SHA-256 of its bytes)")],

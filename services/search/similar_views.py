@@ -120,7 +120,7 @@ async def near_duplicate_clusters(request: web.Request) -> web.Response:
             }
         },
     }
-    async with index_errors(cursor=after is not None):
+    async with index_errors(request.app[INDEX], cursor=after is not None):
         result = await request.app[INDEX].search(body)
     agg = result["aggregations"]["clusters"]
     items = [

@@ -12,13 +12,15 @@ from aiohttp import web
 from elasticsearch import ApiError, BadRequestError, NotFoundError
 
 from services.search.adapters.index import ImageIndex
-from services.search.deps import INDEX, READER, SEARCH_SETTINGS
+from services.search.adapters.snapshots import origin_of
+from services.search.deps import INDEX, READER, SEARCH_SETTINGS, SNAPSHOTS
 from services.search.domain.cursor import Cursor, decode_cursor, encode_cursor, filter_fingerprints
 from services.search.domain.errors import bad_cursor, cursor_expired, index_missing
 from services.search.domain.facets import facet_buckets
 from services.search.domain.params import parse_params, single_values
 from services.search.domain.query import HIDDEN_FIELDS, build_search, sort_clause
 from services.search.models import FacetBucket, ImageDetail, SearchPage
+from shared.auth import PRINCIPAL
 from shared.clients.blobs import original_key, thumbnail_key
 from shared.problems import Problem, problem_type
 from shared.web.resources import BLOBS
@@ -36,19 +38,45 @@ def _error_types(exc: ApiError) -> set[str]:
     return {cause.get("type") for cause in causes if isinstance(cause, dict) and cause.get("type")}
 
 
+# What Elasticsearch answers a snapshot read whose index is gone: 503 no_shard_available_action_exception (a
+# reindex dropped the index), or index_not_found_exception. The first is also what a shard that is down
+# answers, so the index named in the failure is looked up before the answer is 410.
+INDEX_GONE = {"no_shard_available_action_exception", "index_not_found_exception"}
+
+
+def _failed_indices(exc: ApiError, *, but: str) -> list[str]:
+    """The indices an error names, ``but`` (the alias: a lost index, not a gone snapshot) left out."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    shards = error.get("failed_shards", []) if isinstance(error, dict) else []
+    indices = [error.get("index")] if isinstance(error, dict) else []
+    indices += [shard.get("index") for shard in shards if isinstance(shard, dict)]
+    return sorted({name for name in indices if isinstance(name, str) and name and name != but})
+
+
+async def snapshot_gone(index: ImageIndex, exc: ApiError) -> bool:
+    """Whether ``exc`` says the snapshot (point in time) a search read is gone: expired, closed, or its index
+    dropped. Not when an index it read exists but a shard of it is down: that is an outage."""
+    types = _error_types(exc)
+    if "search_context_missing_exception" in types:
+        return True
+    return bool(types & INDEX_GONE and (gone := _failed_indices(exc, but=index.alias)) and await index.missing(gone))
+
+
 @contextlib.asynccontextmanager
-async def index_errors(*, cursor: bool = False) -> AsyncIterator[None]:
-    """Elasticsearch's errors a caller can act on, as problems: an expired cursor snapshot (410) or a lost
-    index (503); with a ``cursor``, a 400 is the cursor's doing (the same query without one passed on the
-    first page), so it is a bad cursor, not a failed search."""
+async def index_errors(index: ImageIndex, *, cursor: bool = False, snapshot: bool = False) -> AsyncIterator[None]:
+    """Elasticsearch's errors a caller can act on, as problems: a cursor whose snapshot is gone (410: it
+    expired, was closed, or, reading a ``snapshot``, its index was dropped) or a lost index (503); with a
+    ``cursor``, a 400 is the cursor's doing (the same query without one passed on the first page), so it is
+    a bad cursor, not a failed search. A shard that is down while its index exists stays what it is: an
+    outage (503 with Retry-After)."""
     try:
         yield
-    except NotFoundError as exc:
-        if "search_context_missing_exception" in _error_types(exc):
+    except ApiError as exc:
+        if "search_context_missing_exception" in _error_types(exc) or (snapshot and await snapshot_gone(index, exc)):
             raise cursor_expired() from None
-        raise index_missing() from None
-    except BadRequestError:
-        if cursor:
+        if isinstance(exc, NotFoundError):
+            raise index_missing() from None
+        if cursor and isinstance(exc, BadRequestError):
             raise bad_cursor() from None
         raise
 
@@ -77,14 +105,10 @@ async def search(request: web.Request) -> web.Response:
     body = build_search(
         params, after=cursor.after if cursor else None, total_hits_cap=settings.total_hits_cap, facet_size=settings.facet_size
     )
-    async with index_errors(cursor=cursor is not None):
+    async with index_errors(index, cursor=cursor is not None, snapshot=cursor is not None):
         pit = None
         if cursor:
-            # Pages after the first read one snapshot (a point in time), opened by the second page:
-            # most searches never ask for one, and the first page pays no extra round trip.
-            pit = cursor.pit or await index.open_pit(settings.cursor_keep_alive)
-            result = await index.search(body, pit=pit, keep_alive=settings.cursor_keep_alive)
-            pit = result.get("pit_id", pit)
+            pit, result = await _page_after(request, cursor, params.cursor, body)
         else:
             result = await _first_page(index, body)
         hits = result["hits"]["hits"]
@@ -94,7 +118,7 @@ async def search(request: web.Request) -> web.Response:
         elif pit is not None:
             # The last page: nobody asks for the snapshot again. Left open, each paging session (an export by
             # search, too) held one for the whole keep-alive: 290 open at once in a tester's half hour.
-            await index.close_pit(pit)
+            await request.app[SNAPSHOTS].close(pit)
     total = result["hits"]["total"]
     # The items are Elasticsearch's own documents: built without validation, written by pydantic's JSON serialiser.
     page = SearchPage.model_construct(
@@ -106,6 +130,37 @@ async def search(request: web.Request) -> web.Response:
     )
     body = page.model_dump_json(exclude={"facets"} if page.facets is None else set())
     return web.Response(text=body, content_type="application/json")
+
+
+async def _page_after(request: web.Request, cursor: Cursor, token: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A page after the first, read from one snapshot (a point in time) and that snapshot's id.
+
+    The first page opened none (most searches never ask for a second page, and it pays no extra round
+    trip), so the request for page 2 takes the snapshot its page-1 cursor opened before, if a replay of
+    it did, or opens one (``adapters/snapshots.py``)."""
+    index, snapshots = request.app[INDEX], request.app[SNAPSHOTS]
+    if cursor.pit:
+        result = await index.search(body, pit=cursor.pit, keep_alive=index.keep_alive)
+        return result.get("pit_id", cursor.pit), result
+    caller, origin = _caller(request), origin_of(token)
+    pit = await snapshots.for_cursor(caller, origin)
+    try:
+        result = await index.search(body, pit=pit, keep_alive=index.keep_alive)
+    except ApiError as exc:
+        if not await snapshot_gone(index, exc):
+            raise
+        # The recorded snapshot is gone (a reindex's old index dropped, Elasticsearch restarted); a page-1
+        # cursor does not expire: it gets a new one.
+        await snapshots.close(pit)
+        pit = await snapshots.open(caller, origin)
+        result = await index.search(body, pit=pit, keep_alive=index.keep_alive)
+    return result.get("pit_id", pit), result
+
+
+def _caller(request: web.Request) -> str:
+    """Whose snapshots these are: the key's user; anonymous readers (when allowed) by their address."""
+    principal = request[PRINCIPAL]
+    return f"anonymous@{request.remote}" if principal.is_anonymous else principal.user_id
 
 
 def _shown(source: dict[str, Any]) -> dict[str, Any]:

@@ -12,16 +12,19 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, ConflictError
 
 from services.search.adapters.mapping import MAPPING, MAPPING_VERSION, index_settings
+from services.search.domain.durations import duration_seconds
 from shared.outages import BUSY_STATUSES, DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
+# In a replaced index's mapping ``_meta``: until when it is kept at least for the snapshots opened on it.
+RETIRED_UNTIL = "retired_until"
 # (document id, document, external version)
 IndexAction = tuple[str, dict[str, Any], int]
 
@@ -45,11 +48,14 @@ class IndexBusy(BulkWriteError, DependencyUnavailable):
 
 
 class ImageIndex:
-    def __init__(self, es: AsyncElasticsearch, prefix: str, *, shards: int = 1, replicas: int = 0) -> None:
+    def __init__(
+        self, es: AsyncElasticsearch, prefix: str, *, shards: int = 1, replicas: int = 0, keep_alive: str = "5m"
+    ) -> None:
         self.es = es
         self.alias = f"{prefix}-images"
         self.index = f"{self.alias}-v{MAPPING_VERSION}"
         self.settings = index_settings(shards, replicas)
+        self.keep_alive = keep_alive  # of the cursors' snapshots: how long a replaced index is kept for them
 
     async def ensure(self) -> None:
         """Create the current index and point the alias at it, unless the alias exists."""
@@ -137,6 +143,10 @@ class ImageIndex:
         response = await self.es.open_point_in_time(index=self.alias, keep_alive=keep_alive)
         return response["id"]
 
+    async def missing(self, names: Sequence[str]) -> list[str]:
+        """Those of ``names`` that no longer exist."""
+        return [name for name in names if not await self.es.indices.exists(index=name)]
+
     async def get_many(self, ids: Sequence[str], fields: list[str]) -> dict[str, dict[str, Any]]:
         if not ids:
             return {}
@@ -198,23 +208,57 @@ class ImageIndex:
         await self.es.indices.update_aliases(actions=actions)
         return previous
 
-    async def left_behind(self) -> list[str]:
-        """The indices of this alias that earlier rebuilds left behind: named ``<alias>-v<N>`` or
-        ``<alias>-v<N>-<build time>`` (every name this alias has pointed at or a rebuild has built) and not
-        pointed at by the alias. A rebuild that failed while Elasticsearch was away could not drop its build
-        index, nor could one stopped between the alias switch and dropping the index it left.
-
-        Empty while the alias points nowhere: ``ensure`` then adopts ``<alias>-v<N>``, which may hold the
-        only copy of the data. Safe to drop only while no rebuild runs (the maintenance job lock): a running
-        one's build index is unaliased too."""
+    async def _unaliased(self) -> dict[str, dict[str, Any]]:
+        """Index name → its mapping's ``_meta``, for every index of this alias's names (``<alias>-v<N>`` or
+        ``<alias>-v<N>-<build time>``: every name this alias has pointed at or a rebuild has built) that the
+        alias does not point at. Empty while the alias points nowhere: ``ensure`` then adopts
+        ``<alias>-v<N>``, which may hold the only copy of the data."""
         found = await self.es.options(ignore_status=404).indices.get_alias(index=f"{self.alias}-v*")
         indices = found.body if found.meta.status == 200 else {}
         if not any(self.alias in (entry.get("aliases") or {}) for entry in indices.values()):
-            return []
+            return {}
         ours = re.compile(rf"{re.escape(self.alias)}-v\d+(-\d{{20}})?")
-        return sorted(
-            name for name, entry in indices.items() if ours.fullmatch(name) and self.alias not in (entry.get("aliases") or {})
-        )
+        names = [name for name, entry in indices.items() if ours.fullmatch(name) and self.alias not in (entry.get("aliases") or {})]
+        if not names:
+            return {}
+        mappings = await self.es.options(ignore_status=404).indices.get_mapping(index=",".join(names))
+        found_mappings = mappings.body if mappings.meta.status == 200 else {}
+        return {name: (found_mappings.get(name, {}).get("mappings") or {}).get("_meta") or {} for name in names}
+
+    async def left_behind(self) -> list[str]:
+        """The indices of this alias that earlier rebuilds left behind, retired ones (``retire``) apart: a
+        rebuild that failed while Elasticsearch was away could not drop its build index, nor could one
+        stopped between the alias switch and retiring the index it left.
+
+        Safe to drop only while no rebuild runs (the maintenance job lock): a running one's build index is
+        unaliased too."""
+        return sorted(name for name, meta in (await self._unaliased()).items() if RETIRED_UNTIL not in meta)
+
+    async def retire(self, names: Sequence[str], *, now: datetime | None = None) -> datetime | None:
+        """Mark indices the alias has just left as kept for the cursors' snapshots opened on them: each
+        until the keep-alive has passed and no snapshot is open on it (``drop_retired``). The mark is in
+        the index itself, so it outlives this process. Returns until when they are kept at least."""
+        if not names:
+            return None
+        until = (now or datetime.now(UTC)) + timedelta(seconds=duration_seconds(self.keep_alive))
+        await self.es.indices.put_mapping(index=",".join(names), meta={RETIRED_UNTIL: until.isoformat()})
+        return until
+
+    async def drop_retired(self, *, now: datetime | None = None) -> list[str]:
+        """Drop the retired indices whose keep-alive has passed and on which no snapshot (point in time) is
+        open any more; returns them. Needs no job lock: a retired index was the alias's and is never a
+        rebuild's index, and no new snapshot can open on it (snapshots open through the alias)."""
+        now = now or datetime.now(UTC)
+        due = [
+            name for name, meta in (await self._unaliased()).items()
+            if RETIRED_UNTIL in meta and datetime.fromisoformat(meta[RETIRED_UNTIL]) <= now
+        ]  # fmt: skip
+        if not due:
+            return []
+        stats = await self.es.indices.stats(index=",".join(due), metric="search")
+        idle = sorted(name for name in due if stats["indices"].get(name, {}).get("total", {}).get("search", {}).get("open_contexts", 0) == 0)
+        await self.drop(idle)
+        return idle
 
     async def drop(self, names: Sequence[str]) -> None:
         if names:

@@ -21,7 +21,9 @@ def cursor_expired() -> Problem:
     return Problem(
         410,
         "Gone",
-        "The cursor's snapshot has expired (cursors live a few minutes between pages); run the search again from the first page.",
+        "The cursor's snapshot is gone: it expired (cursors live a few minutes between pages), a reindex replaced "
+        "the index it read and that index has been dropped, or the same caller has opened many newer paging "
+        "sessions since. Run the search again from the first page (without a cursor).",
         type_=problem_type("cursor-expired"),
     )
 

@@ -14,6 +14,7 @@ from shared.bus import Bus
 from shared.events import Envelope, EventData, ImageIngested
 from shared.readmodels import ANNOTATION_SUMMARIES, IMAGES
 from tests.conftest import RUN_ID, eventually
+from tests.photos import skimage_photo
 
 
 async def publish(bus: Bus, *events: EventData) -> None:
@@ -73,6 +74,32 @@ async def all_ids(client, **params) -> set[str]:
         cursor = page["next"]
         if not cursor:
             return ids
+
+
+def three_photos(prefix: str, source: str) -> list[dict]:
+    """Three photos created at 00:01, 00:02 and 00:03 on 2026-01-01, under file names (hence ids) of ``prefix``."""
+    names = ["astronaut.png", "camera.png", "rocket.jpg"]
+    return [image_document(skimage_photo(n), f"{prefix}_{n}", source=source, tags=[], offset=i + 1) for i, n in enumerate(names)]
+
+
+async def index_photos(search_client, mongo_db, bus, photos: list[dict], source: str) -> set[str]:
+    """``photos`` in MongoDB (written once, whichever test comes first) and in the index (announced again
+    when another module's reindex or reconcile is still catching up); their ids."""
+    for doc in photos:
+        await mongo_db[IMAGES].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    await publish(bus, *(ingested(doc) for doc in photos))
+
+    async def all_there():
+        return len(await all_ids(search_client, sources=source)) == len(photos)
+
+    await eventually(all_there, timeout=60)
+    return {doc["_id"] for doc in photos}
+
+
+async def problem(response, status: int) -> dict:
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/problem+json"
+    return await response.json()
 
 
 async def run_job(client, path: str, **params) -> dict:

@@ -85,6 +85,34 @@ async def test_events_during_an_elasticsearch_outage_are_indexed_once_it_is_back
         assert dlq.declaration_result.message_count == 0  # nothing parked
 
 
+async def test_a_cursor_read_during_an_elasticsearch_outage_is_503_not_410_and_reads_on_after_it(search_with_a_server_cut_off, mongo_db):
+    """Telling a gone snapshot (410, start again) from an outage (503, retry): the snapshot survives the outage."""
+    client, bus, proxy, settings = await search_with_a_server_cut_off("es_url")
+    docs = [
+        image_document(skimage_photo(name), f"outage-cursor-{n}-{RUN_ID}.png", source=f"outage-cursor-{RUN_ID}", tags=[])
+        for n, name in enumerate(("astronaut.png", "rocket.jpg", "camera.png"))
+    ]
+    await write_images(mongo_db, docs)
+    await publish(bus, *(ingested(doc) for doc in docs))
+    params = {"sources": f"outage-cursor-{RUN_ID}", "limit": "1"}
+
+    async def all_indexed():
+        return (await (await client.get("/v1/search", params=params)).json()).get("total") == len(docs)
+
+    await eventually(all_indexed, timeout=60)
+    first = await (await client.get("/v1/search", params=params)).json()
+    second = await (await client.get("/v1/search", params={**params, "cursor": first["next"]})).json()  # opens the snapshot
+    await proxy.cut()
+    during = await client.get("/v1/search", params={**params, "cursor": second["next"]})
+    assert during.status == 503 and int(during.headers["Retry-After"]) > 0
+    assert (await during.json())["type"].endswith("store-unavailable")
+    await proxy.restore()
+    after = await client.get("/v1/search", params={**params, "cursor": second["next"]})
+    assert after.status == 200, await after.text()
+    seen = [item["image_id"] for page in (first, second, await after.json()) for item in page["items"]]
+    assert sorted(seen) == sorted(doc["_id"] for doc in docs)
+
+
 async def test_the_consumer_reconnects_after_rabbitmq_is_cut_off_and_takes_what_waited(search_with_a_server_cut_off, mongo_db, es):
     client, bus, proxy, settings = await search_with_a_server_cut_off("amqp_url")
     before, during = (

@@ -10,11 +10,9 @@ import json
 
 import pytest
 
-from tests.conftest import RUN_ID, eventually
+from tests.conftest import RUN_ID
 from shared.cursors import decode_cursor as decode_value
-from shared.readmodels import IMAGES
-from tests.integration.search.helpers import all_ids, image_document, ingested, publish, search_json
-from tests.photos import skimage_photo
+from tests.integration.search.helpers import index_photos, problem, search_json, three_photos
 
 SOURCE = f"untrusted-{RUN_ID}"
 
@@ -23,32 +21,9 @@ def raw_cursor(value) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
-@pytest.fixture(scope="module")
-def photos():
-    names = ["astronaut.png", "camera.png", "rocket.jpg"]
-    # Created at 00:01, 00:02 and 00:03 on 2026-01-01 (helpers' dates); file names (hence ids) of this module's own.
-    return [image_document(skimage_photo(n), f"untrusted_{n}", source=SOURCE, tags=[], offset=i + 1) for i, n in enumerate(names)]
-
-
 @pytest.fixture
-async def indexed(search_client, mongo_db, bus, photos):
-    """The photos in MongoDB (written once, whichever test comes first) and in the index (announced again
-    when another module's reindex or reconcile is still catching up)."""
-    for doc in photos:
-        await mongo_db[IMAGES].replace_one({"_id": doc["_id"]}, doc, upsert=True)
-    await publish(bus, *(ingested(doc) for doc in photos))
-
-    async def all_there():
-        return len(await all_ids(search_client, sources=SOURCE)) == len(photos)
-
-    await eventually(all_there, timeout=60)
-    return {doc["_id"] for doc in photos}
-
-
-async def problem(response, status: int) -> dict:
-    assert response.status == status, await response.text()
-    assert response.content_type == "application/problem+json"
-    return await response.json()
+async def indexed(search_client, mongo_db, bus):
+    return await index_photos(search_client, mongo_db, bus, three_photos("untrusted", SOURCE), SOURCE)
 
 
 @pytest.mark.parametrize(
