@@ -7,6 +7,9 @@ work from stdin, one line at a time:
 - ``<id> <id> ...``: annotations the service just wrote, whose pending changes to move;
 - ``relay``: events were staged directly (a bulk write): publish them.
 
+It also finishes the renames and merges a process left half-done
+(:class:`services.annotation.adapters.label_moves.LabelMoves`).
+
 Stdin closing is the signal to stop (SIGINT and SIGTERM are ignored: the service decides): it moves what it was told about, stops the relay and
 exits. Anything it never got to stays pending in MongoDB, where its sweep (or the next
 worker's) finds it: the pipe carries hints, never the only copy of anything.
@@ -20,6 +23,7 @@ import os
 import signal
 import sys
 
+from services.annotation.adapters.label_moves import LabelMoves
 from services.annotation.adapters.pending import PendingDrain
 from services.annotation.config import AnnotationSettings
 from shared.bus import Bus
@@ -48,8 +52,10 @@ async def run(settings: AnnotationSettings) -> None:
     db = database(client, settings)
     relay = OutboxRelay.configured(db, bus, settings)
     drain = PendingDrain(db, relay, poll_seconds=settings.outbox_poll_seconds, gather_seconds=settings.pending_gather_seconds)
+    moves = LabelMoves(db, relay)
     relay.start()
     drain.start()
+    moves.start()
     log.info("drain worker started")
     try:
         reader = await _stdin()
@@ -60,6 +66,7 @@ async def run(settings: AnnotationSettings) -> None:
             elif words:
                 drain.nudge(words)
     finally:
+        await moves.stop()
         await drain.stop()
         await relay.stop()
         try:  # what it was told about, moved and published now rather than by the next sweep

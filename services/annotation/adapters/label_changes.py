@@ -1,8 +1,10 @@
 """Changing the taxonomy: rename, alias, merge, describe, re-parent.
 
-Each change is one transaction with its ``label.changed`` event; a rename or
-merge also recomputes the summaries of the images whose annotations carry the
-label, so search's label fields follow.
+Each change is one transaction with its ``label.changed`` event. A rename or
+merge then recomputes the summaries of the label's images (a merge moving its
+annotations to the survivor) in small batches, each its own transaction, and
+announces the change again once they are done, so search's label fields follow
+(:mod:`services.annotation.adapters.label_moves`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
+from services.annotation.adapters.label_moves import MERGE, MOVE_BATCH, RENAME, finish_move, record_move
 from services.annotation.adapters.labels import LabelStore, label_name
 from services.annotation.adapters.merged_labels import move_off_merged, survivors
-from services.annotation.adapters.store import ANNOTATIONS
 from services.annotation.adapters.summaries import refresh_summaries
 from services.annotation.domain.errors import InvalidAnnotation, LabelConflict
 from services.annotation.domain.fields import check_external_ids
@@ -30,18 +32,23 @@ class LabelRepository(LabelStore):
         except DuplicateKeyError:
             raise LabelConflict(f"The name {name!r} already belongs to another label.", name=name) from None
 
-    async def _refresh_images_of(self, label_ids: list[str], session: AsyncClientSession) -> None:
-        images = await self.db[ANNOTATIONS].distinct("image_id", {"label_id": {"$in": label_ids}}, session=session)
-        await refresh_summaries(self.db, images, session)
+    async def rename(self, label_id: str, raw: str, actor: str, *, batch: int = MOVE_BATCH) -> dict[str, Any]:
+        """Rename the label (:meth:`rename_label`), then recompute its images' summaries in batches."""
+        doc, move = await self.rename_label(label_id, raw, actor)
+        if move is not None:
+            await finish_move(self.db, move, batch=batch)
+        return doc
 
-    async def rename(self, label_id: str, raw: str, actor: str) -> dict[str, Any]:
+    async def rename_label(self, label_id: str, raw: str, actor: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The label side of a rename, in one short transaction, with the record of the summaries to recompute
+        (:mod:`services.annotation.adapters.label_moves`; None when the name does not change)."""
         new = label_name(raw)
 
-        async def work(session: AsyncClientSession) -> dict[str, Any]:
+        async def work(session: AsyncClientSession) -> tuple[dict[str, Any], dict[str, Any] | None]:
             doc = await self.get(label_id, session)
             old = doc["name"]
             if new == old:
-                return doc
+                return doc, None
             if new in doc["aliases"]:
                 await self.labels.update_one({"_id": label_id}, {"$pull": {"aliases": new}}, session=session)
             else:
@@ -51,11 +58,10 @@ class LabelRepository(LabelStore):
                 {"_id": label_id}, {"$set": {"name": new, "updated_at": utcnow(), "updated_by": actor}}, session=session
             )
             doc = await self.get(label_id, session)
-            await self._refresh_images_of([label_id], session)
-            await self._announce(doc, "renamed", actor, session, previous_name=old)
-            return doc
+            event = await self._announce(doc, "renamed", actor, session, previous_name=old)
+            return doc, await record_move(self.db, RENAME, label_id, event, self.producer, session)
 
-        return await in_transaction(self.db, work, seconds=LONG_TRANSACTION_SECONDS)
+        return await in_transaction(self.db, work)
 
     async def add_alias(self, label_id: str, raw: str, actor: str) -> dict[str, Any]:
         alias = label_name(raw)
@@ -76,12 +82,20 @@ class LabelRepository(LabelStore):
 
         return await in_transaction(self.db, work, seconds=LONG_TRANSACTION_SECONDS)
 
-    async def merge(self, source_id: str, target_id: str, actor: str) -> dict[str, Any]:
-        """Move every annotation of ``source`` to ``target``; source's names become target's aliases."""
+    async def merge(self, source_id: str, target_id: str, actor: str, *, batch: int = MOVE_BATCH) -> dict[str, Any]:
+        """Merge ``source`` into ``target`` (:meth:`merge_label`), then move source's annotations in batches."""
+        target, move = await self.merge_label(source_id, target_id, actor)
+        await finish_move(self.db, move, batch=batch)
+        return target
+
+    async def merge_label(self, source_id: str, target_id: str, actor: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The label side of a merge, in one short transaction: source's names become target's aliases, target
+        takes source's place in the hierarchy, and the move of source's annotations is recorded
+        (:mod:`services.annotation.adapters.label_moves`). Returns the survivor and that record."""
         if source_id == target_id:
             raise LabelConflict("A label cannot be merged into itself.")
 
-        async def work(session: AsyncClientSession) -> dict[str, Any]:
+        async def work(session: AsyncClientSession) -> tuple[dict[str, Any], dict[str, Any]]:
             source, target = await self.get(source_id, session), await self.get(target_id, session)
             if source.get("merged_into") or target.get("merged_into"):
                 raise LabelConflict("That label was already merged into another; merge into the surviving label.")
@@ -99,21 +113,13 @@ class LabelRepository(LabelStore):
                 session=session,
             )
             await self._take_place_of(source, target, session)
-            await self.db[ANNOTATIONS].update_many(
-                {"label_id": source_id}, {"$set": {"label_id": target_id}}, session=session
-            )
-            await self._refresh_images_of([target_id], session)
             target = await self.get(target_id, session)
-            await self._announce(
+            event = await self._announce(
                 source, "merged", actor, session, merged_into=target_id, previous_name=source["name"]
             )
-            return target
+            return target, await record_move(self.db, MERGE, source_id, event, self.producer, session)
 
-        target = await in_transaction(self.db, work, seconds=LONG_TRANSACTION_SECONDS)
-        # Writes committed while the merge ran that it did not see (a create of the merged label's name)
-        stragglers = await self.db[ANNOTATIONS].find({"label_id": source_id}, {"label_id": 1, "image_id": 1}).to_list()
-        await self.settle(stragglers, actor)
-        return target
+        return await in_transaction(self.db, work)
 
     async def settle(self, docs: list[dict[str, Any]], actor: str) -> None:
         """Move those of these committed annotations (``_id``, ``label_id``, ``image_id``) that are on a merged

@@ -115,9 +115,11 @@ class LabelStore:
             return (await self.ensure(name, actor, external_ids=external_ids, schema=schema))[0], False
         return doc, True
 
-    async def _announce(self, doc: dict, change: str, actor: str, session: AsyncClientSession, **extra: Any) -> None:
+    async def _announce(self, doc: dict, change: str, actor: str, session: AsyncClientSession, **extra: Any) -> LabelChanged:
+        """Stage the ``label.changed`` event of this change; return it (a rename or merge announces it again)."""
         event = LabelChanged(
             label_id=doc["_id"], name=doc["name"], change=change, aliases=doc.get("aliases", []),
             changed_by=actor, changed_at=utcnow(), **extra,
         )  # fmt: skip
         await stage(self.db, Envelope.wrap(event, producer=self.producer), session)
+        return event

@@ -1,7 +1,8 @@
 """Annotations that land on a label after it was merged, moved to the label that survived.
 
-A merge moves its label's annotations in one transaction, but a write prepared before that commit can land
-on the merged label after it: an edit that read the annotation first writes its whole state back, old label
+A merge moves its label's annotations after the label's own change commits (in batches:
+:mod:`services.annotation.adapters.label_moves`), but a write prepared before that commit can land on the
+merged label after it: an edit that read the annotation first writes its whole state back, old label
 included (its version check passes, since a merge changes no version); a create that resolved the name first
 inserts a new document the merge never saw. A tester saw 40 of 40 annotations edited during a merge stay on
 the merged label for good, under its old name in search. Three places close the gap, each after the write it
@@ -9,7 +10,7 @@ follows is committed, so one of them always sees the merge:
 
 - the pending-change drain moves the annotations it drains (every single create, edit, delete and revert);
 - a bulk create or import batch checks its labels once committed;
-- the merge itself looks again once committed, for writes committed while it ran.
+- the merge's own batches, which run after the label's change commits and until none is left on it.
 """
 
 from __future__ import annotations

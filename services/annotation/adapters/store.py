@@ -18,6 +18,7 @@ LABEL_NAMES = "label_names"  # _id: a normalised name or alias → label_id: one
 ANNOTATIONS = "annotations"  # current state, deleted ones kept as tombstones (their history goes on)
 HISTORY = "annotation_history"  # one document per version: full state, who, when, what changed
 IMPORT_ERRORS = "annotation_import_errors"
+LABEL_MOVES = "label_moves"  # renames and merges whose annotations are still moving (adapters/label_moves.py)
 # Inside an annotation: changes written with its state, not yet moved into history, summaries and the
 # outbox (adapters/pending.py), and their count, indexed where above zero so the drain finds them.
 PENDING = "pending"

@@ -44,6 +44,20 @@ async def add_image(db, width: int = 640, height: int = 480, *, data: bytes | No
 
 
 @pytest.fixture
+async def own_db(base_settings, request):
+    """A database of this test's own: the session's running annotation service must not drain it."""
+    from services.annotation.adapters.store import ensure_indexes
+    from shared.clients.mongo import mongo_client
+
+    client = mongo_client(base_settings)
+    name = f"{base_settings.mongo_db}_{request.module.__name__.rsplit('.', 1)[-1].removeprefix('test_')}"
+    await ensure_indexes(client[name])
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()
+
+
+@pytest.fixture
 async def image_id(mongo_db) -> str:
     return await add_image(mongo_db)
 
