@@ -64,9 +64,10 @@ async def test_an_ended_imports_items_go_and_its_counts_stay(make_ingest, tmp_pa
     assert later["processed"] == 3 and later["counts"] == job["counts"] and sum(job["counts"][k] for k in ("ingested", "duplicates", "near_duplicates")) == 3
 
 
-async def test_items_of_jobs_ended_before_there_was_a_retention_get_one_at_start(mongo_db):
+async def test_items_of_jobs_ended_before_there_was_a_retention_get_one_at_start(own_db):
+    mongo_db = own_db  # jobs of its own: they point at no real folder
     jobs = JobRepository(mongo_db, items_retention_days=2)
-    fields = {"kind": "folder", "path": "/nowhere", "dataset": "old", "tags": []}
+    fields = {"kind": "folder", "path": "/nowhere", "dataset": "old", "tags": [], "licence": None, "author": None, "created_by": None}
     ended_at = utcnow() - timedelta(days=1)
     old, running = f"old-{uuid.uuid4().hex[:8]}", f"running-{uuid.uuid4().hex[:8]}"
     for job_id in (old, running):
