@@ -17,7 +17,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, eventually
 from tests.e2e.conftest import e2e_names, running_services
 from tests.photos import skimage_photo, unique_png
 from tests.processes import ServiceProcess
@@ -90,10 +90,7 @@ async def test_an_admin_sees_every_panel_filled_and_runs_a_repair(services, brow
             async with http.get(f"{search}/v1/search", params={"tags": "adminui"}) as found:
                 return (await found.json())["total"] == 1
 
-        for _ in range(100):
-            if await searchable():
-                break
-            await asyncio.sleep(0.2)
+        await eventually(searchable)  # the page's counts read the index: the image must be in it first
 
     def operate() -> dict[str, str]:
         _open_with(browser, search, ADMIN["Authorization"].split()[1])

@@ -38,6 +38,31 @@ async def ttl_monitor_every_second(stack_is_up, base_settings: CorpusSettings) -
 
 
 @pytest.fixture
+async def own_names(names):
+    """Stores of this test's own (database, bucket, exchange, index prefix), removed afterwards: for tests
+    that store images other test modules might also use (the COCO sample), and for tests that count what is
+    in a whole store (a reconcile's drift), which the session's other tests and services also write to."""
+    suffix = uuid.uuid4().hex[:6]
+    own = {
+        **names,
+        "mongo_db": f"{names['mongo_db']}_{suffix}",
+        "minio_bucket": f"{names['minio_bucket']}-{suffix}",
+        "amqp_exchange": f"{names['amqp_exchange']}-{suffix}",
+        "es_index_prefix": f"{names['es_index_prefix']}-{suffix}",
+    }
+    yield own
+    await remove_test_data(CorpusSettings(**own))
+
+
+@pytest.fixture
+async def own_db(own_names):
+    """The database of ``own_names``."""
+    client = mongo_client(CorpusSettings(**own_names))
+    yield database(client, CorpusSettings(**own_names))
+    await client.close()
+
+
+@pytest.fixture
 async def mongo_db(base_settings):
     client = mongo_client(base_settings)
     yield database(client, base_settings)
@@ -86,6 +111,18 @@ async def search_client(names):
 
     client = await _serve(await init_app(SearchSettings(**names)))
     yield client
+    await client.close()
+
+
+@pytest.fixture
+async def own_search(own_names):
+    """A search app on stores of its own (``own_names``), and its settings."""
+    from services.search.app import init_app
+    from services.search.config import SearchSettings
+
+    settings = SearchSettings(**own_names)
+    client = await _serve(await init_app(settings))
+    yield client, settings
     await client.close()
 
 

@@ -5,13 +5,13 @@ import asyncio
 import contextlib
 
 from shared.background import PollingLoop
+from tests.conftest import eventually
 
 
 async def _settle(passes: list[int], count: int) -> None:
-    for _ in range(200):
-        if len(passes) >= count:
-            return
-        await asyncio.sleep(0.01)
+    """Until ``count`` passes have run. It gave up quietly after 2 s, as long as the back-off the outage test
+    waits out: a slow host failed a later assertion instead, far from the cause."""
+    await eventually(lambda: asyncio.sleep(0, len(passes) >= count), interval=0.01)
 
 
 async def test_a_burst_of_nudges_is_served_by_one_pass_when_gathering():
@@ -21,14 +21,17 @@ async def test_a_burst_of_nudges_is_served_by_one_pass_when_gathering():
         passes.append(len(passes))
         return False
 
-    loop = PollingLoop("test", run_pass, poll_seconds=60, gather_seconds=0.2)
+    # The gathering time is far longer than the burst: on a slow host ten 5 ms sleeps can outlast 0.2 s.
+    loop = PollingLoop("test", run_pass, poll_seconds=60, gather_seconds=2.0)
     loop.start()
     try:
         await _settle(passes, 1)  # the first pass runs at start
-        for _ in range(10):  # ten commits in quick succession
+        for _ in range(10):  # ten commits in quick succession; without gathering, each would wake a pass
             loop.nudge()
             await asyncio.sleep(0.005)
-        await asyncio.sleep(0.4)
+        assert len(passes) == 1  # still gathering
+        await _settle(passes, 2)
+        await asyncio.sleep(0.1)  # a pass for another nudge would follow at once
         assert len(passes) == 2
     finally:
         await loop.stop()

@@ -16,7 +16,7 @@ from services.ingest.config import IngestSettings
 from shared.settings import CorpusSettings
 from tests.conftest import ADMIN
 from tests.proxy import TcpProxy
-from tests.stack import remove_exchanges, remove_test_data
+from tests.stack import remove_exchanges
 
 
 @pytest.fixture
@@ -40,32 +40,6 @@ async def make_ingest(names):
         await client.close()
     if exchanges:
         await remove_exchanges(IngestSettings(**names).amqp_url, exchanges)
-
-
-@pytest.fixture
-async def own_names(names):
-    """Stores of this test's own (database, bucket, exchange, index prefix), removed afterwards:
-    for tests that store images other test modules might also use (the COCO sample)."""
-    suffix = uuid.uuid4().hex[:6]
-    own = {
-        **names,
-        "mongo_db": f"{names['mongo_db']}_{suffix}",
-        "minio_bucket": f"{names['minio_bucket']}-{suffix}",
-        "amqp_exchange": f"{names['amqp_exchange']}-{suffix}",
-        "es_index_prefix": f"{names['es_index_prefix']}-{suffix}",
-    }
-    yield own
-    await remove_test_data(CorpusSettings(**own))
-
-
-@pytest.fixture
-async def own_db(own_names):
-    """The database of ``own_names``."""
-    from shared.clients.mongo import database, mongo_client
-
-    client = mongo_client(CorpusSettings(**own_names))
-    yield database(client, CorpusSettings(**own_names))
-    await client.close()
 
 
 @dataclass

@@ -105,15 +105,19 @@ async def problem(response, status: int) -> dict:
 async def run_job(client, path: str, **params) -> dict:
     started = await client.post(path, params=params)
     assert started.status == 202, await started.text()
-    location = started.headers["Location"]
+    job = await follow_job(client, started.headers["Location"])
+    assert job["state"] == "succeeded", job
+    return job["result"]
+
+
+async def follow_job(client, location: str) -> dict:
+    """The job at ``location`` once it has finished."""
 
     async def finished():
         job = await (await client.get(location)).json()
         return job if job["state"] != "running" else None
 
-    job = await eventually(finished, timeout=120)
-    assert job["state"] == "succeeded", job
-    return job["result"]
+    return await eventually(finished, timeout=120)
 
 
 

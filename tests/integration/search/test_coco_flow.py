@@ -43,7 +43,7 @@ def coco():
 
 @pytest.fixture(scope="module")
 async def imported(coco, search_client, base_settings):
-    """Write the read models, publish the events, wait until the mirror shows every image's labels."""
+    """Write the read models, publish the events, wait until the mirror shows every image and every image's labels."""
     from shared.bus import Bus
     from shared.clients.mongo import database, mongo_client
 
@@ -67,9 +67,10 @@ async def imported(coco, search_client, base_settings):
         ))
         annotated = sum(1 for *_, labels, _ in coco if labels)
 
-        async def mirrored():
+        async def mirrored():  # every image, the two without annotations too: the tests count them all
+            every = await search_json(search_client, sources=SOURCE, limit="1")
             page = await search_json(search_client, sources=SOURCE, has_annotations="true", limit="1")
-            return page["total"] == annotated
+            return every["total"] == len(coco) and page["total"] == annotated
 
         await eventually(mirrored, timeout=60)
         yield db
