@@ -44,8 +44,9 @@ async def add_image(db, width: int = 640, height: int = 480, *, data: bytes | No
 
 
 @pytest.fixture
-async def own_db(base_settings, request):
-    """A database of this test's own: the session's running annotation service must not drain it."""
+async def undrained_db(base_settings, request):
+    """A database of this test module's own, with the annotation indexes: the session's running annotation
+    service does not drain (or sweep) it, so a test decides when a drain runs."""
     from services.annotation.adapters.store import ensure_indexes
     from shared.clients.mongo import mongo_client
 

@@ -37,11 +37,11 @@ BATCH = 40
 
 
 @pytest.fixture
-async def search(own_db, es, base_settings):
-    """Search's projection of ``own_db`` into an index of its own."""
+async def search(undrained_db, es, base_settings):
+    """Search's projection of ``undrained_db`` into an index of its own."""
     index = ImageIndex(es, f"{base_settings.es_index_prefix}-moves-{uuid.uuid4().hex[:6]}")
     await index.ensure()
-    yield Projector(ImageReader(own_db), index)
+    yield Projector(ImageReader(undrained_db), index)
     for name in (await es.indices.get(index=f"{index.alias}-*")).body:
         await es.indices.delete(index=name)
 
@@ -89,9 +89,9 @@ async def _announced(db, label_id: str, change: str) -> int:
     return await db[OUTBOX].count_documents({"type": "label.changed", "envelope.data.change": change, "envelope.data.label_id": label_id})
 
 
-async def test_a_merge_in_batches_under_steady_edits_and_creates_ends_with_every_annotation_on_the_survivor(own_db, search):
-    deps = service_layer(own_db)
-    source, target, image_ids, ids = await _labelled_annotations(own_db, deps, images=12, per_image=30)  # 9 batches
+async def test_a_merge_in_batches_under_steady_edits_and_creates_ends_with_every_annotation_on_the_survivor(undrained_db, search):
+    deps = service_layer(undrained_db)
+    source, target, image_ids, ids = await _labelled_annotations(undrained_db, deps, images=12, per_image=30)  # 9 batches
     await search.project(image_ids)
     merging, edits, created = True, Counter(), []
 
@@ -124,75 +124,75 @@ async def test_a_merge_in_batches_under_steady_edits_and_creates_ends_with_every
     await deps.pending.drain_all()
 
     assert edits and created  # the writers did run beside the merge
-    assert await _label_counts(own_db) == {target["_id"]: len(ids) + len(created)}
-    await _summaries_match_annotations(own_db, image_ids, target["name"])
-    versions = {doc["_id"]: doc["version"] async for doc in own_db[ANNOTATIONS].find({"_id": {"$in": ids}})}
+    assert await _label_counts(undrained_db) == {target["_id"]: len(ids) + len(created)}
+    await _summaries_match_annotations(undrained_db, image_ids, target["name"])
+    versions = {doc["_id"]: doc["version"] async for doc in undrained_db[ANNOTATIONS].find({"_id": {"$in": ids}})}
     assert versions == {i: 1 + edits[i] for i in ids}  # no edit lost to a batch, none undone by one
-    assert await own_db[LABEL_MOVES].count_documents({}) == 0
+    assert await undrained_db[LABEL_MOVES].count_documents({}) == 0
     # Announced when the label changed and again once the annotations had moved, for search to re-project them.
-    assert await _announced(own_db, source["_id"], "merged") == 2
-    assert await _search_hears(own_db, search, source["_id"], set()) == {i: [target["name"]] for i in image_ids}
+    assert await _announced(undrained_db, source["_id"], "merged") == 2
+    assert await _search_hears(undrained_db, search, source["_id"], set()) == {i: [target["name"]] for i in image_ids}
 
 
-async def test_a_merge_stopped_between_batches_is_finished_later_and_announced_once_more(own_db, search):
-    deps = service_layer(own_db)
-    source, target, image_ids, ids = await _labelled_annotations(own_db, deps, images=6, per_image=20)
+async def test_a_merge_stopped_between_batches_is_finished_later_and_announced_once_more(undrained_db, search):
+    deps = service_layer(undrained_db)
+    source, target, image_ids, ids = await _labelled_annotations(undrained_db, deps, images=6, per_image=20)
     await search.project(image_ids)
     survivor, move = await deps.labels.merge_label(source["_id"], target["_id"], "admin")
     assert survivor["_id"] == target["_id"]
-    assert not await finish_move(own_db, move, batch=BATCH, batches=2)  # the process dies after two batches
-    assert await _label_counts(own_db) == {target["_id"]: 2 * BATCH, source["_id"]: len(ids) - 2 * BATCH}
-    assert await _announced(own_db, source["_id"], "merged") == 1
+    assert not await finish_move(undrained_db, move, batch=BATCH, batches=2)  # the process dies after two batches
+    assert await _label_counts(undrained_db) == {target["_id"]: 2 * BATCH, source["_id"]: len(ids) - 2 * BATCH}
+    assert await _announced(undrained_db, source["_id"], "merged") == 1
     heard: set[str] = set()
     # The first announcement re-projects what had moved by then; images still to move keep the old name.
-    halfway = await _search_hears(own_db, search, source["_id"], heard)
-    summarised = {doc["_id"]: sorted(doc["labels"]) async for doc in own_db[ANNOTATION_SUMMARIES].find()}
+    halfway = await _search_hears(undrained_db, search, source["_id"], heard)
+    summarised = {doc["_id"]: sorted(doc["labels"]) async for doc in undrained_db[ANNOTATION_SUMMARIES].find()}
     assert {i: sorted(labels) for i, labels in halfway.items()} == summarised
     assert {target["name"]} < {name for labels in halfway.values() for name in labels}
 
-    assert await finish_stale_moves(own_db) == 0  # a record touched just now may belong to a live process
-    assert await finish_stale_moves(own_db, older_than_seconds=0) == 1
-    assert await _label_counts(own_db) == {target["_id"]: len(ids)}
-    await _summaries_match_annotations(own_db, image_ids, target["name"])
-    assert await own_db[LABEL_MOVES].count_documents({}) == 0
-    assert await _announced(own_db, source["_id"], "merged") == 2
-    assert await _search_hears(own_db, search, source["_id"], heard) == {i: [target["name"]] for i in image_ids}
+    assert await finish_stale_moves(undrained_db) == 0  # a record touched just now may belong to a live process
+    assert await finish_stale_moves(undrained_db, older_than_seconds=0) == 1
+    assert await _label_counts(undrained_db) == {target["_id"]: len(ids)}
+    await _summaries_match_annotations(undrained_db, image_ids, target["name"])
+    assert await undrained_db[LABEL_MOVES].count_documents({}) == 0
+    assert await _announced(undrained_db, source["_id"], "merged") == 2
+    assert await _search_hears(undrained_db, search, source["_id"], heard) == {i: [target["name"]] for i in image_ids}
     # A second finisher that read the record before it went stages nothing more.
-    assert await finish_move(own_db, move, batch=BATCH)
-    assert await _announced(own_db, source["_id"], "merged") == 2
+    assert await finish_move(undrained_db, move, batch=BATCH)
+    assert await _announced(undrained_db, source["_id"], "merged") == 2
 
 
-async def test_a_rename_stopped_between_batches_resumes_after_the_last_image_it_summarised(own_db):
-    deps = service_layer(own_db)
-    label, _, image_ids, _ = await _labelled_annotations(own_db, deps, images=5, per_image=3)
+async def test_a_rename_stopped_between_batches_resumes_after_the_last_image_it_summarised(undrained_db):
+    deps = service_layer(undrained_db)
+    label, _, image_ids, _ = await _labelled_annotations(undrained_db, deps, images=5, per_image=3)
     new_name = f"sedan {uuid.uuid4().hex[:6]}"
     _, move = await deps.labels.rename_label(label["_id"], new_name, "admin")
-    assert not await finish_move(own_db, move, batch=2, batches=1)
-    stored = await own_db[LABEL_MOVES].find_one({"_id": move["_id"]})
+    assert not await finish_move(undrained_db, move, batch=2, batches=1)
+    stored = await undrained_db[LABEL_MOVES].find_one({"_id": move["_id"]})
     first_two = sorted(image_ids)[:2]
     assert stored["after"] == first_two[-1]
-    summaries = {doc["_id"]: list(doc["labels"]) async for doc in own_db[ANNOTATION_SUMMARIES].find({"_id": {"$in": image_ids}})}
+    summaries = {doc["_id"]: list(doc["labels"]) async for doc in undrained_db[ANNOTATION_SUMMARIES].find({"_id": {"$in": image_ids}})}
     assert {i for i, names in summaries.items() if names == [new_name]} == set(first_two)
 
-    assert await finish_stale_moves(own_db, older_than_seconds=0) == 1
-    await _summaries_match_annotations(own_db, image_ids, new_name)
-    assert await _announced(own_db, label["_id"], "renamed") == 2
+    assert await finish_stale_moves(undrained_db, older_than_seconds=0) == 1
+    await _summaries_match_annotations(undrained_db, image_ids, new_name)
+    assert await _announced(undrained_db, label["_id"], "renamed") == 2
 
 
-async def test_the_drain_process_finishes_a_move_left_untouched(own_db):
-    deps = service_layer(own_db)
-    source, target, image_ids, ids = await _labelled_annotations(own_db, deps, images=3, per_image=20)
+async def test_the_drain_process_finishes_a_move_left_untouched(undrained_db):
+    deps = service_layer(undrained_db)
+    source, target, image_ids, ids = await _labelled_annotations(undrained_db, deps, images=3, per_image=20)
     _, move = await deps.labels.merge_label(source["_id"], target["_id"], "admin")
     # As a process that died a minute ago left it.
-    await own_db[LABEL_MOVES].update_one({"_id": move["_id"]}, {"$set": {"touched_at": utcnow() - timedelta(minutes=1)}})
-    moves = LabelMoves(own_db, OutboxRelay(own_db, None, poll_seconds=60), poll_seconds=0.1)
+    await undrained_db[LABEL_MOVES].update_one({"_id": move["_id"]}, {"$set": {"touched_at": utcnow() - timedelta(minutes=1)}})
+    moves = LabelMoves(undrained_db, OutboxRelay(undrained_db, None, poll_seconds=60), poll_seconds=0.1)
     moves.start()
     try:
-        await eventually(lambda: _gone(own_db, move["_id"]))
+        await eventually(lambda: _gone(undrained_db, move["_id"]))
     finally:
         await moves.stop()
-    assert await _label_counts(own_db) == {target["_id"]: len(ids)}
-    await _summaries_match_annotations(own_db, image_ids, target["name"])
+    assert await _label_counts(undrained_db) == {target["_id"]: len(ids)}
+    await _summaries_match_annotations(undrained_db, image_ids, target["name"])
 
 
 async def _gone(db, move_id: str) -> bool:

@@ -38,9 +38,9 @@ async def _on(db, annotation_ids: list[str]) -> set[str]:
     return {doc["label_id"] async for doc in db[ANNOTATIONS].find({"_id": {"$in": annotation_ids}}, {"label_id": 1})}
 
 
-async def test_an_edit_read_before_a_merge_and_written_after_it_ends_on_the_surviving_label(own_db):
-    deps = service_layer(own_db)
-    image_id = await add_image(own_db, 200, 100)
+async def test_an_edit_read_before_a_merge_and_written_after_it_ends_on_the_surviving_label(undrained_db):
+    deps = service_layer(undrained_db)
+    image_id = await add_image(undrained_db, 200, 100)
     source, target = await _labels(deps)
     made = await service.create_many(deps, "admin", [_box(image_id, source["name"]), _box(image_id, source["name"], 5)])
     ids = [r["id"] for r in made]
@@ -49,20 +49,20 @@ async def test_an_edit_read_before_a_merge_and_written_after_it_ends_on_the_surv
     before = await service.current(deps, ids[0], 1)  # the edit reads the annotation ...
     await deps.labels.merge(source["_id"], target["_id"], "admin")  # ... the merge commits ...
     await service._write(deps, before, {"score": 0.5}, "editor", "updated")  # ... and the edit writes its state
-    assert await _on(own_db, ids[:1]) == {source["_id"]}  # what the race left, for good, before
+    assert await _on(undrained_db, ids[:1]) == {source["_id"]}  # what the race left, for good, before
 
     await deps.pending.drain_all()
-    assert await _on(own_db, ids) == {target["_id"]}
-    summary = await own_db[ANNOTATION_SUMMARIES].find_one({"_id": image_id})
+    assert await _on(undrained_db, ids) == {target["_id"]}
+    summary = await undrained_db[ANNOTATION_SUMMARIES].find_one({"_id": image_id})
     assert summary["labels"] == {target["name"]: 2}
-    edited = await own_db[ANNOTATIONS].find_one({"_id": ids[0]})
+    edited = await undrained_db[ANNOTATIONS].find_one({"_id": ids[0]})
     assert (edited["version"], edited["score"]) == (2, 0.5)  # the edit itself is kept
 
 
 @pytest.mark.parametrize("count", [1, 3], ids=["single-create", "bulk-create"])
-async def test_a_create_that_resolved_the_label_before_a_merge_ends_on_the_surviving_label(own_db, count):
-    deps = service_layer(own_db)
-    image_id = await add_image(own_db, 200, 100)
+async def test_a_create_that_resolved_the_label_before_a_merge_ends_on_the_surviving_label(undrained_db, count):
+    deps = service_layer(undrained_db)
+    image_id = await add_image(undrained_db, 200, 100)
     source, target = await _labels(deps)
     items = [_box(image_id, source["name"], x) for x in range(1, count + 1)]
     outcomes = list(enumerate(check_all([(i["type"], service._geometry_of(i), 100, 200) for i in items])))
@@ -71,13 +71,13 @@ async def test_a_create_that_resolved_the_label_before_a_merge_ends_on_the_survi
     docs, events = service._new_documents(deps, "admin", now_ms(), items, {source["name"]: source}, outcomes, results)
     await deps.labels.merge(source["_id"], target["_id"], "admin")  # ... the merge commits ...
     merged = {"type": "label.changed", "envelope.data.change": "merged", "envelope.data.label_id": source["_id"]}
-    announced = await own_db[OUTBOX].count_documents(merged)
+    announced = await undrained_db[OUTBOX].count_documents(merged)
     await service._store(deps, docs, events)  # ... and the create is stored
     await deps.pending.drain_all()
 
     ids = [doc["_id"] for doc in docs]
-    assert await _on(own_db, ids) == {target["_id"]}
-    summary = await own_db[ANNOTATION_SUMMARIES].find_one({"_id": image_id})
+    assert await _on(undrained_db, ids) == {target["_id"]}
+    summary = await undrained_db[ANNOTATION_SUMMARIES].find_one({"_id": image_id})
     assert summary["labels"] == {target["name"]: count}
     if count > 1:  # a batch committed in its own transaction: the merge is announced again for search
-        assert await own_db[OUTBOX].count_documents(merged) == announced + 1
+        assert await undrained_db[OUTBOX].count_documents(merged) == announced + 1

@@ -21,20 +21,8 @@ pytestmark = pytest.mark.integration
 ADMIN = Principal("admin", "admin", Role.ADMIN)
 
 
-@pytest.fixture
-async def own_db(base_settings):
-    """A database of this test's own: the session's annotation service drains (and sweeps) its own."""
-    from shared.clients.mongo import mongo_client
-
-    client = mongo_client(base_settings)
-    name = f"{base_settings.mongo_db}_drain"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
-
-
-async def test_a_crashed_writers_changes_are_readable_then_swept_by_another_replica(own_db):
-    mongo_db = own_db
+async def test_a_crashed_writers_changes_are_readable_then_swept_by_another_replica(undrained_db):
+    mongo_db = undrained_db
     await ensure_indexes(mongo_db)
     image_id = await add_image(mongo_db, 200, 100)
     writer = service_layer(mongo_db)
