@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from services.cli.progress import phase_bar
-from services.cli.search import with_projector
+from services.cli.search import run_job
 from services.cli.snapshots.repository import Repository, RepositoryError
 from services.cli.snapshots.restore import RestoreRefused, restore_snapshot
 from services.cli.snapshots.take import SnapshotFailed, take_snapshot
@@ -154,5 +154,5 @@ def restore(
         report = _run(lambda: asyncio.run(restore_snapshot(settings, repository, snapshot, replace=replace, progress=progress)))
     console.print_json(json.dumps(asdict(report)))
     if reindex:
-        result = asyncio.run(with_projector(lambda p, progress: maintenance.reindex(p, progress=progress), settings))
+        result = run_job("reindex", lambda p, progress: maintenance.reindex(p, progress=progress), settings)
         console.print(f"search index rebuilt: {json.dumps(result)}")

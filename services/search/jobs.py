@@ -24,7 +24,7 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.search.maintenance import Work
+from services.search.maintenance import Progress, Work
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,21 @@ class JobRegistry:
 
     async def start(self, kind: str, work: Work) -> Job:
         """Record and start a job; JobRunning when another maintenance job runs (on any replica)."""
+        job = await self._claim(kind)
+        task = asyncio.get_running_loop().create_task(self._run(job, work), name=f"search-job-{kind}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job
+
+    async def run(self, kind: str, work: Work, progress: Progress | None = None) -> Job:
+        """Record a job and run it here to its end (the CLI), under the same lock as the service's jobs;
+        JobRunning as for :meth:`start`. ``progress`` also hears of its phases."""
+        job = await self._claim(kind)
+        await self._run(job, work, also=progress)
+        return job
+
+    async def _claim(self, kind: str) -> Job:
+        """Record a running job, taking the maintenance lock."""
         job = Job(kind=kind, owner=self.owner)
         while True:
             try:
@@ -97,14 +112,13 @@ class JobRegistry:
                 current = await self.jobs.find_one({"lock": LOCK, "state": "running"})
                 if current is not None and not await self._abandon_if_stale(current):
                     raise JobRunning(Job.of(current)) from None
-        task = asyncio.get_running_loop().create_task(self._run(job, work), name=f"search-job-{kind}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
         return job
 
-    async def _run(self, job: Job, work: Work) -> None:
+    async def _run(self, job: Job, work: Work, also: Progress | None = None) -> None:
         def progress(phase: str, done: int, total: int | None) -> None:
             job.phase, job.done, job.total = phase, done, total
+            if also is not None:
+                also(phase, done, total)
 
         beating = asyncio.get_running_loop().create_task(self._beat(job))
         try:
