@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.search import admin_views, similar_views, views
-from services.search.domain.params import DATE_RANGES, FACETS, RANGES, SORTS
+from services.search.domain.params import DATE_RANGES, FACET_COUNTS, FACETS, RANGES, SORTS
 from services.search.jobs import Job
 from services.search.models import ClusterPage, ImageDetail, SearchPage, SimilarPage
 from shared.auth import Permission
@@ -22,6 +22,12 @@ def _search_parameters() -> list[dict[str, Any]]:
         query_param("cursor", "The `next` value of the previous page (send the same other parameters)", {"type": "string"}),
         query_param("sort", "Order of results", {"type": "string", "enum": sorted(SORTS), "default": "-created_at"}),
         query_param("facets", f"Facets to count on the first page: {', '.join(FACETS)}", _CSV),
+        query_param(
+            "facet_counts",
+            "results (default: every facet counts within the results) or disjunctive (a facet whose own any-of filter "
+            "is given — labels, tags, formats, sources — counts within the other filters only, as a multi-select list shows)",
+            {"type": "string", "enum": list(FACET_COUNTS)},
+        ),
         query_param("labels", "Any of these labels", _CSV),
         query_param("labels_all", "All of these labels", _CSV),
         query_param("labels_none", "None of these labels", _CSV),

@@ -71,3 +71,25 @@ def test_foreign_cursors_are_400(cursor):
     with pytest.raises(Problem) as caught:
         decode_cursor(cursor, sort="-created_at", sort_fields=2, filters={})
     assert caught.value.status == 400 and "cursor" in caught.value.detail
+
+
+def test_disjunctive_facet_counts_move_the_counted_facets_own_filters_to_a_post_filter():
+    body = build_search(parse(labels="cat,dog", formats="jpeg", tags="x", facets="labels,formats,resolution", facet_counts="disjunctive"))
+    labels, formats = {"terms": {"labels": ["cat", "dog"]}}, {"terms": {"format": ["jpeg"]}}
+    assert body["query"] == {"bool": {"filter": [{"terms": {"tags": ["x"]}}]}}  # tags is not a facet asked for: it filters all
+    assert body["post_filter"] == {"bool": {"filter": [labels, formats]}}
+    aggs = body["aggs"]
+    assert aggs["labels"] == {"filter": {"bool": {"filter": [formats]}}, "aggs": {"labels": {"terms": {"field": "labels", "size": 20}}}}
+    assert aggs["formats"]["filter"] == {"bool": {"filter": [labels]}}
+    assert aggs["resolution"]["filter"] == {"bool": {"filter": [labels, formats]}}  # a facet with no filter of its own: within all
+    # Later pages have no facets: their filters are the query's again, the same hits.
+    later = build_search(parse(labels="cat,dog", formats="jpeg", tags="x", facets="labels", facet_counts="disjunctive"), after=[1, "a"])
+    assert "post_filter" not in later and len(later["query"]["bool"]["filter"]) == 3
+
+
+def test_facet_counts_default_to_the_results_and_refuse_other_modes():
+    body = build_search(parse(labels="cat", facets="labels"))
+    assert "post_filter" not in body and body["aggs"]["labels"] == {"terms": {"field": "labels", "size": 20}}
+    with pytest.raises(Problem) as caught:
+        parse(facet_counts="both")
+    assert "facet_counts must be one of results, disjunctive" in caught.value.detail

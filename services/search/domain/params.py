@@ -21,6 +21,9 @@ SORTS = {
     "-bytes", "bytes", "-width", "width", "-height", "height", "relevance",
 }
 FACETS = ("labels", "tags", "formats", "sources", "resolution", "created")
+# What a facet counts: the results (every filter applied), or, for a facet whose own "any of" filter is given
+# (labels, tags, formats, sources), the results of every *other* filter: the counts a multi-select list shows.
+FACET_COUNTS = ("results", "disjunctive")
 # name → (field, kind): the range filters, each as min_<name> / max_<name>.
 RANGES = {
     "width": ("width", "int"),
@@ -33,7 +36,7 @@ DATE_RANGES = {"captured": "captured_at", "created": "created_at"}
 LISTS = ("labels", "labels_all", "labels_none", "tags", "formats", "sources", "uploaders", "annotation_types")
 FLAGS = ("has_annotations", "near_duplicate")
 KNOWN = {
-    "q", "limit", "cursor", "sort", "facets", *LISTS, *FLAGS,
+    "q", "limit", "cursor", "sort", "facets", "facet_counts", *LISTS, *FLAGS,
     *(f"{side}_{name}" for name in RANGES for side in ("min", "max")),
     *(f"{name}_{side}" for name in DATE_RANGES for side in ("from", "to")),
 }
@@ -45,6 +48,7 @@ class SearchParams(BaseModel):
     cursor: str | None = None
     sort: str = "-created_at"
     facets: list[str] = []
+    facet_counts: str = "results"
     lists: dict[str, list[str]] = {}  # labels, labels_all, ... → values (normalised)
     flags: dict[str, bool] = {}
     ranges: dict[str, tuple[Any, Any]] = {}  # ES field → (gte, lte), either may be None
@@ -176,8 +180,11 @@ def parse_params(query: dict[str, str], *, default_limit: int, max_limit: int) -
     facets = split_csv(query.get("facets") or "")
     if bad := [f for f in facets if f not in FACETS]:
         raise bad_parameter(f"Unknown facet(s) {', '.join(bad)}; the facets are {', '.join(FACETS)}.")
+    facet_counts = query.get("facet_counts") or "results"
+    if facet_counts not in FACET_COUNTS:
+        raise bad_parameter(f"facet_counts must be one of {', '.join(FACET_COUNTS)}, not {facet_counts!r}.")
     flags = {name: _flag(name, query[name]) for name in FLAGS if query.get(name)}
     return SearchParams(
-        q=q, limit=limit, cursor=query.get("cursor") or None, sort=sort, facets=facets,
+        q=q, limit=limit, cursor=query.get("cursor") or None, sort=sort, facets=facets, facet_counts=facet_counts,
         lists=_lists(query), flags=flags, ranges=_ranges(query),
     )

@@ -72,12 +72,27 @@ def build_query(params: SearchParams) -> dict[str, Any]:
     return query
 
 
+def _facet_filters(params: SearchParams) -> dict[str, dict[str, Any]]:
+    """For disjunctive facet counts: facet → its own "any of" filter clause, for the facets asked for whose
+    filter is given (labels, tags, formats, sources). These filter the hits as a ``post_filter`` instead."""
+    if params.facet_counts != "disjunctive":
+        return {}
+    return {
+        facet: {"terms": {LIST_FILTERS[facet][0]: params.lists[facet]}}
+        for facet in params.facets
+        if facet in params.lists and LIST_FILTERS[facet][1] == "any"
+    }
+
+
 def build_search(
     params: SearchParams, *, after: list[Any] | None = None, total_hits_cap: int | bool = True, facet_size: int = 20
 ) -> dict[str, Any]:
-    """The request body of one page."""
+    """The request body of one page. The first page with disjunctive facet counts moves the counted facets'
+    own filters to a ``post_filter``: the same hits, and the aggregations see past them (each its own)."""
+    post_filters = _facet_filters(params) if params.facets and after is None else {}
+    query_params = params.model_copy(update={"lists": {k: v for k, v in params.lists.items() if k not in post_filters}})
     body: dict[str, Any] = {
-        "query": build_query(params),
+        "query": build_query(query_params),
         "sort": sort_clause(params.sort),
         "size": params.limit,
         "track_total_hits": total_hits_cap,
@@ -86,6 +101,8 @@ def build_search(
     }
     if after is not None:
         body["search_after"] = after
+    if post_filters:
+        body["post_filter"] = {"bool": {"filter": list(post_filters.values())}}
     if params.facets and after is None:
-        body["aggs"] = aggregations(params.facets, facet_size)
+        body["aggs"] = aggregations(params.facets, facet_size, post_filters)
     return body

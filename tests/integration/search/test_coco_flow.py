@@ -105,6 +105,28 @@ async def test_facet_counts_match_mongodb(imported, coco, search_client):
     assert sum(b["count"] for b in page["facets"]["resolution"]) == len(coco)
 
 
+async def test_disjunctive_facet_counts_see_past_their_own_filter_only(imported, coco, search_client):
+    """A multi-select list: with dog and cat chosen, the labels facet still counts every label (what choosing
+    one more would add), while the resolution facet counts within the dogs and cats, like the hits."""
+    chosen = [(doc, labels) for doc, _, labels, _ in coco if labels["dog"] or labels["cat"]]
+    page = await search_json(search_client, sources=SOURCE, labels="dog,cat", facets="labels,resolution", facet_counts="disjunctive", limit="100")
+    assert page["total"] == len(chosen) and {item["image_id"] for item in page["items"]} == {doc["_id"] for doc, _ in chosen}
+    carrying = Counter(label for *_, labels, _ in coco for label in labels)
+    _top_counts(page["facets"]["labels"], carrying)
+    assert sum(b["count"] for b in page["facets"]["resolution"]) == len(chosen)
+    # Counted within the results (the default), the labels facet sees only the dogs' and cats' labels.
+    within = await search_json(search_client, sources=SOURCE, labels="dog,cat", facets="labels", limit="1")
+    only = Counter(label for _, labels in chosen for label in labels)
+    _top_counts(within["facets"]["labels"], only)
+    assert only["person"] < carrying["person"]
+
+
+def _top_counts(buckets: list[dict], expected: Counter) -> None:
+    """The buckets are the most frequent values with their exact counts (ties at the cut in either order)."""
+    assert len(buckets) == min(20, len(expected)) and all(b["count"] == expected[b["value"]] for b in buckets), buckets
+    assert [b["count"] for b in buckets] == sorted(expected.values(), reverse=True)[: len(buckets)]
+
+
 async def test_a_reencoded_resized_copy_is_found_by_similarity(imported, coco, search_client):
     doc, data, labels, _ = next(item for item in coco if item[2]["person"])
     with Image.open(io.BytesIO(data)) as image:
