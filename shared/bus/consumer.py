@@ -94,7 +94,7 @@ class MessageConsumer:
 
     def cancel_in_hand(self) -> None:
         """Stop the handlers still running (a service stopping after its grace)."""
-        for task in self._in_hand:
+        for task in list(self._in_hand):
             task.cancel()
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
@@ -111,7 +111,7 @@ class MessageConsumer:
         self._in_hand.discard(task)
         if not self._in_hand:
             self._idle.set()
-        if not task.cancelled() and (error := task.exception()) is not None:  # no waiter left to hear of it
+        if not task.cancelled() and (error := task.exception()) is not None:  # its waiter may be gone (cancelled)
             log.error("consuming a message failed", exc_info=error)
 
     async def _take(self, message: AbstractIncomingMessage) -> None:
