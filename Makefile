@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 BACKUP_REPO ?= $(HOME)/.local/share/image-corpus/backups
 
-.PHONY: help venv stack browser stop stack-status run test test-unit backup bench bench-ingest bench-search bench-annotation bench-backup up down clean
+.PHONY: help venv stack browser stop stack-status run test test-unit backup bench bench-ingest bench-search bench-annotation bench-annotation-export bench-backup up down clean
 
 help:
 	@echo "make run           install, start the local stack and the three services (Ctrl-C stops the services)"
@@ -18,7 +18,7 @@ help:
 	@echo "make stop          stop the local stack;  make stack-status: what runs where"
 	@echo "make test-unit     unit tests only (no servers needed)"
 	@echo "make backup        snapshot MongoDB and MinIO into BACKUP_REPO (corpus backup; docs/backup.md)"
-	@echo "make bench         every benchmark (bench-ingest, bench-search, bench-annotation, bench-backup)"
+	@echo "make bench         every benchmark (bench-ingest, bench-search, bench-annotation, bench-annotation-export, bench-backup)"
 	@echo "make up / down     the same topology with Docker Compose (needs a Docker engine)"
 
 $(STAMP): pyproject.toml
@@ -55,7 +55,7 @@ backup: stack
 	$(VENV)/bin/corpus backup create --repo $(BACKUP_REPO)
 
 # Benchmarks print numbers beside a baseline measured in the same run; none asserts a time.
-bench: bench-ingest bench-search bench-annotation bench-backup
+bench: bench-ingest bench-search bench-annotation bench-annotation-export bench-backup
 
 bench-ingest: stack
 	$(PY) -m benchmarks.ingest
@@ -65,6 +65,9 @@ bench-search: stack
 
 bench-annotation: stack
 	$(PY) -m benchmarks.annotation
+
+bench-annotation-export: stack
+	$(PY) -m benchmarks.annotation_export
 
 bench-backup: stack
 	$(PY) -m benchmarks.backup

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import aclosing
+from functools import partial
 from pathlib import Path
 
-from services.annotation.adapters.archive import build_zip
+from services.annotation.adapters.archive import build_zip, export_zip
 from services.annotation.domain import export_formats
 from services.annotation.domain.errors import InvalidExport, NotFound
 from services.annotation.domain.model import ExportFormat as Format
@@ -19,6 +20,8 @@ FOLDERS = {"coco": "images", "yolo": "images", "yolo-seg": "images", "yolo-pose"
 WRITERS = {
     "yolo": export_formats.yolo, "yolo-seg": export_formats.yolo_seg, "yolo-pose": export_formats.yolo_pose, "voc": export_formats.voc,
 }  # fmt: skip
+# Annotations per page of a COCO export: what is in memory at once (a page of documents and its JSON text).
+COCO_PAGE = 500
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "TIFF": "tif", "WEBP": "webp", "BMP": "bmp"}
 
 
@@ -71,17 +74,11 @@ async def export_archive(
     """The archive; with ``classes`` (normalised names), only their annotations, numbered in that order; with
     ``dataset``, only that dataset's annotations and those made by hand on its images: another import of the
     same images (an export imported back under another name) would otherwise come back doubled."""
-    docs = {d["_id"]: d async for d in deps.annotations.db[IMAGES].find({"_id": {"$in": image_ids}})}
-    missing = [i for i in image_ids if i not in docs]
-    if missing:
-        raise NotFound(f"{len(missing)} image id(s) are unknown, e.g. {missing[0]!r}.", missing=missing[:20])
-    images = _file_names([docs[i] for i in image_ids])
+    images = await _images(deps, image_ids)
+    if fmt == "coco":
+        return await _coco_archive(deps, blobs, images, id_scheme, classes, dataset)
     annotations = await deps.annotations.for_images(image_ids, dataset)
-    labels = {}
-    for label_id in {a["label_id"] for a in annotations}:
-        label = await deps.labels.get(label_id)
-        parent = (await deps.labels.get(label["parent_id"]))["name"] if label.get("parent_id") else None
-        labels[label_id] = {**label, "parent": parent}
+    labels = await _labels(deps, {a["label_id"] for a in annotations})
     if classes is not None:
         wanted = set(classes)
         annotations = [a for a in annotations if labels[a["label_id"]]["name"] in wanted]
@@ -89,14 +86,54 @@ async def export_archive(
         files, paths = export_formats.image_folder(images, annotations, labels)
         return await build_zip(blobs, images, "", files, paths)
     # A worker thread: rasterising and tracing masks for thousands of images would hold up the event loop.
-    files = await asyncio.to_thread(_annotation_files, fmt, images, annotations, labels, id_scheme, classes)
+    files = await asyncio.to_thread(WRITERS[fmt], images, annotations, labels, classes)
     return await build_zip(blobs, images, FOLDERS[fmt], files)
 
 
-def _annotation_files(
-    fmt: Format, images: list[dict], annotations: list[dict], labels: dict[str, dict], id_scheme: str | None,
-    classes: list[str] | None,
-) -> Mapping[str, str | bytes]:
-    if fmt == "coco":
-        return {"annotations/instances.json": json.dumps(export_formats.coco(images, annotations, labels, id_scheme, classes))}
-    return WRITERS[fmt](images, annotations, labels, classes)
+async def _images(deps: AnnotationDeps, image_ids: list[str]) -> list[dict]:
+    """The images in ``image_ids`` order, with what the archive needs of them (file name, blob, size)."""
+    projection = {"filename": 1, "format": 1, "sha256": 1, "width": 1, "height": 1, "mode": 1}
+    docs = {d["_id"]: d async for d in deps.annotations.db[IMAGES].find({"_id": {"$in": image_ids}}, projection)}
+    missing = [i for i in image_ids if i not in docs]
+    if missing:
+        raise NotFound(f"{len(missing)} image id(s) are unknown, e.g. {missing[0]!r}.", missing=missing[:20])
+    return _file_names([docs[i] for i in image_ids])
+
+
+async def _labels(deps: AnnotationDeps, label_ids: Iterable[str]) -> dict[str, dict]:
+    """Each label with its parent's name (COCO's supercategory)."""
+    labels = {}
+    for label_id in label_ids:
+        label = await deps.labels.get(label_id)
+        parent = (await deps.labels.get(label["parent_id"]))["name"] if label.get("parent_id") else None
+        labels[label_id] = {**label, "parent": parent}
+    return labels
+
+
+async def _coco_archive(
+    deps: AnnotationDeps, blobs: BlobStore, images: list[dict], id_scheme: str | None, classes: list[str] | None, dataset: str | None
+) -> Path:
+    """``instances.json`` written into the zip a page of annotations at a time (:class:`CocoDocument`), read
+    in one snapshot: which labels the annotations carry (so every category id is known before the first
+    annotation is written), then the annotations themselves, as they were at that moment."""
+    image_ids, wanted = [image["id"] for image in images], set(classes or ())
+    async with export_zip() as archive:
+        async with deps.annotations.snapshot() as session:
+            used = await deps.annotations.label_ids_of(image_ids, dataset, export_formats.GEOMETRIC, session)
+            labels = await _labels(deps, used)
+            if classes is not None:
+                used = [label_id for label_id in used if labels[label_id]["name"] in wanted]
+            document = export_formats.CocoDocument(images, used, labels, id_scheme, classes)
+            pages = deps.annotations.pages_of(image_ids, dataset, export_formats.GEOMETRIC, used, COCO_PAGE, session)
+            async with aclosing(pages):  # its cursor closed even when writing fails
+                await archive.write_text("annotations/instances.json", _coco_pieces(document, pages))
+        await archive.add_images(blobs, images, FOLDERS["coco"])
+    return archive.path
+
+
+async def _coco_pieces(document: export_formats.CocoDocument, pages: AsyncIterator[list[dict]]) -> AsyncIterator[Callable[[], str]]:
+    """The document's pieces, each to be rendered (JSON-encoded) in a worker thread."""
+    yield document.head
+    async for page in pages:
+        yield partial(document.annotations, page)
+    yield document.tail

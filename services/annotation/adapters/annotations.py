@@ -22,6 +22,7 @@ annotations, write history, summaries and events in that transaction.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -172,10 +173,34 @@ class AnnotationRepository:
 
     async def for_images(self, image_ids: list[str], dataset: str | None = None) -> list[dict[str, Any]]:
         """The images' current annotations; with ``dataset``, only that dataset's and those made by hand (no dataset)."""
-        query: dict[str, Any] = {"image_id": {"$in": image_ids}, "deleted": False}
-        if dataset is not None:
-            query["dataset"] = {"$in": [dataset, None]}  # None also matches documents without the field
-        return await self.annotations.find(query, HIDE_PENDING).sort("_id", ASCENDING).to_list()
+        return await self.annotations.find(_of_images(image_ids, dataset), HIDE_PENDING).sort("_id", ASCENDING).to_list()
+
+    def snapshot(self) -> AsyncClientSession:
+        """A session whose reads all see one moment (``readConcern: snapshot``): an export's first look at
+        which labels its annotations carry and its read of them page by page agree, whatever is written
+        in between."""
+        return self.db.client.start_session(snapshot=True)
+
+    async def label_ids_of(
+        self, image_ids: list[str], dataset: str | None, types: Sequence[str], session: AsyncClientSession
+    ) -> list[str]:
+        """The labels the images' current annotations of ``types`` carry (``dataset``: as in :meth:`for_images`)."""
+        query = {**_of_images(image_ids, dataset), "type": {"$in": list(types)}}
+        return sorted(await self.annotations.distinct("label_id", query, session=session))
+
+    async def pages_of(
+        self, image_ids: list[str], dataset: str | None, types: Sequence[str], label_ids: list[str], size: int,
+        session: AsyncClientSession,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The images' current annotations of ``types`` and ``label_ids`` in :meth:`for_images` order,
+        ``size`` at a time: a selection's annotations need not fit in memory together."""
+        query = {**_of_images(image_ids, dataset), "type": {"$in": list(types)}, "label_id": {"$in": label_ids}}
+        cursor = self.annotations.find(query, HIDE_PENDING, session=session).sort("_id", ASCENDING).batch_size(size)
+        try:
+            while page := await cursor.to_list(size):
+                yield page
+        finally:
+            await cursor.close()
 
     async def as_of(self, image_id: str, when: datetime) -> list[dict[str, Any]]:
         """The annotations of an image as they were at ``when``, rebuilt from history (pending changes too)."""
@@ -192,6 +217,13 @@ class AnnotationRepository:
             if row["last"]["version"] > latest.get(row["_id"], {}).get("version", 0):
                 latest[row["_id"]] = row["last"]
         return [as_document(latest[i]) for i in sorted(latest) if not latest[i]["state"]["deleted"]]
+
+
+def _of_images(image_ids: list[str], dataset: str | None) -> dict[str, Any]:
+    query: dict[str, Any] = {"image_id": {"$in": image_ids}, "deleted": False}
+    if dataset is not None:
+        query["dataset"] = {"$in": [dataset, None]}  # None also matches documents without the field
+    return query
 
 
 def as_document(entry: dict[str, Any]) -> dict[str, Any]:

@@ -130,23 +130,48 @@ def category_ids(label_ids: list[str], labels: dict[str, dict], id_scheme: str |
     return ids
 
 
-def coco(
-    images: list[dict], annotations: list[dict], labels: dict[str, dict], id_scheme: str | None, classes: list[str] | None = None
-) -> dict[str, Any]:
-    used = sorted({a["label_id"] for a in annotations if a["type"] in GEOMETRIC})
-    cats = category_ids(used, labels, id_scheme, classes)
-    image_ids = {image["id"]: n for n, image in enumerate(images, start=1)}
-    out = [
-        _coco_annotation(n, a, image_ids[a["image_id"]], cats[a["label_id"]])
-        for n, a in enumerate((a for a in annotations if a["type"] in GEOMETRIC), start=1)
-    ]
-    categories = [_coco_category(cats[i], labels[i]) for i in used]
-    return {
-        "info": {"description": "Exported by Image Corpus"},
-        "images": [{"id": image_ids[i["id"]], "file_name": i["file_name"], "width": i["width"], "height": i["height"]} for i in images],
-        "annotations": out,
-        "categories": sorted(categories, key=lambda c: c["id"]),
-    }
+COCO_INFO = {"description": "Exported by Image Corpus"}
+
+
+class CocoDocument:
+    """COCO's ``instances.json`` as text in pieces: :meth:`head` (the images), :meth:`annotations` for each page
+    of annotations in turn, :meth:`tail` (the categories). A selection of thousands of images never has its
+    annotations, nor the whole document, in memory at once; joined, the pieces are the same bytes as
+    ``json.dumps`` of ``{"info", "images", "annotations", "categories"}`` made at once.
+
+    ``label_ids`` are the labels the annotations carry (known up front, so every annotation's category id is);
+    annotations are numbered from 1 in the order they are given; only the geometric ones are written.
+    """
+
+    def __init__(
+        self, images: list[dict], label_ids: list[str], labels: dict[str, dict], id_scheme: str | None, classes: list[str] | None = None
+    ) -> None:
+        self._images = images
+        self._categories = category_ids(label_ids, labels, id_scheme, classes)
+        self._category_list = sorted((_coco_category(self._categories[i], labels[i]) for i in label_ids), key=lambda c: c["id"])
+        self._image_ids = {image["id"]: n for n, image in enumerate(images, start=1)}
+        self._written = 0
+
+    def head(self) -> str:
+        images = ", ".join(
+            json.dumps({"id": self._image_ids[i["id"]], "file_name": i["file_name"], "width": i["width"], "height": i["height"]})
+            for i in self._images
+        )
+        return f'{{"info": {json.dumps(COCO_INFO)}, "images": [{images}], "annotations": ['
+
+    def annotations(self, page: list[dict]) -> str:
+        entries = [
+            json.dumps(_coco_annotation(self._written + n, a, self._image_ids[a["image_id"]], self._categories[a["label_id"]]))
+            for n, a in enumerate((a for a in page if a["type"] in GEOMETRIC), start=1)
+        ]
+        text = ", ".join(entries)
+        if entries and self._written:
+            text = ", " + text
+        self._written += len(entries)
+        return text
+
+    def tail(self) -> str:
+        return f'], "categories": {json.dumps(self._category_list)}}}'
 
 
 def keypoint_box(points: list[list[float]]) -> list[float]:

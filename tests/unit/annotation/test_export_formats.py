@@ -12,6 +12,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from services.annotation.domain import export_formats
+from tests.unit.annotation.coco_documents import coco_document
 from services.annotation.domain.errors import InvalidAnnotation
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
@@ -29,7 +30,7 @@ ANNOTATIONS = [
 
 
 def test_coco_keeps_external_category_ids_and_numbers_the_rest():
-    doc = export_formats.coco(IMAGES, ANNOTATIONS, LABELS, "coco")
+    doc = coco_document(IMAGES, ANNOTATIONS, LABELS, "coco")
     assert doc["categories"] == [{"id": 17, "name": "cat", "supercategory": "animal"}, {"id": 18, "name": "dog", "supercategory": ""}]
     assert [a["category_id"] for a in doc["annotations"]] == [17, 18]  # the classification has no COCO form
     assert doc["annotations"][1]["segmentation"] == [[0, 0, 10, 0, 10, 10]] and doc["annotations"][0]["iscrowd"] == 0
@@ -45,7 +46,7 @@ def test_coco_gives_segmentation_to_shapes_only_and_boxes_to_keypoints_that_have
          "area": 0, "attributes": {"iscrowd": 0}},
         {"image_id": "i1", "label_id": "l2", "type": "mask", "rle": {"size": [100, 200], "counts": "0"}, "bbox": [0, 0, 0, 0], "area": 0},
     ]  # fmt: skip
-    doc = export_formats.coco(IMAGES, annotations, LABELS, "coco")
+    doc = coco_document(IMAGES, annotations, LABELS, "coco")
     box, polygon, keypoints, own_flag, crowd = doc["annotations"]
     # An empty 'segmentation' list makes Detectron2 refuse the file and pycocotools fail to decode it.
     assert "segmentation" not in box and "segmentation" not in keypoints and polygon["segmentation"] == [[0, 0, 10, 0, 10, 10]]
@@ -343,5 +344,5 @@ def test_voc_xml_stays_well_formed_with_control_characters_in_labels_and_names()
 def test_coco_refuses_a_scheme_whose_ids_are_not_ascii_integers(external):
     labels = {**LABELS, "l1": {**LABELS["l1"], "external_ids": {"probescheme": external}}}
     with pytest.raises(InvalidAnnotation) as caught:
-        export_formats.coco(IMAGES, ANNOTATIONS, labels, "probescheme")
+        coco_document(IMAGES, ANNOTATIONS, labels, "probescheme")
     assert caught.value.reason == "non_integer_ids" and "not integers" in caught.value.detail

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.annotation.domain import export_formats
+from tests.unit.annotation.coco_documents import coco_document
 from services.annotation.domain.errors import InvalidAnnotation
 from services.annotation.domain.geometry import check_geometry, check_keypoint_count
 from shared.keypoint_schema import checked_schema
@@ -67,7 +67,7 @@ def test_coco_export_writes_the_schema_on_the_category_and_the_points_on_the_obj
         "image_id": "i1", "label_id": "p", "type": "polygon", "polygon": [[10, 10, 40, 10, 40, 40]],
         "bbox": [10, 10, 30, 30], "area": 450, "keypoints": [[20, 15, 2], [25, 14, 1], [0, 0, 0]],
     }  # fmt: skip
-    doc = export_formats.coco(images, [person], labels, None)
+    doc = coco_document(images, [person], labels, None)
     assert doc["categories"] == [{"id": 1, "name": "person", "supercategory": "", "keypoints": NAMES, "skeleton": [[1, 2], [1, 3]]}]
     [entry] = doc["annotations"]
     assert entry["keypoints"] == [20, 15, 2, 25, 14, 1, 0, 0, 0] and entry["num_keypoints"] == 2
