@@ -1,14 +1,13 @@
-"""The export use case: pick images, gather their annotations and labels, write the archive."""
+"""The export use case: pick images, read their annotations and labels a page at a time, write the archive."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from functools import partial
 from pathlib import Path
 
-from services.annotation.adapters.archive import build_zip, export_zip
+from services.annotation.adapters.archive import ExportZip, export_zip
 from services.annotation.domain import export_formats
 from services.annotation.domain.errors import InvalidExport, NotFound
 from services.annotation.domain.model import ExportFormat as Format
@@ -17,11 +16,12 @@ from shared.clients.blobs import BlobStore
 from shared.readmodels import IMAGES
 
 FOLDERS = {"coco": "images", "yolo": "images", "yolo-seg": "images", "yolo-pose": "images", "voc": "JPEGImages"}
-WRITERS = {
-    "yolo": export_formats.yolo, "yolo-seg": export_formats.yolo_seg, "yolo-pose": export_formats.yolo_pose, "voc": export_formats.voc,
+FILES: dict[str, type[export_formats.ImageFiles]] = {
+    "yolo": export_formats.YoloFiles, "yolo-seg": export_formats.YoloSegFiles, "yolo-pose": export_formats.YoloPoseFiles,
+    "voc": export_formats.VocFiles, "imagefolder": export_formats.ImageFolderFiles,
 }  # fmt: skip
-# Annotations per page of a COCO export: what is in memory at once (a page of documents and its JSON text).
-COCO_PAGE = 500
+# Annotations per page of an export: what is in memory at once (a page of documents and what is made of it).
+PAGE = 500
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "TIFF": "tif", "WEBP": "webp", "BMP": "bmp"}
 
 
@@ -73,21 +73,38 @@ async def export_archive(
 ) -> Path:
     """The archive; with ``classes`` (normalised names), only their annotations, numbered in that order; with
     ``dataset``, only that dataset's annotations and those made by hand on its images: another import of the
-    same images (an export imported back under another name) would otherwise come back doubled."""
-    images = await _images(deps, image_ids)
-    if fmt == "coco":
-        return await _coco_archive(deps, blobs, images, id_scheme, classes, dataset)
-    annotations = await deps.annotations.for_images(image_ids, dataset)
-    labels = await _labels(deps, {a["label_id"] for a in annotations})
-    if classes is not None:
-        wanted = set(classes)
-        annotations = [a for a in annotations if labels[a["label_id"]]["name"] in wanted]
-    if fmt == "imagefolder":
-        files, paths = export_formats.image_folder(images, annotations, labels)
-        return await build_zip(blobs, images, "", files, paths)
-    # A worker thread: rasterising and tracing masks for thousands of images would hold up the event loop.
-    files = await asyncio.to_thread(WRITERS[fmt], images, annotations, labels, classes)
-    return await build_zip(blobs, images, FOLDERS[fmt], files)
+    same images (an export imported back under another name) would otherwise come back doubled.
+
+    The annotations are read in one snapshot: first which labels they carry (so every class number or
+    category id is known before the first object is written), then the annotations themselves, a page at
+    a time, as they were at that moment; each page is written into the zip as it comes."""
+    images, paths = await _images(deps, image_ids), None
+    async with export_zip() as archive:
+        async with deps.annotations.snapshot() as session:
+            used = await deps.annotations.label_ids_of(image_ids, dataset, fmt, session)
+            labels = await _labels(deps, used)
+            if classes is not None:
+                wanted = set(classes)
+                used = [label_id for label_id in used if labels[label_id]["name"] in wanted]
+            pages = deps.annotations.pages_of(image_ids, dataset, fmt, used, PAGE, session)
+            async with aclosing(pages):  # its cursor closed even when writing fails
+                if fmt == "coco":
+                    document = export_formats.CocoDocument(images, used, labels, id_scheme, classes)
+                    await archive.write_text("annotations/instances.json", _coco_pieces(document, pages))
+                else:
+                    files = FILES[fmt](images, used, labels, classes)
+                    await _write_files(archive, files, pages)
+                    paths = files.paths if isinstance(files, export_formats.ImageFolderFiles) else None
+        await archive.add_images(blobs, images, FOLDERS.get(fmt, ""), paths)
+    return archive.path
+
+
+async def _write_files(archive: ExportZip, files: export_formats.ImageFiles, pages: AsyncIterator[list[dict]]) -> None:
+    """A per-image format's files, each page's in a worker thread as it comes (:class:`ImageFiles`)."""
+    await archive.add_files(files.head)
+    async for page in pages:
+        await archive.add_files(partial(files.page, page))
+    await archive.add_files(files.rest)
 
 
 async def _images(deps: AnnotationDeps, image_ids: list[str]) -> list[dict]:
@@ -108,27 +125,6 @@ async def _labels(deps: AnnotationDeps, label_ids: Iterable[str]) -> dict[str, d
         parent = (await deps.labels.get(label["parent_id"]))["name"] if label.get("parent_id") else None
         labels[label_id] = {**label, "parent": parent}
     return labels
-
-
-async def _coco_archive(
-    deps: AnnotationDeps, blobs: BlobStore, images: list[dict], id_scheme: str | None, classes: list[str] | None, dataset: str | None
-) -> Path:
-    """``instances.json`` written into the zip a page of annotations at a time (:class:`CocoDocument`), read
-    in one snapshot: which labels the annotations carry (so every category id is known before the first
-    annotation is written), then the annotations themselves, as they were at that moment."""
-    image_ids, wanted = [image["id"] for image in images], set(classes or ())
-    async with export_zip() as archive:
-        async with deps.annotations.snapshot() as session:
-            used = await deps.annotations.label_ids_of(image_ids, dataset, export_formats.GEOMETRIC, session)
-            labels = await _labels(deps, used)
-            if classes is not None:
-                used = [label_id for label_id in used if labels[label_id]["name"] in wanted]
-            document = export_formats.CocoDocument(images, used, labels, id_scheme, classes)
-            pages = deps.annotations.pages_of(image_ids, dataset, export_formats.GEOMETRIC, used, COCO_PAGE, session)
-            async with aclosing(pages):  # its cursor closed even when writing fails
-                await archive.write_text("annotations/instances.json", _coco_pieces(document, pages))
-        await archive.add_images(blobs, images, FOLDERS["coco"])
-    return archive.path
 
 
 async def _coco_pieces(document: export_formats.CocoDocument, pages: AsyncIterator[list[dict]]) -> AsyncIterator[Callable[[], str]]:

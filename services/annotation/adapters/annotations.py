@@ -22,7 +22,7 @@ annotations, write history, summaries and events in that transaction.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from services.annotation.adapters.store import (
 )  # fmt: skip
 from services.annotation.adapters.summaries import refresh_summaries
 from services.annotation.domain.errors import VersionConflict
+from services.annotation.domain.export_formats import GEOMETRIC
 from services.annotation.domain.model import changes_between, state_of
 from shared.clients.mongo import in_transaction, insert_all
 from shared.events import Envelope
@@ -42,6 +43,12 @@ from shared.outbox import outbox_entry, stage_many
 from shared.readmodels import IMAGES
 
 HIDE_PENDING = {PENDING: 0, PENDING_COUNT: 0}
+_BOXED = {"bbox.0": {"$exists": True}}  # a box that is not empty
+# The annotations each export format takes: the queries of its files' ``takes`` (domain/export_formats.py).
+EXPORTED: dict[str, dict[str, Any]] = {
+    "coco": {"type": {"$in": list(GEOMETRIC)}}, "yolo": _BOXED, "yolo-seg": _BOXED, "voc": _BOXED,
+    "yolo-pose": {"$or": [_BOXED, {"type": "keypoints"}]}, "imagefolder": {"type": "classification"},
+}  # fmt: skip
 
 
 def pending_change(entry: dict[str, Any], event: Envelope) -> dict[str, Any]:
@@ -182,20 +189,23 @@ class AnnotationRepository:
         return self.db.client.start_session(snapshot=True)
 
     async def label_ids_of(
-        self, image_ids: list[str], dataset: str | None, types: Sequence[str], session: AsyncClientSession
+        self, image_ids: list[str], dataset: str | None, fmt: str, session: AsyncClientSession
     ) -> list[str]:
-        """The labels the images' current annotations of ``types`` carry (``dataset``: as in :meth:`for_images`)."""
-        query = {**_of_images(image_ids, dataset), "type": {"$in": list(types)}}
+        """The labels of the images' current annotations that export format ``fmt`` takes (:data:`EXPORTED`;
+        ``dataset``: as in :meth:`for_images`)."""
+        query = {**_of_images(image_ids, dataset), **EXPORTED[fmt]}
         return sorted(await self.annotations.distinct("label_id", query, session=session))
 
     async def pages_of(
-        self, image_ids: list[str], dataset: str | None, types: Sequence[str], label_ids: list[str], size: int,
-        session: AsyncClientSession,
+        self, image_ids: list[str], dataset: str | None, fmt: str, label_ids: list[str], size: int, session: AsyncClientSession
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """The images' current annotations of ``types`` and ``label_ids`` in :meth:`for_images` order,
-        ``size`` at a time: a selection's annotations need not fit in memory together."""
-        query = {**_of_images(image_ids, dataset), "type": {"$in": list(types)}, "label_id": {"$in": label_ids}}
-        cursor = self.annotations.find(query, HIDE_PENDING, session=session).sort("_id", ASCENDING).batch_size(size)
+        """The images' current annotations that ``fmt`` takes, of ``label_ids``, ``size`` at a time: a
+        selection's annotations need not fit in memory together. COCO's in :meth:`for_images` order (it
+        numbers them so); the others' by image, then as :meth:`for_images` orders them, so that each
+        image's come together."""
+        query = {**_of_images(image_ids, dataset), **EXPORTED[fmt], "label_id": {"$in": label_ids}}
+        order = [("_id", ASCENDING)] if fmt == "coco" else [("image_id", ASCENDING), ("_id", ASCENDING)]
+        cursor = self.annotations.find(query, HIDE_PENDING, session=session).sort(order).batch_size(size)
         try:
             while page := await cursor.to_list(size):
                 yield page

@@ -6,7 +6,8 @@ Photos and other binary members (PNG label images) are stored as they are
 (already compressed), but for an EXIF orientation, set to "as stored"
 (``domain/orientation.py``); text files are deflated. A text member can be
 written as it is made (:meth:`ExportZip.write_text`), so a large one never
-sits whole in memory.
+sits whole in memory, and files can be added a few at a time
+(:meth:`ExportZip.add_files`: a page of images' label files).
 
 The zip is staged on disk, not streamed to the client as it is made: its
 size is the response's ``Content-Length`` (a client, or a proxy, knows a cut
@@ -57,10 +58,15 @@ class ExportZip:
             for member in members:
                 await asyncio.to_thread(self._zip.writestr, member, data, zipfile.ZIP_STORED)
 
-    async def add_files(self, files: Mapping[str, str | bytes]) -> None:
-        for member, content in files.items():
+    async def add_files(self, make: Callable[[], Mapping[str, str | bytes]]) -> None:
+        """The files ``make`` makes (member name → content), made and written in one worker thread: making
+        them (rasterising masks, tracing outlines) is CPU work too."""
+        await asyncio.to_thread(self._add_files, make)
+
+    def _add_files(self, make: Callable[[], Mapping[str, str | bytes]]) -> None:
+        for member, content in make().items():
             compression = zipfile.ZIP_STORED if isinstance(content, bytes) else None  # None: the archive's deflate
-            await asyncio.to_thread(self._zip.writestr, member, content, compression)
+            self._zip.writestr(member, content, compression)
 
     async def write_text(self, name: str, pieces: AsyncIterable[Callable[[], str]]) -> None:
         """A deflated text member made of ``pieces``: each is called (it renders its text) and written in
@@ -94,16 +100,3 @@ async def export_zip() -> AsyncIterator[ExportZip]:
         path.unlink(missing_ok=True)
         raise
 
-
-async def build_zip(
-    blobs: BlobStore,
-    images: list[dict],
-    folder: str,
-    files: Mapping[str, str | bytes],
-    paths: Mapping[str, list[str]] | None = None,
-) -> Path:
-    """Write every image (see :meth:`ExportZip.add_images`) and ``files`` to a new temporary zip; return its path."""
-    async with export_zip() as archive:
-        await archive.add_images(blobs, images, folder, paths)
-        await archive.add_files(files)
-    return archive.path

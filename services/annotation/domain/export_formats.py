@@ -17,8 +17,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Iterable
 from itertools import cycle
 from pathlib import PurePosixPath
 from typing import Any
@@ -207,17 +206,79 @@ def _coco_annotation(n: int, a: dict, image_id: int, category_id: int) -> dict[s
     return entry
 
 
-def _class_names(annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> list[str]:
+def _class_names(label_ids: Iterable[str], labels: dict[str, dict], classes: list[str] | None = None) -> list[str]:
     """The class order of YOLO (from 0) and VOC (from 1): ``classes`` when the export names them (the same
-    for every selection, so a train and a val export agree), else the annotations' label names, sorted."""
-    return list(classes) if classes is not None else sorted({labels[a["label_id"]]["name"] for a in annotations})
+    for every selection, so a train and a val export agree), else the label names of the objects, sorted."""
+    return list(classes) if classes is not None else sorted({labels[i]["name"] for i in label_ids})
 
 
-def _by_image(images: list[dict], annotations: list[dict]) -> dict[str, list[dict]]:
-    by_image: dict[str, list[dict]] = {image["id"]: [] for image in images}
-    for a in annotations:
-        by_image[a["image_id"]].append(a)
-    return by_image
+class ImageFiles:
+    """A per-image export's files, made image by image as the annotations come, so that no more than a page of
+    them is in memory: :meth:`head` (what the labels alone say), :meth:`page` for each page of annotations
+    in turn, sorted by image (the files of every image whose annotations have all come), then :meth:`rest`
+    (the last image's, those of the images without any, and the files listing images). Only the annotations
+    the format takes (:meth:`takes`) count; ``label_ids`` are their labels, known up front.
+    :meth:`at_once` makes the same files from a whole list of annotations."""
+
+    def __init__(self, images: list[dict], label_ids: list[str], labels: dict[str, dict], classes: list[str] | None = None) -> None:
+        self.images, self.labels = images, labels
+        self._by_id = {image["id"]: image for image in images}
+        self._held_id: str | None = None
+        self._held: list[dict] = []
+        self._done: set[str] = set()
+
+    @staticmethod
+    def takes(a: dict) -> bool:
+        return bool(a.get("bbox"))
+
+    def head(self) -> dict[str, str | bytes]:
+        return {}
+
+    def image_files(self, image: dict, objects: list[dict]) -> dict[str, str | bytes]:
+        raise NotImplementedError
+
+    def tail(self) -> dict[str, str | bytes]:
+        return {}
+
+    def page(self, annotations: list[dict]) -> dict[str, str | bytes]:
+        files: dict[str, str | bytes] = {}
+        for a in annotations:
+            if a["image_id"] != self._held_id:
+                files.update(self._flush())
+                self._held_id = a["image_id"]
+            if self.takes(a):
+                self._held.append(a)
+        return files
+
+    def rest(self) -> dict[str, str | bytes]:
+        files = self._flush()
+        for image in self.images:
+            if image["id"] not in self._done:
+                files.update(self.image_files(image, []))
+        return files | self.tail()
+
+    def _flush(self) -> dict[str, str | bytes]:
+        if self._held_id is None:
+            return {}
+        image_id, objects = self._held_id, self._held
+        self._held_id, self._held = None, []
+        self._done.add(image_id)
+        return self.image_files(self._by_id[image_id], objects)
+
+    @classmethod
+    def at_once(cls, images: list[dict], annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> Any:
+        """Every file, made from ``annotations`` (in any order; each image's in the order given)."""
+        objects = [a for a in annotations if cls.takes(a)]
+        return cls(images, sorted({a["label_id"] for a in objects}), labels, classes).whole(objects)
+
+    def whole(self, objects: list[dict]) -> dict[str, str | bytes]:
+        by_image: dict[str, list[dict]] = {image["id"]: [] for image in self.images}
+        for a in objects:
+            by_image[a["image_id"]].append(a)
+        made = self.head()
+        for image in self.images:
+            made.update(self.image_files(image, by_image[image["id"]]))
+        return made | self.tail()
 
 
 def _stem(image: dict) -> str:
@@ -257,27 +318,37 @@ def _outline_coordinates(a: dict, width: int, height: int) -> list[str]:
     return [" ".join(f"{min(max(v / size, 0.0), 1.0):.6f}" for v, size in zip(outline, cycle((width, height))))]
 
 
-def _yolo(
-    images: list[dict], objects: list[dict], labels: dict[str, dict], coordinates: Callable[[dict, int, int], list[str]],
-    classes: list[str] | None, keypoints: list[str] | None = None,
-) -> dict[str, str]:
-    """``classes.txt``, ``data.yaml`` and one ``labels/<stem>.txt`` per image: ``class <coordinates>`` lines,
-    one per object (per line ``coordinates`` gives). With ``keypoints`` (a pose dataset's names), data.yaml
-    says ``kpt_shape``, ``flip_idx`` and ``kpt_names``."""
-    names = _class_names(objects, labels, classes)
-    index = {name: n for n, name in enumerate(names)}
-    files = {"classes.txt": "".join(f"{name}\n" for name in names)}
-    files["data.yaml"] = "path: .\ntrain: images\nval: images\n" + _pose_yaml(keypoints, len(names)) + "names:\n" + "".join(
-        f"  {n}: {json.dumps(name, ensure_ascii=False)}\n" for n, name in enumerate(names)  # as classes.txt spells it
-    )
-    by_image = _by_image(images, objects)
-    for image in images:
-        files[f"labels/{_stem(image)}.txt"] = "".join(
-            f"{index[labels[a['label_id']]['name']]} {line}\n"
-            for a in by_image[image["id"]]
-            for line in coordinates(a, image["width"], image["height"])
+class YoloFiles(ImageFiles):
+    """YOLO detection: ``classes.txt``, ``data.yaml`` and one ``labels/<stem>.txt`` per image, a ``class cx cy w h``
+    line (normalised) per box. Subclasses write other coordinates (:meth:`coordinates`, one line per string it
+    gives) and, with :attr:`keypoints` (a pose dataset's names), data.yaml says ``kpt_shape``, ``flip_idx``
+    and ``kpt_names``."""
+
+    keypoints: list[str] | None = None
+
+    def __init__(self, images: list[dict], label_ids: list[str], labels: dict[str, dict], classes: list[str] | None = None) -> None:
+        super().__init__(images, label_ids, labels, classes)
+        self.names = _class_names(label_ids, labels, classes)
+        self._index = {name: n for n, name in enumerate(self.names)}
+
+    def coordinates(self, a: dict, width: int, height: int) -> list[str]:
+        return [_box_values(a["bbox"], width, height)]
+
+    def head(self) -> dict[str, str | bytes]:
+        names = self.names
+        yaml = "path: .\ntrain: images\nval: images\n" + _pose_yaml(self.keypoints, len(names)) + "names:\n" + "".join(
+            f"  {n}: {json.dumps(name, ensure_ascii=False)}\n" for n, name in enumerate(names)  # as classes.txt spells it
         )
-    return files
+        return {"classes.txt": "".join(f"{name}\n" for name in names), "data.yaml": yaml}
+
+    def image_files(self, image: dict, objects: list[dict]) -> dict[str, str | bytes]:
+        return {
+            f"labels/{_stem(image)}.txt": "".join(
+                f"{self._index[self.labels[a['label_id']]['name']]} {line}\n"
+                for a in objects
+                for line in self.coordinates(a, image["width"], image["height"])
+            )
+        }
 
 
 def _pose_yaml(keypoints: list[str] | None, classes: int) -> str:
@@ -292,16 +363,7 @@ def _pose_yaml(keypoints: list[str] | None, classes: int) -> str:
     )
 
 
-def _boxed(annotations: list[dict]) -> list[dict]:
-    return [a for a in annotations if a.get("bbox")]
-
-
-def yolo(images: list[dict], annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> dict[str, str]:
-    """YOLO detection: ``class cx cy w h`` per box, normalised."""
-    return _yolo(images, _boxed(annotations), labels, _box_coordinates, classes)
-
-
-def yolo_seg(images: list[dict], annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> dict[str, str]:
+class YoloSegFiles(YoloFiles):
     """YOLO segmentation (Ultralytics): ``class x1 y1 x2 y2 ... xn yn`` per object, normalised, 6 decimals.
 
     One line per object: a polygon in several parts, or a mask's contours traced from its pixels (the
@@ -309,29 +371,44 @@ def yolo_seg(images: list[dict], annotations: list[dict], labels: dict[str, dict
     outline (:func:`segmentation.bridged`), as Ultralytics' COCO converter does; filled as YOLO fills it
     (even-odd), the holes stay empty. A polygon whose parts overlap or nest is traced from their union,
     so the shared pixels are not filled as a hole. Boxes and keypoints without an
-    outline are left out. ``classes.txt`` and ``data.yaml`` are those of :func:`yolo` for the same
+    outline are left out. ``classes.txt`` and ``data.yaml`` are those of :class:`YoloFiles` for the same
     selection, so class indices agree between the two.
     """
-    return _yolo(images, _boxed(annotations), labels, _outline_coordinates, classes)
+
+    def coordinates(self, a: dict, width: int, height: int) -> list[str]:
+        return _outline_coordinates(a, width, height)
 
 
-def yolo_pose(images: list[dict], annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> dict[str, str]:
+class YoloPoseFiles(YoloFiles):
     """YOLO pose (Ultralytics): ``class cx cy w h px1 py1 v1 ... pxK pyK vK`` per object, normalised, 6 decimals,
     visibility as COCO's (0 not labelled, 1 hidden, 2 visible), an unlabelled point ``0 0 0``.
 
     Every object with a box or points is a line: a box, polygon or mask by its box, with its points or, when
     it has none, ``0 0 0`` for each; a keypoints annotation without a box by the bounds of its labelled points,
     as the COCO export boxes it. K is the one keypoint schema of the objects' labels
-    (:func:`pose.dataset_schema`, which refuses two schemas, or none); data.yaml says ``kpt_shape: [K, 3]``
-    and ``flip_idx``. Class numbers, ``classes.txt`` and file names are those of :func:`yolo`. Ingest's
-    YOLO reader, given this data.yaml, reads the lines back as boxes carrying their points.
+    (:func:`pose.schema_of`, which refuses two schemas, or none; each image's objects are checked against it,
+    :func:`pose.check_points`); data.yaml says ``kpt_shape: [K, 3]`` and ``flip_idx``. Class numbers,
+    ``classes.txt`` and file names are those of :class:`YoloFiles`. Ingest's YOLO reader, given this
+    data.yaml, reads the lines back as boxes carrying their points.
     """
-    objects = [a for a in annotations if a.get("bbox") or a["type"] == "keypoints"]
-    names = pose.dataset_schema(objects, labels)
-    return _yolo(images, objects, labels, partial(pose_coordinates, count=len(names)), classes, names)
+
+    def __init__(self, images: list[dict], label_ids: list[str], labels: dict[str, dict], classes: list[str] | None = None) -> None:
+        super().__init__(images, label_ids, labels, classes)
+        self.keypoints = pose.schema_of(label_ids, labels)
+
+    @staticmethod
+    def takes(a: dict) -> bool:
+        return bool(a.get("bbox")) or a["type"] == "keypoints"
+
+    def coordinates(self, a: dict, width: int, height: int) -> list[str]:
+        return pose_coordinates(a, width, height, len(self.keypoints or ()))
+
+    def image_files(self, image: dict, objects: list[dict]) -> dict[str, str | bytes]:
+        pose.check_points(objects, self.labels, len(self.keypoints or ()))
+        return super().image_files(image, objects)
 
 
-def voc(images: list[dict], annotations: list[dict], labels: dict[str, dict], classes: list[str] | None = None) -> dict[str, str | bytes]:
+class VocFiles(ImageFiles):
     """Pascal VOC: ``Annotations/<stem>.xml`` per image (boxes as xmin/ymin/xmax/ymax pixels), ``labelmap.txt``
     and, for each image with polygons or masks, VOC's segmentation PNGs.
 
@@ -344,22 +421,31 @@ def voc(images: list[dict], annotations: list[dict], labels: dict[str, dict], cl
     (void) outline around each object is not drawn. ``ImageSets/Segmentation/default.txt`` lists the
     images that have PNGs; images with boxes only have their XML alone.
     """
-    boxed = [a for a in annotations if a.get("bbox")]
-    names = _class_names(boxed, labels, classes)
-    index = {name: n for n, name in enumerate(names, start=1)}
-    files: dict[str, str | bytes] = {"labelmap.txt": _labelmap(names)}
-    objects, segmented = _by_image(images, boxed), []
-    for image in images:
-        own, stem = objects[image["id"]], _stem(image)
-        shaped = any(segmentation.has_shape(a) for a in own)
-        files[f"Annotations/{stem}.xml"] = _voc_xml(image, own, labels, shaped)
+
+    def __init__(self, images: list[dict], label_ids: list[str], labels: dict[str, dict], classes: list[str] | None = None) -> None:
+        super().__init__(images, label_ids, labels, classes)
+        self.names = _class_names(label_ids, labels, classes)
+        self._index = {name: n for n, name in enumerate(self.names, start=1)}
+        self._segmented: set[str] = set()
+
+    def head(self) -> dict[str, str | bytes]:
+        return {"labelmap.txt": _labelmap(self.names)}
+
+    def image_files(self, image: dict, objects: list[dict]) -> dict[str, str | bytes]:
+        stem, shaped = _stem(image), any(segmentation.has_shape(a) for a in objects)
+        files: dict[str, str | bytes] = {f"Annotations/{stem}.xml": _voc_xml(image, objects, self.labels, shaped)}
         if shaped:
-            pngs = _voc_pngs(image, own, [index[labels[a["label_id"]]["name"]] for a in own])
+            pngs = _voc_pngs(image, objects, [self._index[self.labels[a["label_id"]]["name"]] for a in objects])
             files[f"SegmentationClass/{stem}.png"], files[f"SegmentationObject/{stem}.png"] = pngs
-            segmented.append(stem)
-    if segmented:
-        files["ImageSets/Segmentation/default.txt"] = "".join(f"{stem}\n" for stem in segmented)
-    return files
+            self._segmented.add(image["id"])
+        return files
+
+    def tail(self) -> dict[str, str | bytes]:
+        segmented = [_stem(image) for image in self.images if image["id"] in self._segmented]
+        return {"ImageSets/Segmentation/default.txt": "".join(f"{stem}\n" for stem in segmented)} if segmented else {}
+
+
+yolo, yolo_seg, yolo_pose, voc = YoloFiles.at_once, YoloSegFiles.at_once, YoloPoseFiles.at_once, VocFiles.at_once
 
 
 def _labelmap(names: list[str]) -> str:
@@ -443,35 +529,54 @@ def _folder_name(name: str) -> str:
     return f"%2E{safe[1:]}" if safe.startswith(".") else safe
 
 
-def image_folder(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> tuple[dict[str, str], dict[str, list[str]]]:
+class ImageFolderFiles(ImageFiles):
     """Image classification as torchvision's ``ImageFolder`` and Ultralytics' classify datasets read it.
 
     Each image is placed under ``<class>/<file name>`` for every image-level classification it has (an image
     with two classes is in two folders; ``labels.csv`` lists every ``path,class`` pair). ``classes.txt``
     lists the folders sorted, which is the order ``ImageFolder`` numbers them in (a folder is the class
     name, with ``%``, ``/``, ``\\`` and a leading dot percent-encoded). Images without a classification are
-    left out and named in ``unclassified.txt``. Returns the text files and, per image id, the member names
-    its bytes go under.
+    left out and named in ``unclassified.txt``. :attr:`paths` gives, per image id, the member names its
+    bytes go under, once :meth:`rest` has been made.
     """
-    classified = [a for a in annotations if a["type"] == "classification"]
-    if not classified:
-        raise InvalidExport(
-            "no_classifications",
-            f"None of the {len(images)} selected image(s) has an image-level classification to make folders from; "
-            "use coco, yolo, yolo-seg or voc for boxes and outlines.",
-        )
-    by_image = _by_image(images, classified)
-    folders = sorted({_folder_name(name) for name in _class_names(classified, labels)})
-    paths: dict[str, list[str]] = {}
-    rows = io.StringIO()
-    writer = csv.writer(rows, lineterminator="\n")
-    writer.writerow(["path", "class"])
-    for image in images:
-        classes = sorted({labels[a["label_id"]]["name"] for a in by_image[image["id"]]})
-        paths[image["id"]] = [f"{_folder_name(name)}/{image['file_name']}" for name in classes]
-        writer.writerows(zip(paths[image["id"]], classes))
-    files = {"classes.txt": "".join(f"{folder}\n" for folder in folders), "labels.csv": rows.getvalue()}
-    unclassified = [image["file_name"] for image in images if not paths[image["id"]]]
-    if unclassified:
-        files["unclassified.txt"] = "".join(f"{name}\n" for name in unclassified)
-    return files, paths
+
+    def __init__(self, images: list[dict], label_ids: list[str], labels: dict[str, dict], classes: list[str] | None = None) -> None:
+        if not label_ids:
+            raise InvalidExport(
+                "no_classifications",
+                f"None of the {len(images)} selected image(s) has an image-level classification to make folders from; "
+                "use coco, yolo, yolo-seg or voc for boxes and outlines.",
+            )
+        super().__init__(images, label_ids, labels, classes)
+        self._folders = sorted({_folder_name(name) for name in _class_names(label_ids, labels)})
+        self._classes: dict[str, list[str]] = {}
+        self.paths: dict[str, list[str]] = {}
+
+    @staticmethod
+    def takes(a: dict) -> bool:
+        return a["type"] == "classification"
+
+    def image_files(self, image: dict, objects: list[dict]) -> dict[str, str | bytes]:
+        classes = sorted({self.labels[a["label_id"]]["name"] for a in objects})
+        self._classes[image["id"]] = classes
+        self.paths[image["id"]] = [f"{_folder_name(name)}/{image['file_name']}" for name in classes]
+        return {}
+
+    def tail(self) -> dict[str, str | bytes]:
+        rows = io.StringIO()
+        writer = csv.writer(rows, lineterminator="\n")
+        writer.writerow(["path", "class"])
+        for image in self.images:
+            writer.writerows(zip(self.paths[image["id"]], self._classes[image["id"]]))
+        files: dict[str, str | bytes] = {"classes.txt": "".join(f"{folder}\n" for folder in self._folders), "labels.csv": rows.getvalue()}
+        unclassified = [image["file_name"] for image in self.images if not self.paths[image["id"]]]
+        if unclassified:
+            files["unclassified.txt"] = "".join(f"{name}\n" for name in unclassified)
+        return files
+
+
+def image_folder(images: list[dict], annotations: list[dict], labels: dict[str, dict]) -> tuple[dict[str, str | bytes], dict[str, list[str]]]:
+    """:class:`ImageFolderFiles` at once: the text files and, per image id, the member names its bytes go under."""
+    objects = [a for a in annotations if ImageFolderFiles.takes(a)]
+    files = ImageFolderFiles(images, sorted({a["label_id"] for a in objects}), labels)
+    return files.whole(objects), files.paths

@@ -44,7 +44,16 @@ def flip_idx(names: list[str]) -> list[int]:
 
 
 def dataset_schema(objects: list[dict], labels: dict[str, dict]) -> list[str]:
-    """The keypoint names every line of the export carries: the one schema the objects' labels have.
+    """The keypoint names every line of the export carries: the one schema the objects' labels have
+    (:func:`schema_of`), their points checked against it (:func:`check_points`)."""
+    names = schema_of({a["label_id"] for a in objects}, labels)
+    check_points(objects, labels, len(names))
+    return names
+
+
+def schema_of(used: Iterable[str], labels: dict[str, dict]) -> list[str]:
+    """The one keypoint schema of the labels ``used`` (those of the export's objects, known before any
+    object is read).
 
     Refused (422) when the labels have different schemas (``keypoint_schemas_differ``, naming each label
     and its points), when none has a schema (``no_keypoint_schema``: K would be unknown), when a label
@@ -52,7 +61,7 @@ def dataset_schema(objects: list[dict], labels: dict[str, dict]) -> list[str]:
     K points they are), and when an annotation's points are not one per name of its label's schema
     (``keypoints_count``: made before the schema changed).
     """
-    used = {a["label_id"] for a in objects}
+    used = set(used)
     schemas = {tuple(labels[i]["keypoints"]) for i in used if labels[i].get("keypoints")}
     if len(schemas) > 1:
         named = sorted((labels[i]["name"], len(labels[i]["keypoints"])) for i in used if labels[i].get("keypoints"))
@@ -73,11 +82,11 @@ def dataset_schema(objects: list[dict], labels: dict[str, dict]) -> list[str]:
             "(PATCH /v1/labels/{id} with 'keypoints'), or export boxes with 'yolo'.",
         )
     [names] = schemas
-    _check_points(objects, labels, len(names))
     return list(names)
 
 
-def _check_points(objects: list[dict], labels: dict[str, dict], count: int) -> None:
+def check_points(objects: list[dict], labels: dict[str, dict], count: int) -> None:
+    """Refuse ``objects`` with points their label has no schema for, or not ``count`` of them (see :func:`schema_of`)."""
     unnamed = sorted({labels[a["label_id"]]["name"] for a in objects if a.get("keypoints") and not labels[a["label_id"]].get("keypoints")})
     if unnamed:
         raise InvalidExport(

@@ -28,17 +28,22 @@ def _read(archive) -> COCO:
     return coco
 
 
-async def test_a_coco_export_in_pages_holds_every_object_and_every_image(annotation_client, mongo_db, blob_store, monkeypatch):
-    monkeypatch.setattr(exports, "COCO_PAGE", 2)
-    tag = f"pages {RUN_ID}"
-    shapes = await _stored(mongo_db, blob_store, "chelsea.png", "probe_pages_shapes.png")
-    bare = await _stored(mongo_db, blob_store, "coffee.png", "probe_pages_bare.png")
-    points = await _stored(mongo_db, blob_store, "astronaut.png", "probe_pages_points.png")
+def holed_mask() -> tuple[np.ndarray, dict]:
+    """A mask with a hole on chelsea.png (451 × 300), and its RLE."""
     mask = np.zeros((300, 451), np.uint8)
     mask[40:120, 60:200] = 1
     mask[70:90, 100:150] = 0  # a hole
     encoded = coco_mask.encode(np.asfortranarray(mask))
-    rle = {"size": [int(v) for v in encoded["size"]], "counts": encoded["counts"].decode()}
+    return mask, {"size": [int(v) for v in encoded["size"]], "counts": encoded["counts"].decode()}
+
+
+async def test_a_coco_export_in_pages_holds_every_object_and_every_image(annotation_client, mongo_db, blob_store, monkeypatch):
+    monkeypatch.setattr(exports, "PAGE", 2)
+    tag = f"pages {RUN_ID}"
+    shapes = await _stored(mongo_db, blob_store, "chelsea.png", "probe_pages_shapes.png")
+    bare = await _stored(mongo_db, blob_store, "coffee.png", "probe_pages_bare.png")
+    points = await _stored(mongo_db, blob_store, "astronaut.png", "probe_pages_points.png")
+    mask, rle = holed_mask()
     await _annotate(annotation_client, shapes, type="bbox", label=f"cat {tag}", bbox=[1, 2, 30, 40])
     await _annotate(annotation_client, shapes, type="classification", label=f"indoor {tag}")
     await _annotate(annotation_client, shapes, type="mask", label=f"cat {tag}", rle=rle)
