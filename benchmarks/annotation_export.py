@@ -6,9 +6,8 @@ image document of its own over the sample's photo in MinIO, under a file name of
 annotation service as its own process (as deployed), and asks it for the whole selection by image ids,
 ``ROUNDS`` times in each of ``FORMATS`` (COCO, YOLO, VOC). Prints, after each export, its time, the zip's
 size and the service's resident memory (RSS, the drain process not counted): an export that builds its
-annotation files at once raises it from one export to the next; one written page by page does not. The
-first export of each format also prints a digest of its annotation files (every member but the photos,
-by name), to compare two versions of the code by. Everything it made is dropped at the end.
+annotation files at once raises it from one export to the next; one written page by page does not.
+Everything it made is dropped at the end.
 """
 
 from __future__ import annotations
@@ -18,13 +17,11 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import time
 import uuid
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
 import aiohttp
 
@@ -44,7 +41,6 @@ from tests.processes import ServiceProcess
 COPIES = int(os.environ.get("CORPUS_BENCH_EXPORT_COPIES", "30"))  # of the 128-image sample
 ROUNDS = int(os.environ.get("CORPUS_BENCH_EXPORT_ROUNDS", "8"))
 FORMATS = os.environ.get("CORPUS_BENCH_EXPORT_FORMATS", "coco,yolo,voc").split(",")
-PHOTOS = ("images/", "JPEGImages/")
 
 
 async def load(app, coco: Path) -> list[str]:
@@ -79,24 +75,13 @@ async def exports(service: ServiceProcess, key: str, image_ids: list[str], fmt: 
     async with aiohttp.ClientSession(service.url, headers={"Authorization": f"Bearer {key}"}) as http:
         for n in range(1, ROUNDS + 1):
             started, size = time.perf_counter(), 0
-            with tempfile.TemporaryFile() as out:
-                async with http.post("/v1/exports", json={"format": fmt, "image_ids": image_ids}) as response:
-                    assert response.status == 200, await response.text()
-                    async for chunk in response.content.iter_chunked(1 << 20):
-                        size += out.write(chunk) if n == 1 else len(chunk)
-                elapsed = time.perf_counter() - started
-                own, _ = rss_mb(service.proc.pid)
-                digest = f"  files {_digest(out)}" if n == 1 else ""
-            print(f"{fmt:<5} export {n}: {elapsed:6.2f} s  {size / 1e6:6.1f} MB zip  service RSS {own:6.1f} MB{digest}")
-
-
-def _digest(archive: IO[bytes]) -> str:
-    """SHA-256 of the annotation files (names and contents, by name), the photos left out."""
-    digest = hashlib.sha256()
-    with zipfile.ZipFile(archive) as opened:
-        for name in sorted(n for n in opened.namelist() if not n.startswith(PHOTOS)):
-            digest.update(name.encode() + b"\0" + opened.read(name) + b"\0")
-    return digest.hexdigest()[:16]
+            async with http.post("/v1/exports", json={"format": fmt, "image_ids": image_ids}) as response:
+                assert response.status == 200, await response.text()
+                async for chunk in response.content.iter_chunked(1 << 20):
+                    size += len(chunk)
+            elapsed = time.perf_counter() - started
+            own, _ = rss_mb(service.proc.pid)
+            print(f"{fmt:<5} export {n}: {elapsed:6.2f} s  {size / 1e6:6.1f} MB zip  service RSS {own:6.1f} MB")
 
 
 async def first_export(service: ServiceProcess, key: str, image_ids: list[str]) -> str:
