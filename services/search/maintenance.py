@@ -22,7 +22,6 @@ from typing import Any
 
 from services.search.adapters.index import BulkWriteError, ImageIndex, IndexBusy
 from services.search.domain.drift import Drift, compare
-from services.search.domain.durations import duration_seconds
 from services.search.projection import Projector
 from shared.background import LoopDriven, PollingLoop
 
@@ -209,7 +208,7 @@ class RetiredSweeper(LoopDriven):
     needs no job lock."""
 
     def __init__(self, index: ImageIndex) -> None:
-        self._loop = PollingLoop("retired-indices", self._pass, poll_seconds=min(duration_seconds(index.keep_alive), SWEEP_SECONDS_MAX))
+        self._loop = PollingLoop("retired-indices", self._pass, poll_seconds=min(index.keep_alive_span.total_seconds(), SWEEP_SECONDS_MAX))
         self.index = index
 
     async def _pass(self) -> bool:

@@ -57,6 +57,11 @@ class ImageIndex:
         self.settings = index_settings(shards, replicas)
         self.keep_alive = keep_alive  # of the cursors' snapshots: how long a replaced index is kept for them
 
+    @property
+    def keep_alive_span(self) -> timedelta:
+        """The cursors' keep-alive (an Elasticsearch time value such as ``5m``) as a span."""
+        return timedelta(seconds=duration_seconds(self.keep_alive))
+
     async def ensure(self) -> None:
         """Create the current index and point the alias at it, unless the alias exists."""
         if await self.es.indices.exists_alias(name=self.alias):
@@ -240,7 +245,7 @@ class ImageIndex:
         the index itself, so it outlives this process. Returns until when they are kept at least."""
         if not names:
             return None
-        until = (now or datetime.now(UTC)) + timedelta(seconds=duration_seconds(self.keep_alive))
+        until = (now or datetime.now(UTC)) + self.keep_alive_span
         await self.es.indices.put_mapping(index=",".join(names), meta={RETIRED_UNTIL: until.isoformat()})
         return until
 

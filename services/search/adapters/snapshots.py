@@ -19,13 +19,12 @@ up. The last page closes its snapshot and removes the record.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.search.adapters.index import ImageIndex
-from services.search.domain.durations import duration_seconds
 
 SNAPSHOTS = "search_snapshots"
 
@@ -40,7 +39,7 @@ class Snapshots:
         self.records = db[SNAPSHOTS]
         self.index = index
         self.per_caller = per_caller
-        self.keep_alive = timedelta(seconds=duration_seconds(index.keep_alive))
+        self.keep_alive = index.keep_alive_span
 
     async def ensure_indexes(self) -> None:
         await self.records.create_index([("caller", 1), ("origin", 1), ("opened_at", DESCENDING)])
