@@ -178,10 +178,6 @@ class AnnotationRepository:
         )
         return await cursor.to_list()
 
-    async def for_images(self, image_ids: list[str], dataset: str | None = None) -> list[dict[str, Any]]:
-        """The images' current annotations; with ``dataset``, only that dataset's and those made by hand (no dataset)."""
-        return await self.annotations.find(_of_images(image_ids, dataset), HIDE_PENDING).sort("_id", ASCENDING).to_list()
-
     def snapshot(self) -> AsyncClientSession:
         """A session whose reads all see one moment (``readConcern: snapshot``): an export's first look at
         which labels its annotations carry and its read of them page by page agree, whatever is written
@@ -192,7 +188,7 @@ class AnnotationRepository:
         self, image_ids: list[str], dataset: str | None, fmt: str, session: AsyncClientSession
     ) -> list[str]:
         """The labels of the images' current annotations that export format ``fmt`` takes (:data:`EXPORTED`;
-        ``dataset``: as in :meth:`for_images`)."""
+        ``dataset``: only that dataset's and those made by hand, as :func:`_of_images`)."""
         query = {**_of_images(image_ids, dataset), **EXPORTED[fmt]}
         return sorted(await self.annotations.distinct("label_id", query, session=session))
 
@@ -200,9 +196,8 @@ class AnnotationRepository:
         self, image_ids: list[str], dataset: str | None, fmt: str, label_ids: list[str], size: int, session: AsyncClientSession
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """The images' current annotations that ``fmt`` takes, of ``label_ids``, ``size`` at a time: a
-        selection's annotations need not fit in memory together. COCO's in :meth:`for_images` order (it
-        numbers them so); the others' by image, then as :meth:`for_images` orders them, so that each
-        image's come together."""
+        selection's annotations need not fit in memory together. COCO's by ``_id`` (it numbers them so); the
+        others' by image, then by ``_id``, so that each image's come together."""
         query = {**_of_images(image_ids, dataset), **EXPORTED[fmt], "label_id": {"$in": label_ids}}
         order = [("_id", ASCENDING)] if fmt == "coco" else [("image_id", ASCENDING), ("_id", ASCENDING)]
         cursor = self.annotations.find(query, HIDE_PENDING, session=session).sort(order).batch_size(size)
@@ -230,6 +225,7 @@ class AnnotationRepository:
 
 
 def _of_images(image_ids: list[str], dataset: str | None) -> dict[str, Any]:
+    """The images' current annotations; with ``dataset``, only that dataset's and those made by hand (no dataset)."""
     query: dict[str, Any] = {"image_id": {"$in": image_ids}, "deleted": False}
     if dataset is not None:
         query["dataset"] = {"$in": [dataset, None]}  # None also matches documents without the field

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from services.annotation import exports
+from services.annotation.adapters.annotations import HIDE_PENDING
 from services.annotation.deps import DEPS
 from services.annotation.domain import export_formats
 from tests.conftest import RUN_ID
@@ -22,7 +23,8 @@ pytestmark = [
 async def _at_once(deps, fmt: str, image_ids: list[str], classes: list[str] | None) -> tuple[dict, dict[str, list[str]]]:
     """The files made from every annotation of the images at once, as the export made them before it paged."""
     images = await exports._images(deps, image_ids)
-    annotations = await deps.annotations.for_images(image_ids)
+    found = deps.annotations.annotations.find({"image_id": {"$in": image_ids}, "deleted": False}, HIDE_PENDING)
+    annotations = await found.sort("_id", 1).to_list()
     labels = await exports._labels(deps, {a["label_id"] for a in annotations})
     if classes is not None:
         annotations = [a for a in annotations if labels[a["label_id"]]["name"] in classes]
